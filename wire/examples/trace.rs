@@ -53,6 +53,20 @@ fn frame(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8], ip_id: u16) -> Ve
     f
 }
 
+fn name(m: &Message<'_>) -> String {
+    match m {
+        Message::Hello(_) => "HELLO".into(),
+        Message::HelloReply(r) => format!("HELLO reply, {} peers", r.peers.len()),
+        Message::Ack(_) => "ACK".into(),
+        Message::KeepAlive(map) => format!("keep-alive, newest block {:?}", map.newest()),
+        Message::Request(r) => {
+            format!("video request, blocks {}..={}", r.first_block, r.first_block + u32::from(r.count) - 1)
+        }
+        Message::Video(v) => format!("video {}/{} of request {}", v.index + 1, v.total, v.request),
+        other => format!("{other:?}"),
+    }
+}
+
 fn main() -> Result<()> {
     let Some(out) = std::env::args().nth(1) else {
         bail!("usage: trace OUT.pcap  (writes one soplab exchange as a pcap file)");
@@ -74,31 +88,56 @@ fn main() -> Result<()> {
         let bytes = repr.to_vec();
         ip_id = ip_id.wrapping_add(1);
         let data = frame(src, dst, &bytes, ip_id);
+        // The line tcpdump -n would print, plus what soplab calls the datagram.
+        let secs = t.as_secs() % 86_400;
+        println!(
+            "{:02}:{:02}:{:02}.{:06} IP {}.{} > {}.{}: UDP, length {}  [{}]",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            t.subsec_micros(),
+            src.ip(),
+            src.port(),
+            dst.ip(),
+            dst.port(),
+            bytes.len(),
+            name(&repr.message),
+        );
         w.write_packet(&PcapPacket::new(t, data.len() as u32, &data)).context("cannot write a packet")?;
         Ok(())
     };
 
     let (nonce_a, nonce_b) = (0x1234_5678, 0x9abc_def0);
-    send(&mut w, t, true, Message::Hello(Hello {
-        role: Role::Peer,
-        nonce: nonce_a,
-        channel: CHANNEL,
-        listen_port: a.port(),
-        newest: None,
-    }))?;
+    send(
+        &mut w,
+        t,
+        true,
+        Message::Hello(Hello {
+            role: Role::Peer,
+            nonce: nonce_a,
+            channel: CHANNEL,
+            listen_port: a.port(),
+            newest: None,
+        }),
+    )?;
     t += Duration::from_millis(20);
     let peers: PeerSet = (0..3).map(|i| SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, 20 + i), 3908)).collect();
-    send(&mut w, t, false, Message::HelloReply(HelloReply {
-        ack: LinkAck { status: LinkStatus::Accepted, echo: nonce_a, nonce: nonce_b, channel: CHANNEL },
-        peers,
-    }))?;
+    send(
+        &mut w,
+        t,
+        false,
+        Message::HelloReply(HelloReply {
+            ack: LinkAck { status: LinkStatus::Accepted, echo: nonce_a, nonce: nonce_b, channel: CHANNEL },
+            peers,
+        }),
+    )?;
     t += Duration::from_millis(20);
-    send(&mut w, t, true, Message::Ack(LinkAck {
-        status: LinkStatus::Accepted,
-        echo: nonce_b,
-        nonce: 0,
-        channel: CHANNEL,
-    }))?;
+    send(
+        &mut w,
+        t,
+        true,
+        Message::Ack(LinkAck { status: LinkStatus::Accepted, echo: nonce_b, nonce: 0, channel: CHANNEL }),
+    )?;
 
     // B holds blocks 100..=140, A holds 90..=97.
     let map_b = BufferMap::from_fn(140, |id| id >= 100);

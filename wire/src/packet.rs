@@ -189,10 +189,7 @@ mod tests {
 
     #[test]
     fn check_rejects_short_and_bad_version() {
-        assert_eq!(
-            Packet::new_checked(&[0u8; 11][..]).unwrap_err(),
-            Error::TooShort { len: 11, need: 12 }
-        );
+        assert_eq!(Packet::new_checked(&[0u8; 11][..]).unwrap_err(), Error::TooShort { len: 11, need: 12 });
         let mut d = [0u8; 12];
         d[3] = 6;
         assert!(matches!(Packet::new_checked(&d[..]), Err(Error::BadVersion { found: 6, .. })));

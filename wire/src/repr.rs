@@ -121,17 +121,10 @@ const HELLO_REPLY: Shape = Shape {
     what: "HELLO reply",
     size: Some(size::HELLO_REPLY),
     flags: 0,
-    msgs: &[
-        (msg::ACK, Some(0xff), Some(ACK_MSG_LEN)),
-        (msg::PEER_EXCHANGE, None, Some(PEX_MSG_LEN)),
-    ],
+    msgs: &[(msg::ACK, Some(0xff), Some(ACK_MSG_LEN)), (msg::PEER_EXCHANGE, None, Some(PEX_MSG_LEN))],
 };
-const ACK: Shape = Shape {
-    what: "ACK",
-    size: Some(size::ACK),
-    flags: 0,
-    msgs: &[(msg::ACK, Some(0x01), Some(ACK_MSG_LEN))],
-};
+const ACK: Shape =
+    Shape { what: "ACK", size: Some(size::ACK), flags: 0, msgs: &[(msg::ACK, Some(0x01), Some(ACK_MSG_LEN))] };
 const KEEPALIVE: Shape = Shape {
     what: "keep-alive",
     size: Some(size::KEEPALIVE),
@@ -162,12 +155,8 @@ const LEAVE: Shape = Shape {
     flags: 0,
     msgs: &[(msg::LEAVE, None, Some(size::TRACKER_REQUEST - HEADER_LEN))],
 };
-const PEER_LIST: Shape = Shape {
-    what: "tracker peer list",
-    size: None,
-    flags: 0,
-    msgs: &[(msg::PEER_LIST, Some(0), None)],
-};
+const PEER_LIST: Shape =
+    Shape { what: "tracker peer list", size: None, flags: 0, msgs: &[(msg::PEER_LIST, Some(0), None)] };
 
 /// Length of the acknowledgement message (in the 80-byte reply and the 28-byte ACK).
 const ACK_MSG_LEN: usize = 20;

@@ -159,7 +159,7 @@ pub struct Segments<'a> {
 /// Segments `data` (exactly `count x` [`BLOCK_LEN`] bytes of blocks `first_block..`) into the
 /// packets of the response to `request`.
 pub fn segment(request: u32, first_block: u32, data: &[u8]) -> Result<Segments<'_>> {
-    if data.is_empty() || data.len() % BLOCK_LEN != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(BLOCK_LEN) {
         return Err(Error::BadField { field: "response length (whole blocks)", value: data.len() as u32 });
     }
     let count = u8::try_from(data.len() / BLOCK_LEN)
@@ -307,7 +307,10 @@ impl<K: Copy + Eq> Reassembler<K> {
             Some(i) => {
                 let s = self.slots[i].as_ref().expect("position found a slot");
                 if s.first_block != v.first_block || s.count != v.count {
-                    return Err(Error::BadField { field: "first block (conflicts with earlier packets)", value: v.first_block });
+                    return Err(Error::BadField {
+                        field: "first block (conflicts with earlier packets)",
+                        value: v.first_block,
+                    });
                 }
                 i
             }
