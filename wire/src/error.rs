@@ -19,8 +19,11 @@ pub enum Error {
     /// A message's length field disagrees with the bytes that are there.
     #[error("bad message length {found} at byte {offset} (must be 4..={room} here)")]
     BadLength { offset: usize, found: usize, room: usize },
+    /// A message of a fixed-size kind has another length.
+    #[error("message at byte {offset} is {found} bytes long; its type is always {expected}")]
+    BadMessageLength { offset: usize, found: usize, expected: usize },
     /// Byte 2 (message count) disagrees with the messages in the datagram.
-    #[error("header says {declared} messages, datagram holds {found}")]
+    #[error("header says {declared} messages, datagram holds (or its class needs) {found}")]
     BadCount { declared: u8, found: u8 },
     /// The datagram's total size is not the one its class has.
     #[error("{what} must be {expected} bytes, got {len}")]

@@ -26,7 +26,8 @@ pub use repr::{
 pub use video::{BLOCK_LEN, MAX_BLOCKS_PER_REQUEST, Reassembler, Video, segment};
 
 /// Datagram classes (bytes 0-1 of the header). Link-opening datagrams carry `ff ff` ("no link
-/// yet"); the others carry the codes the classifiers saw (`00 0c` ACK, `00 02` keep-alive).
+/// yet"); the ACK's `00 0c` and the keep-alive's `00 02` are the codes the classifiers match;
+/// the other codes are soplab's own.
 pub mod class {
     pub const HELLO: u16 = 0xffff;
     pub const HELLO_REPLY: u16 = 0x0001;

@@ -65,7 +65,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         let declared = data[field::COUNT];
         let mut offset = HEADER_LEN;
-        let mut found: u8 = 0;
+        let mut found: usize = 0;
         while offset < data.len() {
             let room = data.len() - offset;
             if room < MSG_HEADER_LEN {
@@ -76,10 +76,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
                 return Err(Error::BadLength { offset, found: len, room });
             }
             offset += len;
-            found = found.saturating_add(1);
+            found += 1;
         }
-        if found != declared {
-            return Err(Error::BadCount { declared, found });
+        if found != usize::from(declared) {
+            return Err(Error::BadCount { declared, found: found.min(255) as u8 });
         }
         Ok(())
     }
@@ -168,9 +168,12 @@ impl<'a> Iterator for Messages<'a> {
         let rest = self.data.get(self.offset..)?;
         let head = rest.get(..MSG_HEADER_LEN)?;
         let len = u16::from_be_bytes([head[2], head[3]]) as usize;
-        let body = rest.get(MSG_HEADER_LEN..len.max(MSG_HEADER_LEN))?;
+        if len < MSG_HEADER_LEN {
+            return None;
+        }
+        let body = rest.get(MSG_HEADER_LEN..len)?;
         let item = MessageRef { offset: self.offset, kind: head[0], flag: head[1], body };
-        self.offset += len.max(MSG_HEADER_LEN);
+        self.offset += len;
         Some(item)
     }
 }

@@ -75,7 +75,7 @@ impl Shape {
         }
         let found = p.count();
         if usize::from(found) != self.msgs.len() {
-            return Err(Error::BadCount { declared: self.msgs.len() as u8, found });
+            return Err(Error::BadCount { declared: found, found: self.msgs.len() as u8 });
         }
         for (m, &(kind, flag, mlen)) in p.messages().zip(self.msgs) {
             if m.kind != kind {
@@ -90,7 +90,7 @@ impl Shape {
             if let Some(l) = mlen
                 && total != l
             {
-                return Err(Error::BadLength { offset: m.offset, found: total, room: l });
+                return Err(Error::BadMessageLength { offset: m.offset, found: total, expected: l });
             }
         }
         Ok(())

@@ -7,6 +7,8 @@
 //! stepping by 120 bytes like the fragment sizes in Table 1 (1201, 1081, 617, 497, 377).
 
 use crate::packet::{HEADER_LEN, Packet, put_msg_header};
+use std::collections::VecDeque;
+
 use crate::{Error, Result, class, flags, msg, size};
 
 /// Bytes in one video block ("10 kbyte").
@@ -30,10 +32,11 @@ pub const fn fragment_count(count: u8) -> u16 {
 
 /// Video bytes in packet `index` of a `count`-block response (0 if `index` is out of range).
 pub const fn fragment_payload_len(count: u8, index: u16) -> usize {
-    let total = fragment_count(count);
-    if index + 1 < total {
+    let total = fragment_count(count) as u32;
+    let next = index as u32 + 1;
+    if next < total {
         FRAGMENT_PAYLOAD
-    } else if index + 1 == total {
+    } else if next == total {
         response_len(count) - (total as usize - 1) * FRAGMENT_PAYLOAD
     } else {
         0
@@ -86,7 +89,7 @@ impl<'a> Video<'a> {
             return Err(Error::BadFlag { offset: 4, found: p.flags(), expected: flags::LINKED });
         }
         if p.count() != 1 {
-            return Err(Error::BadCount { declared: 1, found: p.count() });
+            return Err(Error::BadCount { declared: p.count(), found: 1 });
         }
         if d[8] != msg::VIDEO {
             return Err(Error::UnknownType { found: d[8], expected: msg::VIDEO });
@@ -238,7 +241,8 @@ pub enum Insert<'r, K> {
     /// Stored; the response still misses packets. If every slot was busy, the oldest response
     /// was given up to make room and is reported here.
     Stored { evicted: Option<Incomplete<K>> },
-    /// This packet was already there (duplicated or replayed); nothing changed.
+    /// This packet was already there, or belongs to a response recently completed or given up
+    /// (duplicated or replayed); nothing changed.
     Duplicate,
     /// This packet completed the response.
     Complete(Complete<'r>),
@@ -267,6 +271,9 @@ struct Slot<K> {
 pub struct Reassembler<K> {
     slots: Vec<Option<Slot<K>>>,
     spare: Vec<Vec<u8>>,
+    /// Responses recently completed or given up, so that late or replayed packets of them are
+    /// reported as duplicates instead of opening a slot that could never complete.
+    recent: VecDeque<(K, u32)>,
 }
 
 fn block_fragments(count: u8, block: u8) -> u128 {
@@ -281,7 +288,7 @@ impl<K: Copy + Eq> Reassembler<K> {
     /// A reassembler holding at most `slots` (at least 1) responses in progress.
     pub fn new(slots: usize) -> Reassembler<K> {
         let slots = slots.max(1);
-        Reassembler { slots: (0..slots).map(|_| None).collect(), spare: Vec::new() }
+        Reassembler { slots: (0..slots).map(|_| None).collect(), spare: Vec::new(), recent: VecDeque::new() }
     }
 
     /// Responses in progress.
@@ -292,8 +299,16 @@ impl<K: Copy + Eq> Reassembler<K> {
     /// Adds one packet of the response identified by `key`. A packet whose request matches a
     /// response in progress but disagrees on its blocks is an error and changes nothing.
     pub fn insert(&mut self, key: K, now: u64, v: &Video<'_>) -> Result<Insert<'_, K>> {
-        if v.total != fragment_count(v.count) || v.index >= v.total {
+        check_count(v.count)?;
+        check_range(v.first_block, v.count)?;
+        if v.total != fragment_count(v.count) {
+            return Err(Error::BadField { field: "fragment total", value: v.total.into() });
+        }
+        if v.index >= v.total {
             return Err(Error::BadField { field: "fragment index", value: v.index.into() });
+        }
+        if self.recent.contains(&(key, v.request)) {
+            return Ok(Insert::Duplicate);
         }
         if v.payload.len() != fragment_payload_len(v.count, v.index) {
             return Err(Error::BadSize {
@@ -356,13 +371,22 @@ impl<K: Copy + Eq> Reassembler<K> {
         }
         // Complete: the slot's buffer goes back to the spare list once the caller is done.
         let s = self.slots[at].take().expect("slot filled above");
+        self.remember(s.key, s.request);
         self.spare.push(s.buf);
         let data = self.spare.last().expect("just pushed");
         Ok(Insert::Complete(Complete { request: s.request, first_block: s.first_block, count: s.count, data }))
     }
 
+    fn remember(&mut self, key: K, request: u32) {
+        if self.recent.len() >= 4 * self.slots.len() {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((key, request));
+    }
+
     fn release(&mut self, i: usize) -> Option<Incomplete<K>> {
         let s = self.slots[i].take()?;
+        self.remember(s.key, s.request);
         let complete = (0..s.count)
             .filter(|&b| {
                 let m = block_fragments(s.count, b);
@@ -371,6 +395,14 @@ impl<K: Copy + Eq> Reassembler<K> {
             .fold(0u16, |acc, b| acc | (1 << b));
         self.spare.push(s.buf);
         Some(Incomplete { key: s.key, request: s.request, first_block: s.first_block, count: s.count, complete })
+    }
+
+    /// Gives up the response `key` is assembling, if any, returning its report and its bytes
+    /// (blocks the report marks complete are valid there).
+    pub fn take(&mut self, key: K, request: u32) -> Option<(Incomplete<K>, &[u8])> {
+        let i = self.slots.iter().position(|s| matches!(s, Some(s) if s.key == key && s.request == request))?;
+        let report = self.release(i)?;
+        Some((report, self.spare.last().map_or(&[][..], |b| &b[..])))
     }
 
     /// Gives up every response started before `older_than`, calling `f` with its report and
