@@ -1,0 +1,153 @@
+//! Ground-truth events: what a daemon really did, one JSON line each (schema in
+//! docs/GROUND_TRUTH.md). The core stamps nothing; the shell adds the wall-clock time and the
+//! daemon's address when it writes the line.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+/// Why an input was dropped; counted per reason in summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// Not a soplab datagram (decode error).
+    Undecodable,
+    /// A valid datagram for another channel.
+    WrongChannel,
+    /// A datagram this role never receives (video at the tracker, ...).
+    UnexpectedMessage,
+    /// A link-level datagram from an address that is not an established neighbour.
+    NotNeighbour,
+    /// A HELLO reply whose echo is not the nonce we sent.
+    BadNonce,
+    /// Video for a request we did not make (or no longer wait for).
+    Unrequested,
+    /// A video packet we already had (duplicate or replay).
+    Duplicate,
+    /// A request for blocks we do not hold.
+    MissingBlock,
+    /// A request refused because the child's queue or the child limit is full.
+    Overloaded,
+    /// The sender exceeded its rate limit.
+    RateLimited,
+    /// A table (tracker channel, entries, candidates) is at its bound.
+    TableFull,
+}
+
+/// Why a neighbour link ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownReason {
+    /// Nothing heard for longer than the neighbour timeout.
+    Timeout,
+    /// The HELLO was not answered in time.
+    HandshakeTimeout,
+    /// The other side refused the link (full or wrong channel).
+    Refused,
+    /// This node is shutting down.
+    Shutdown,
+}
+
+/// One ground-truth event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The node started (a peer session begins).
+    SessionStart {
+        role: &'static str,
+    },
+    /// The node stopped; `graceful` is false when it just went silent.
+    SessionEnd {
+        graceful: bool,
+    },
+    /// A link completed its handshake.
+    NeighborUp {
+        peer: SocketAddr,
+        initiator: bool,
+    },
+    NeighborDown {
+        peer: SocketAddr,
+        reason: DownReason,
+    },
+    /// A request sent to a parent.
+    RequestSent {
+        parent: SocketAddr,
+        request: u32,
+        first_block: u32,
+        count: u8,
+    },
+    /// A request received and answered (all its packets queued or sent).
+    ResponseSent {
+        child: SocketAddr,
+        request: u32,
+        first_block: u32,
+        count: u8,
+        bytes: u64,
+        packets: u32,
+    },
+    /// A response fully received.
+    ResponseReceived {
+        parent: SocketAddr,
+        request: u32,
+        first_block: u32,
+        count: u8,
+        bytes: u64,
+    },
+    /// A response given up on; `complete` lists the blocks that still arrived whole.
+    RequestTimeout {
+        parent: SocketAddr,
+        request: u32,
+        first_block: u32,
+        count: u8,
+        complete: Vec<u32>,
+    },
+    /// A child took (or lost) this node as a parent: first request after a pause, or silence.
+    ChildUp {
+        child: SocketAddr,
+    },
+    ChildDown {
+        child: SocketAddr,
+    },
+    /// Playback began at `block` after the start-up buffer filled.
+    PlaybackStart {
+        block: u32,
+    },
+    /// A block was played at its deadline (`hit`) or was missing then.
+    Play {
+        block: u32,
+        hit: bool,
+    },
+    /// An input was dropped.
+    Dropped {
+        from: SocketAddr,
+        reason: DropReason,
+    },
+    /// Tracker: a registration (new or refreshed entry).
+    TrackerRegister {
+        peer: SocketAddr,
+        channel: u32,
+        new: bool,
+    },
+    /// Tracker: a peer list sent.
+    TrackerReply {
+        peer: SocketAddr,
+        channel: u32,
+        peers: u32,
+    },
+    /// Tracker: an entry removed by TTL expiry or an explicit leave.
+    TrackerExpire {
+        peer: SocketAddr,
+        channel: u32,
+        leave: bool,
+    },
+}
+
+impl Event {
+    /// The event as one JSON object with the time (CLOCK_REALTIME microseconds) and the
+    /// writing node's address first.
+    pub fn to_json_line(&self, ts_us: u64, node: SocketAddr) -> String {
+        let body = serde_json::to_string(self).expect("events serialise");
+        // `body` is a JSON object ("{...}"): splice the two leading fields into it.
+        format!("{{\"ts_us\":{ts_us},\"node\":\"{node}\",{}", &body[1..])
+    }
+}

@@ -1,0 +1,5 @@
+//! `soplab`: swarms of soplab's tracker, source and peers — in virtual time, on loopback, and
+//! (later) in network namespaces — and the summaries that say how they did.
+
+pub mod summary;
+pub mod virtual_swarm;
