@@ -7,6 +7,8 @@
 
 use std::net::SocketAddr;
 
+pub mod daemon;
+pub mod duration;
 pub mod shell;
 pub mod sim;
 pub mod truth;

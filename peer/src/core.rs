@@ -6,7 +6,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 use bytes::Bytes;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use soplab_node::truth::DownReason;
 use soplab_node::{DropReason, Event, Media, Micros, Node, Transmit};
 use soplab_wire::video::{Insert, Reassembler};
@@ -89,10 +89,10 @@ struct Upload {
 }
 
 /// Counters and outcomes reported in a run's summary.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PeerStats {
     pub addr: String,
-    pub role: &'static str,
+    pub role: String,
     /// Blocks played on time / blocks due, after start-up (None before playback starts).
     pub continuity: Option<f64>,
     pub blocks_due: u64,
@@ -161,7 +161,7 @@ impl Peer {
         let slots = cfg.gamma * cfg.outstanding_per_parent + 4;
         let stats = PeerStats {
             addr: cfg.addr.to_string(),
-            role: if cfg.role == Role::Source { "source" } else { "peer" },
+            role: if cfg.role == Role::Source { "source" } else { "peer" }.to_string(),
             ..PeerStats::default()
         };
         Peer {
@@ -305,7 +305,8 @@ impl Peer {
         self.started = Some(now);
         self.next_tick = now;
         self.tokens_at = now;
-        self.events.push_back(Event::SessionStart { role: self.stats.role });
+        let role = if self.cfg.role == Role::Source { "source" } else { "peer" };
+        self.events.push_back(Event::SessionStart { role });
     }
 
     // ---- timers ----

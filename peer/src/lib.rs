@@ -7,9 +7,13 @@
 //! fastest), serves its neighbours' requests up to an upload cap with no tit-for-tat, and plays
 //! the stream with a start-up buffer and a deadline per block. The source provider is the same
 //! core with an [`Origin`] of blocks and a limit of 11 children.
+//!
+//! [`daemon`] runs peers over UDP: the `soplab-peer` binary and `soplab peer` host one or many
+//! in a process.
 
 pub mod config;
 mod core;
+pub mod daemon;
 mod store;
 
 pub use config::PeerConfig;

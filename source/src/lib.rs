@@ -6,6 +6,8 @@
 //! The protocol logic is the peer core ([`soplab_peer::Peer`]) with an [`Origin`] of blocks;
 //! this crate supplies the origins ([`Content`]) and the source's defaults.
 
+pub mod daemon;
+
 use std::path::Path;
 
 use bytes::Bytes;

@@ -26,6 +26,11 @@ impl PlayCheck {
         }
     }
 
+    /// Records a peer's totals checked elsewhere (from its played file and truth log).
+    pub fn record(&mut self, peer: SocketAddr, checked: u64, mismatches: u64) {
+        self.per_peer.insert(peer, (checked, mismatches));
+    }
+
     /// (blocks checked, mismatches) for `peer`.
     pub fn of(&self, peer: SocketAddr) -> (u64, u64) {
         self.per_peer.get(&peer).copied().unwrap_or_default()
@@ -59,8 +64,12 @@ pub struct SourceSummary {
 pub struct Summary {
     pub peers: Vec<PeerSummary>,
     pub source: SourceSummary,
-    /// Dropped inputs by reason, over every daemon.
+    /// Dropped inputs by reason, over the peers and the source.
     pub dropped: BTreeMap<String, u64>,
+    /// The tracker's own counters (registrations, replies, expiries, drops by reason), when it
+    /// ran as a daemon.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracker: Option<serde_json::Value>,
 }
 
 impl Summary {
@@ -99,6 +108,7 @@ impl Summary {
                 uploaded_bytes: source.uploaded_bytes,
             },
             dropped,
+            tracker: None,
         }
     }
 }

@@ -59,6 +59,7 @@ use serde::{Deserialize, Serialize};
 use soplab_node::{DropReason, Event, Micros, Node, SECOND, Transmit};
 use soplab_wire::{Leave, MAX_PEER_LIST, Message, PeerList, Query, Register, Repr};
 
+pub mod daemon;
 mod ratelimit;
 mod table;
 

@@ -1,0 +1,143 @@
+//! What the daemon binaries (`soplab-tracker`, `soplab-source`, `soplab-peer`, and the same
+//! daemons under `soplab`) share around the [`crate::shell`]: when to stop, how to explain a
+//! failed bind, output files, seeds.
+
+use std::fs::File;
+use std::future::Future;
+use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A future that resolves on Ctrl-C, SIGTERM, or `duration` after it is first polled, with the
+/// reason ("Ctrl-C", "SIGTERM", "--duration elapsed"), logged at info level. Hand it (or a
+/// future derived from it) to [`crate::shell::run`] as its `stop`.
+///
+/// The SIGTERM handler is installed now, so a SIGTERM arriving before the first poll is not
+/// lost; the Ctrl-C handler and the timer start at the first poll.
+///
+/// # Errors
+/// When the SIGTERM handler cannot be installed.
+///
+/// # Panics
+/// When called outside a tokio runtime with signal handling enabled.
+pub fn stop_signal(duration: Option<Duration>) -> io::Result<impl Future<Output = &'static str> + Send + 'static> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot install the SIGTERM handler: {e}")))?;
+    Ok(async move {
+        let ctrl_c = async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C; running until SIGTERM or --duration");
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        let term = term.recv();
+        #[cfg(not(unix))]
+        let term = std::future::pending::<Option<()>>();
+        let timer = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let why = tokio::select! {
+            () = ctrl_c => "Ctrl-C",
+            _ = term => "SIGTERM",
+            () = timer => "--duration elapsed",
+        };
+        tracing::info!("{why}: stopping");
+        why
+    })
+}
+
+/// Explains a failed bind of `addr` (`proto` is "UDP" or "TCP") given with option `flag`, with
+/// what to do about it: an `io::Error` of the same kind whose message reads, e.g., "cannot
+/// listen on UDP 127.0.0.1:3900: another program ... already uses UDP port 3900 ...".
+pub fn bind_error(e: io::Error, proto: &str, addr: SocketAddr, flag: &str) -> io::Error {
+    let hint = match e.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            "another program (another soplab daemon?) already uses {proto} port {port} on {ip}; stop it, or \
+             pick another port with {flag} {ip}:PORT",
+            port = addr.port(),
+            ip = addr.ip()
+        ),
+        io::ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine; use 127.0.0.1 (or any 127.x.y.z: this machine only), \
+             0.0.0.0 (all interfaces) or an address that `ip addr` lists",
+            addr.ip()
+        ),
+        io::ErrorKind::PermissionDenied => {
+            format!("ports below 1024 need root; give {flag} a port of 1024 or more")
+        }
+        _ => format!("check {flag}"),
+    };
+    io::Error::new(e.kind(), format!("cannot listen on {proto} {addr}: {e}; {hint}"))
+}
+
+/// Creates (truncates) the output file `path` for writing through a [`BufWriter`]; `what`
+/// names it in the error ("ground-truth file", "stats file", ...).
+///
+/// # Errors
+/// When the file cannot be created; the message names the file and what to check.
+pub fn create_output(path: &Path, what: &str) -> io::Result<BufWriter<File>> {
+    File::create(path).map(BufWriter::new).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot create the {what} {}: {e}; check that its folder exists and is writable", path.display()),
+        )
+    })
+}
+
+/// Writes `value` as one line of JSON to `out` (made by [`create_output`] for `path`) and
+/// flushes it.
+///
+/// # Errors
+/// When serialising or writing fails; the message names `path`.
+pub fn write_json<T: serde::Serialize + ?Sized>(mut out: BufWriter<File>, value: &T, path: &Path) -> io::Result<()> {
+    let wrap = |e: io::Error| io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()));
+    serde_json::to_writer(&mut out, value).map_err(io::Error::from).map_err(wrap)?;
+    out.write_all(b"\n").map_err(wrap)?;
+    out.flush().map_err(wrap)?;
+    out.into_inner().map_err(|e| wrap(e.into_error()))?.sync_all().map_err(wrap)
+}
+
+/// A seed from the clock and the process id, for daemons started without `--seed` (they log
+/// it, so a run can be repeated).
+pub fn seed_from_clock() -> u64 {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_errors_say_what_to_do() {
+        let addr: SocketAddr = "127.0.0.1:3900".parse().unwrap();
+        let e = bind_error(io::Error::from(io::ErrorKind::AddrInUse), "UDP", addr, "--listen");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        let msg = e.to_string();
+        assert!(msg.starts_with("cannot listen on UDP 127.0.0.1:3900"), "{msg}");
+        assert!(msg.contains("--listen 127.0.0.1:PORT"), "{msg}");
+    }
+
+    #[test]
+    fn output_files_name_their_path() {
+        let path = Path::new("/nonexistent-soplab-dir/x/stats.json");
+        let msg = create_output(path, "stats file").unwrap_err().to_string();
+        assert!(msg.contains("stats file /nonexistent-soplab-dir/x/stats.json"), "{msg}");
+        assert!(msg.contains("folder exists"), "{msg}");
+    }
+
+    #[test]
+    fn json_is_written_and_flushed() {
+        let path = std::env::temp_dir().join(format!("soplab-node-json-{}.json", std::process::id()));
+        let out = create_output(&path, "stats file").unwrap();
+        write_json(out, &serde_json::json!({"a": 1}), &path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n");
+        std::fs::remove_file(&path).ok();
+    }
+}

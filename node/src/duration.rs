@@ -1,0 +1,154 @@
+//! Humane numbers for the daemons' command lines: durations (`900`, `90s`, `15m`, `1h30m`,
+//! `500ms`) and bit rates (`500k`, `1M`, `1.5Mbps`).
+//!
+//! Each parser fits clap's `value_parser` (`#[arg(value_parser = parse_duration)]`) and fails
+//! with a [`ParseError`] that says what to write instead.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A value that is not a duration or a rate; the message says what to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+fn err(msg: impl Into<String>) -> ParseError {
+    ParseError(msg.into())
+}
+
+/// Parses `900`, `2.5`, `90s`, `15m`, `1h30m`, `1.5h`, `500ms`, `2d`: a bare number is seconds;
+/// units are `ms`, `s` (`sec`, `secs`), `m` (`min`, `mins`), `h` (`hr`, `hrs`) and `d`, and may
+/// be chained (`1h30m`). Zero is allowed; see [`parse_positive_duration`].
+pub fn parse_duration(text: &str) -> Result<Duration, ParseError> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err(err("empty duration; write seconds (900) or use units (15m, 1h30m, 500ms)"));
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return seconds(secs, text);
+    }
+    let mut total = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let unit_len = rest[num_len..].find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len() - num_len);
+        let (num, unit) = (&rest[..num_len], rest[num_len..num_len + unit_len].trim());
+        let value: f64 = num
+            .parse()
+            .map_err(|_| err(format!("`{text}` is not a duration; write seconds (900) or use units (15m, 1h30m)")))?;
+        let scale = match unit {
+            "ms" => 0.001,
+            "s" | "sec" | "secs" => 1.0,
+            "m" | "min" | "mins" => 60.0,
+            "h" | "hr" | "hrs" => 3600.0,
+            "d" => 86400.0,
+            other => return Err(err(format!("unknown unit `{other}` in `{text}`; use ms, s, m, h or d"))),
+        };
+        total += value * scale;
+        rest = &rest[num_len + unit_len..];
+    }
+    seconds(total, text)
+}
+
+/// [`parse_duration`], refusing zero.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, ParseError> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        return Err(err("the duration must be more than zero"));
+    }
+    Ok(d)
+}
+
+/// Alias of [`parse_duration`].
+pub fn parse(text: &str) -> Result<Duration, ParseError> {
+    parse_duration(text)
+}
+
+fn seconds(secs: f64, text: &str) -> Result<Duration, ParseError> {
+    Duration::try_from_secs_f64(secs).map_err(|_| err(format!("`{text}` is not a usable duration")))
+}
+
+/// Parses a bit rate in bits per second: `500000`, `500k`, `1M`, `1.5M`, `2G`, optionally
+/// followed by `bps`, `b/s` or `bit/s` (`500kbps`, `1 Mbit/s`). `k` is 1,000, `M` 1,000,000
+/// and `G` 1,000,000,000 (either case: `1m` is one megabit, never a millibit). Zero is
+/// refused.
+pub fn parse_rate(text: &str) -> Result<u64, ParseError> {
+    let s: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let hint = "write bits per second, e.g. 500000, 500k, 1M or 1.5Mbps";
+    if s.is_empty() {
+        return Err(err(format!("empty rate; {hint}")));
+    }
+    let num_len = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(num_len);
+    let value: f64 = num.parse().map_err(|_| err(format!("`{text}` is not a rate; {hint}")))?;
+    let lower = unit.to_ascii_lowercase();
+    let prefix = ["bps", "bit/s", "bits/s", "b/s"].iter().find_map(|suf| lower.strip_suffix(suf)).unwrap_or(&lower);
+    let scale = match prefix {
+        "" => 1.0,
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        _ => return Err(err(format!("unknown unit `{unit}` in `{text}`; {hint}"))),
+    };
+    let bps = (value * scale).round();
+    if !bps.is_finite() || bps > u64::MAX as f64 {
+        return Err(err(format!("`{text}` is too large a rate; {hint}")));
+    }
+    if bps < 1.0 {
+        return Err(err(format!("the rate `{text}` must be at least 1 bit/s")));
+    }
+    Ok(bps as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("900").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("2.5").unwrap(), Duration::from_millis(2500));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("0ms").unwrap(), Duration::ZERO);
+        assert_eq!(parse("2d").unwrap(), Duration::from_secs(2 * 86400));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("15x").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("-5").is_err());
+        assert!(parse_positive_duration("0s").is_err());
+        assert_eq!(parse_positive_duration("5s").unwrap(), Duration::from_secs(5));
+        let e = parse_duration("15x").unwrap_err().to_string();
+        assert!(e.contains("use ms, s, m, h or d"), "{e}");
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("500000").unwrap(), 500_000);
+        assert_eq!(parse_rate("500k").unwrap(), 500_000);
+        assert_eq!(parse_rate("500K").unwrap(), 500_000);
+        assert_eq!(parse_rate("1M").unwrap(), 1_000_000);
+        assert_eq!(parse_rate("1m").unwrap(), 1_000_000);
+        assert_eq!(parse_rate("1.5M").unwrap(), 1_500_000);
+        assert_eq!(parse_rate("2G").unwrap(), 2_000_000_000);
+        assert_eq!(parse_rate("500kbps").unwrap(), 500_000);
+        assert_eq!(parse_rate("1 Mbit/s").unwrap(), 1_000_000);
+        assert_eq!(parse_rate("800bps").unwrap(), 800);
+        assert!(parse_rate("").is_err());
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("0k").is_err());
+        assert!(parse_rate("-5k").is_err());
+        assert!(parse_rate("5x").is_err());
+        assert!(parse_rate("k").is_err());
+        assert!(parse_rate("1e30G").is_err());
+    }
+}
