@@ -75,6 +75,8 @@ struct Outstanding {
     sent_at: Micros,
     /// Whether any packet of the response has come.
     answered: bool,
+    /// When the last packet of the response came.
+    last_packet: Micros,
 }
 
 #[derive(Debug)]
@@ -471,7 +473,10 @@ impl Peer {
             .iter()
             .filter(|(_, o)| {
                 let age = now.saturating_sub(o.sent_at);
-                age > self.cfg.request_timeout || (!o.answered && age > self.cfg.answer_timeout)
+                age > self.cfg.request_timeout
+                    || (!o.answered && age > self.cfg.answer_timeout)
+                    // Answered, then silent: a packet was lost; keep the whole blocks, re-request the rest.
+                    || (o.answered && now.saturating_sub(o.last_packet) > self.cfg.answer_timeout)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -522,7 +527,13 @@ impl Peer {
         let Some(start) = self.start_block else { return };
         let interval = self.cfg.block_interval();
         if self.play_t0.is_none() {
-            let ready = (start..start + self.cfg.startup_blocks).all(|b| self.store.has(b));
+            // Also wait until the stream is `lag` ahead of the start: a peer that joins a stream
+            // younger than `lag` starts at block 0 and would otherwise play closer to the live
+            // edge than configured.
+            let edge =
+                self.neighbors.values().filter(|n| n.state == LinkState::Up).filter_map(|n| n.map.newest()).max();
+            let ready = (start..start + self.cfg.startup_blocks).all(|b| self.store.has(b))
+                && edge.is_some_and(|e| e >= start.saturating_add(self.cfg.blocks_in(self.cfg.lag)));
             if ready || now.saturating_sub(self.start_chosen_at) >= self.cfg.startup_max {
                 self.play_t0 = Some(now);
                 self.next_play = start;
@@ -534,7 +545,8 @@ impl Peer {
         let t0 = self.play_t0.expect("set above");
         while t0 + u64::from(self.next_play - start) * interval <= now {
             let b = self.next_play;
-            self.next_play += 1;
+            let Some(next) = b.checked_add(1) else { break };
+            self.next_play = next;
             self.stats.blocks_due += 1;
             let hit = match self.store.get(b) {
                 Some(data) => {
@@ -559,9 +571,15 @@ impl Peer {
         self.now_hint = now;
         // Choose where to start from the newest block any neighbour announces.
         if self.start_block.is_none() {
-            let newest =
-                self.neighbors.values().filter(|n| n.state == LinkState::Up).filter_map(|n| n.map.newest()).max();
-            let Some(newest) = newest else { return };
+            // The median of what the neighbours announce, so that one neighbour cannot place the
+            // start where nobody else has blocks.
+            let mut announced: Vec<u32> =
+                self.neighbors.values().filter(|n| n.state == LinkState::Up).filter_map(|n| n.map.newest()).collect();
+            if announced.is_empty() {
+                return;
+            }
+            announced.sort_unstable();
+            let newest = announced[(announced.len() - 1) / 2];
             let start = newest.saturating_sub(self.cfg.blocks_in(self.cfg.lag));
             self.start_block = Some(start);
             self.start_chosen_at = now;
@@ -569,10 +587,12 @@ impl Peer {
         }
         let from = self.next_play;
         let ahead = self.cfg.blocks_in(self.cfg.request_ahead);
+        // A neighbour may announce any id up to u32::MAX - 1 (u32::MAX means "no block").
+        let end = from.saturating_add(ahead).min(u32::MAX - 1);
         let max_out = self.cfg.gamma * self.cfg.outstanding_per_parent;
         let mut parents = self.parents();
         let mut b = from;
-        while b < from + ahead && self.outstanding.len() < max_out {
+        while b < end && self.outstanding.len() < max_out {
             if self.store.has(b) || self.requested.contains(&b) {
                 b += 1;
                 continue;
@@ -585,9 +605,8 @@ impl Peer {
             let map = self.neighbors[&parent].map;
             let mut count: u8 = 1;
             while count < self.cfg.request_blocks {
-                let next = b + u32::from(count);
-                if next >= from + ahead || !map.contains(next) || self.store.has(next) || self.requested.contains(&next)
-                {
+                let next = b.saturating_add(u32::from(count));
+                if next >= end || !map.contains(next) || self.store.has(next) || self.requested.contains(&next) {
                     break;
                 }
                 count += 1;
@@ -628,7 +647,10 @@ impl Peer {
         for b in first_block..first_block + u32::from(count) {
             self.requested.insert(b);
         }
-        self.outstanding.insert(request, Outstanding { parent, first_block, count, sent_at: now, answered: false });
+        self.outstanding.insert(
+            request,
+            Outstanding { parent, first_block, count, sent_at: now, answered: false, last_packet: now },
+        );
         self.stats.requests_sent += 1;
         self.events.push_back(Event::RequestSent { parent, request, first_block, count });
         let seq = self.next_seq(parent);
@@ -791,10 +813,12 @@ impl Peer {
     }
 
     fn on_video(&mut self, now: Micros, from: SocketAddr, v: &soplab_wire::Video<'_>) {
+        if !self.neighbors.get(&from).is_some_and(|n| n.state == LinkState::Up) {
+            self.drop_input(from, DropReason::NotNeighbour);
+            return;
+        }
         let Some(o) = self.outstanding.get(&v.request).copied() else {
-            let reason =
-                if self.neighbors.contains_key(&from) { DropReason::Unrequested } else { DropReason::NotNeighbour };
-            self.drop_input(from, reason);
+            self.drop_input(from, DropReason::Unrequested);
             return;
         };
         if o.parent != from || o.first_block != v.first_block || o.count != v.count {
@@ -807,14 +831,17 @@ impl Peer {
         }
         if let Some(o) = self.outstanding.get_mut(&v.request) {
             o.answered = true;
+            o.last_packet = now;
         }
-        self.stats.downloaded_bytes += v.payload.len() as u64;
         let done = match self.reasm.insert((from, v.request), now, v) {
             Ok(Insert::Duplicate) => {
                 self.drop_input(from, DropReason::Duplicate);
                 return;
             }
-            Ok(Insert::Stored { .. }) => return,
+            Ok(Insert::Stored { .. }) => {
+                self.stats.downloaded_bytes += v.payload.len() as u64;
+                return;
+            }
             Ok(Insert::Complete(c)) => (0..usize::from(c.count))
                 .map(|i| Bytes::copy_from_slice(&c.data[i * BLOCK_LEN..(i + 1) * BLOCK_LEN]))
                 .collect::<Vec<_>>(),
