@@ -124,6 +124,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = defaults().gamma)]
     pub gamma: usize,
 
+    /// A neighbour silent this long is dropped until it is chosen again, e.g. 6s.
+    #[arg(long, value_name = "DURATION", default_value = "6s", value_parser = parse_positive_duration)]
+    pub neighbor_timeout: std::time::Duration,
+
     /// Write every peer's ground-truth events to FILE as JSON Lines (each line names its peer).
     #[arg(long, value_name = "FILE", conflicts_with = "truth_dir")]
     pub truth: Option<PathBuf>,
@@ -253,6 +257,7 @@ pub async fn run(args: Args) -> Result<()> {
             upload_bps: args.upload,
             max_neighbors: args.max_neighbors,
             gamma: args.gamma,
+            neighbor_timeout: u64::try_from(args.neighbor_timeout.as_micros()).unwrap_or(u64::MAX),
             ..PeerConfig::peer(local, args.tracker, args.channel, seed.wrapping_add(i as u64))
         };
         let stem = file_stem(local);
