@@ -129,7 +129,8 @@ impl Harness {
         let id = (key, parsed.request);
         let before = self.model.len();
         let oldest = self.model.values().map(|e| e.started).min();
-        let conflict = self.model.get(&id).is_some_and(|e| (e.first_block, e.count) != (parsed.first_block, parsed.count));
+        let conflict =
+            self.model.get(&id).is_some_and(|e| (e.first_block, e.count) != (parsed.first_block, parsed.count));
         let recent = self.recent.contains(&id);
         let bit = 1u128 << parsed.index;
         let result = self.r.insert(key, self.now, &parsed);
@@ -143,7 +144,10 @@ impl Harness {
             }
             Ok(Insert::Complete(done)) => {
                 assert!(!conflict);
-                assert_eq!((done.request, done.first_block, done.count), (parsed.request, parsed.first_block, parsed.count));
+                assert_eq!(
+                    (done.request, done.first_block, done.count),
+                    (parsed.request, parsed.first_block, parsed.count)
+                );
                 let have = self.model.get(&id).map_or(0, |e| e.have);
                 assert_eq!(have & bit, 0, "completed by a duplicate");
                 assert_eq!(have | bit, all_fragments(parsed.count), "completed early");

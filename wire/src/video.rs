@@ -307,9 +307,6 @@ impl<K: Copy + Eq> Reassembler<K> {
         if v.index >= v.total {
             return Err(Error::BadField { field: "fragment index", value: v.index.into() });
         }
-        if self.recent.contains(&(key, v.request)) {
-            return Ok(Insert::Duplicate);
-        }
         if v.payload.len() != fragment_payload_len(v.count, v.index) {
             return Err(Error::BadSize {
                 what: "video fragment payload",
@@ -330,6 +327,11 @@ impl<K: Copy + Eq> Reassembler<K> {
                 i
             }
             None => {
+                // Only a packet that would open a slot can belong to a recent response (a response
+                // in progress is never in `recent`), so the scan is skipped for the others.
+                if self.recent.contains(&(key, v.request)) {
+                    return Ok(Insert::Duplicate);
+                }
                 let i = match self.slots.iter().position(Option::is_none) {
                     Some(i) => i,
                     None => {
@@ -341,7 +343,8 @@ impl<K: Copy + Eq> Reassembler<K> {
                     }
                 };
                 let mut buf = self.spare.pop().unwrap_or_default();
-                buf.clear();
+                // No clear(): only blocks the reports mark complete are read, so stale bytes
+                // from the previous response may stay; only growth is zero-filled.
                 buf.resize(response_len(v.count), 0);
                 self.slots[i] = Some(Slot {
                     key,
