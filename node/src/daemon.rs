@@ -110,6 +110,40 @@ pub fn seed_from_clock() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32)
 }
 
+/// The body of every daemon binary's `main` (and of `soplab`'s): logs to stderr (`RUST_LOG`,
+/// `info` by default, colours only on a terminal), runs `work` on a multi-thread tokio
+/// runtime, and prints a failure as one line with its causes (`{:#}`), no backtrace: the
+/// message says what to do.
+pub fn main<F, E>(work: F) -> std::process::ExitCode
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .init();
+    let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

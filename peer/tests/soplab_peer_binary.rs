@@ -190,7 +190,13 @@ async fn three_peers_in_one_process_stream_and_stop_by_themselves() {
         assert_eq!(lines.last().unwrap()["graceful"], true);
     }
     assert!(source_stats.uploaded_bytes > 0);
-    assert_eq!(tracker_stats.leaves, PEERS as u64, "every peer left the tracker when it stopped");
+    // The in-process source stops together with the tracker, so its own leave may or may not
+    // arrive before the tracker stops: PEERS or PEERS + 1.
+    assert!(
+        tracker_stats.leaves == PEERS as u64 || tracker_stats.leaves == PEERS as u64 + 1,
+        "every peer left the tracker when it stopped (leaves: {})",
+        tracker_stats.leaves
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

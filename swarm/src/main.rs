@@ -75,15 +75,9 @@ struct SwarmArgs {
     http_port: u16,
 }
 
-fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
+    soplab_node::daemon::main(async move {
         match cli.command {
             Cmd::Swarm(a) => swarm(a).await,
             Cmd::Tracker(a) => soplab_tracker::daemon::run(a).await,
