@@ -34,6 +34,25 @@ pub enum DropReason {
     TableFull,
 }
 
+impl DropReason {
+    /// The reason's name as in the JSON logs and summaries (`not_neighbour`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Undecodable => "undecodable",
+            DropReason::WrongChannel => "wrong_channel",
+            DropReason::UnexpectedMessage => "unexpected_message",
+            DropReason::NotNeighbour => "not_neighbour",
+            DropReason::BadNonce => "bad_nonce",
+            DropReason::Unrequested => "unrequested",
+            DropReason::Duplicate => "duplicate",
+            DropReason::MissingBlock => "missing_block",
+            DropReason::Overloaded => "overloaded",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::TableFull => "table_full",
+        }
+    }
+}
+
 /// Why a neighbour link ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -149,5 +168,37 @@ impl Event {
         let body = serde_json::to_string(self).expect("events serialise");
         // `body` is a JSON object ("{...}"): splice the two leading fields into it.
         format!("{{\"ts_us\":{ts_us},\"node\":\"{node}\",{}", &body[1..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_reason_names_match_the_json() {
+        use DropReason::*;
+        for r in [
+            Undecodable,
+            WrongChannel,
+            UnexpectedMessage,
+            NotNeighbour,
+            BadNonce,
+            Unrequested,
+            Duplicate,
+            MissingBlock,
+            Overloaded,
+            RateLimited,
+            TableFull,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn json_line_puts_time_and_node_first() {
+        let node: SocketAddr = "127.0.0.1:3908".parse().unwrap();
+        let line = Event::Play { block: 7, hit: true }.to_json_line(42, node);
+        assert_eq!(line, r#"{"ts_us":42,"node":"127.0.0.1:3908","event":"play","block":7,"hit":true}"#);
     }
 }

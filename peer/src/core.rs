@@ -145,8 +145,6 @@ pub struct Peer {
     start_chosen_at: Micros,
     play_t0: Option<Micros>,
     next_play: u32,
-    /// The time of the scheduling pass under way (for parent back-off checks).
-    now_hint: Micros,
     stats: PeerStats,
 }
 
@@ -192,7 +190,6 @@ impl Peer {
             start_chosen_at: 0,
             play_t0: None,
             next_play: 0,
-            now_hint: 0,
             stats,
             cfg,
         }
@@ -247,8 +244,7 @@ impl Peer {
     }
 
     fn drop_input(&mut self, from: SocketAddr, reason: DropReason) {
-        let key = serde_plain(reason);
-        *self.stats.dropped.entry(key).or_default() += 1;
+        *self.stats.dropped.entry(reason.as_str().to_string()).or_default() += 1;
         self.events.push_back(Event::Dropped { from, reason });
     }
 
@@ -568,7 +564,6 @@ impl Peer {
     }
 
     fn schedule(&mut self, now: Micros) {
-        self.now_hint = now;
         // Choose where to start from the newest block any neighbour announces.
         if self.start_block.is_none() {
             // The median of what the neighbours announce, so that one neighbour cannot place the
@@ -597,7 +592,7 @@ impl Peer {
                 b += 1;
                 continue;
             }
-            let Some(parent) = self.pick_parent(b, &parents) else {
+            let Some(parent) = self.pick_parent(b, &parents, now) else {
                 b += 1;
                 continue;
             };
@@ -617,14 +612,14 @@ impl Peer {
         }
     }
 
-    fn pick_parent(&mut self, block: u32, parents: &HashSet<SocketAddr>) -> Option<SocketAddr> {
+    fn pick_parent(&mut self, block: u32, parents: &HashSet<SocketAddr>, now: Micros) -> Option<SocketAddr> {
         let full = parents.len() >= self.cfg.gamma;
         let mut best: Option<(f64, SocketAddr)> = None;
         for (a, n) in &self.neighbors {
             if n.state != LinkState::Up
                 || !n.map.contains(block)
                 || (full && !parents.contains(a))
-                || n.backoff_until > self.now_hint
+                || n.backoff_until > now
             {
                 continue;
             }
@@ -911,22 +906,6 @@ impl Peer {
         }
         Some(Transmit { dst, payload })
     }
-}
-
-fn serde_plain(r: DropReason) -> String {
-    let s = format!("{r:?}");
-    let mut out = String::with_capacity(s.len() + 4);
-    for (i, ch) in s.chars().enumerate() {
-        if ch.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(ch.to_ascii_lowercase());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
 }
 
 impl Node for Peer {
