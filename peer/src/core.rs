@@ -368,7 +368,7 @@ impl Peer {
         // Requests to it are given up now and re-requested elsewhere.
         let lost: Vec<u32> = self.outstanding.iter().filter(|(_, o)| o.parent == a).map(|(id, _)| *id).collect();
         for id in lost {
-            self.give_up(id, now);
+            self.give_up(id);
         }
         // Dropped until chosen again: it may come back through the tracker or peer exchange.
         if reason != DownReason::Refused {
@@ -486,13 +486,13 @@ impl Peer {
                 n.backoff = (n.backoff * 2).clamp(self.cfg.parent_backoff, 16 * self.cfg.parent_backoff);
                 n.backoff_until = now + n.backoff;
             }
-            self.give_up(id, now);
+            self.give_up(id);
         }
     }
 
     /// Abandons request `id`: keeps the blocks that arrived whole, frees the rest for
     /// re-requesting.
-    fn give_up(&mut self, id: u32, _now: Micros) {
+    fn give_up(&mut self, id: u32) {
         let Some(o) = self.outstanding.remove(&id) else { return };
         let mut complete = Vec::new();
         if let Some((report, data)) = self.reasm.take((o.parent, id), id) {
