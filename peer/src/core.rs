@@ -352,11 +352,11 @@ impl Peer {
             }
         }
         for (a, reason, was_up) in gone {
-            self.remove_neighbor(a, reason, was_up, now);
+            self.remove_neighbor(a, reason, was_up);
         }
     }
 
-    fn remove_neighbor(&mut self, a: SocketAddr, reason: DownReason, was_up: bool, now: Micros) {
+    fn remove_neighbor(&mut self, a: SocketAddr, reason: DownReason, was_up: bool) {
         let Some(n) = self.neighbors.remove(&a) else { return };
         if was_up {
             self.events.push_back(Event::NeighborDown { peer: a, reason });
@@ -661,7 +661,7 @@ impl Peer {
                 LinkState::HelloSent { .. } if self.cfg.addr < from => return,
                 LinkState::Up => {
                     // The other side lost the link and starts over: so do we.
-                    self.remove_neighbor(from, DownReason::Timeout, true, now);
+                    self.remove_neighbor(from, DownReason::Timeout, true);
                 }
                 _ => {}
             }
@@ -711,7 +711,7 @@ impl Peer {
             self.add_candidate(SocketAddr::V4(*a));
         }
         if r.ack.status != LinkStatus::Accepted {
-            self.remove_neighbor(from, DownReason::Refused, false, now);
+            self.remove_neighbor(from, DownReason::Refused, false);
             return;
         }
         let n = self.neighbors.get_mut(&from).expect("checked above");
