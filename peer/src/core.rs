@@ -880,7 +880,7 @@ impl Peer {
             self.tokens -= len as f64;
         }
         let mut up = self.uploads.pop_front().expect("front exists");
-        let v = segment(up.request, up.first_block, &up.data).ok()?.nth(usize::from(up.next))?;
+        let v = segment(up.request, up.first_block, &up.data).ok()?.get(up.next)?;
         let seq = self.next_seq(up.child);
         let payload = Repr::new(seq, Message::Video(v)).to_vec();
         let dst = up.child;

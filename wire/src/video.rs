@@ -172,15 +172,13 @@ pub fn segment(request: u32, first_block: u32, data: &[u8]) -> Result<Segments<'
     Ok(Segments { request, first_block, count, data, next: 0, total: fragment_count(count) })
 }
 
-impl<'a> Iterator for Segments<'a> {
-    type Item = Video<'a>;
-
-    fn next(&mut self) -> Option<Video<'a>> {
-        if self.next >= self.total {
+impl<'a> Segments<'a> {
+    /// Packet `index` of the response, without walking the ones before it (a sender that
+    /// paces packets keeps only the index between sends).
+    pub fn get(&self, index: u16) -> Option<Video<'a>> {
+        if index >= self.total {
             return None;
         }
-        let index = self.next;
-        self.next += 1;
         let start = usize::from(index) * FRAGMENT_PAYLOAD;
         let end = (start + FRAGMENT_PAYLOAD).min(self.data.len());
         Some(Video {
@@ -191,6 +189,16 @@ impl<'a> Iterator for Segments<'a> {
             total: self.total,
             payload: &self.data[start..end],
         })
+    }
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = Video<'a>;
+
+    fn next(&mut self) -> Option<Video<'a>> {
+        let v = self.get(self.next)?;
+        self.next += 1;
+        Some(v)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -431,6 +439,18 @@ mod tests {
     fn tails_match_the_documented_table() {
         let tails: Vec<usize> = (1..=8).map(tail_size).collect();
         assert_eq!(tails, [1200, 1080, 960, 840, 720, 600, 480, 360]);
+    }
+
+    #[test]
+    fn get_matches_iteration() {
+        let data: Vec<u8> = (0..3 * BLOCK_LEN).map(|i| i as u8).collect();
+        let segs = segment(9, 100, &data).unwrap();
+        let all: Vec<Video<'_>> = segs.clone().collect();
+        assert_eq!(all.len(), usize::from(fragment_count(3)));
+        for (i, v) in all.iter().enumerate() {
+            assert_eq!(segs.get(i as u16).as_ref(), Some(v));
+        }
+        assert_eq!(segs.get(fragment_count(3)), None);
     }
 
     #[test]
