@@ -40,10 +40,33 @@ pub struct NetStats {
     pub bytes: u64,
 }
 
+/// A datagram on its way, ordered by arrival time, then by send order (so ties are stable).
 struct InFlight {
+    at: Micros,
+    id: u64,
     to: usize,
     from: SocketAddr,
     payload: Vec<u8>,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.id) == (other.at, other.id)
+    }
+}
+
+impl Eq for InFlight {}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.id).cmp(&(other.at, other.id))
+    }
 }
 
 /// The virtual-time network. Nodes are boxed so tracker, source and peers can share it.
@@ -52,8 +75,7 @@ pub struct Network {
     index: HashMap<SocketAddr, usize>,
     now: Micros,
     seq: u64,
-    deliveries: BinaryHeap<Reverse<(Micros, u64, usize)>>,
-    in_flight: HashMap<usize, InFlight>,
+    deliveries: BinaryHeap<Reverse<InFlight>>,
     timers: BinaryHeap<Reverse<(Micros, usize)>>,
     timer_at: Vec<Option<Micros>>,
     rng: Pcg64Mcg,
@@ -71,7 +93,6 @@ impl Network {
             now: 0,
             seq: 0,
             deliveries: BinaryHeap::new(),
-            in_flight: HashMap::new(),
             timers: BinaryHeap::new(),
             timer_at: Vec::new(),
             rng: Pcg64Mcg::seed_from_u64(seed),
@@ -132,7 +153,7 @@ impl Network {
     /// Runs until virtual time `end`, handing every event to `on_event`.
     pub fn run_until(&mut self, end: Micros, on_event: &mut dyn FnMut(Micros, SocketAddr, &Event)) {
         loop {
-            let next_delivery = self.deliveries.peek().map(|Reverse((t, _, _))| *t);
+            let next_delivery = self.deliveries.peek().map(|Reverse(d)| d.at);
             // Drop stale timer entries (a node rescheduled or left).
             while let Some(&Reverse((t, i))) = self.timers.peek() {
                 if self.timer_at[i] == Some(t) {
@@ -152,8 +173,7 @@ impl Network {
             }
             self.now = self.now.max(next);
             if next_delivery == Some(next) {
-                let Reverse((_, id, _)) = self.deliveries.pop().expect("peeked");
-                let Some(d) = self.in_flight.remove(&(id as usize)) else { continue };
+                let Reverse(d) = self.deliveries.pop().expect("peeked");
                 let Some(node) = self.nodes[d.to].as_mut() else {
                     self.stats.unroutable += 1;
                     continue;
@@ -196,8 +216,7 @@ impl Network {
             let at = now + self.link.delay + jitter;
             let id = self.seq;
             self.seq += 1;
-            self.deliveries.push(Reverse((at, id, to)));
-            self.in_flight.insert(id as usize, InFlight { to, from, payload: t.payload });
+            self.deliveries.push(Reverse(InFlight { at, id, to, from, payload: t.payload }));
         }
         // Events raised while transmitting.
         while let Some(ev) = node.poll_event() {
