@@ -103,6 +103,55 @@ pub fn write_json<T: serde::Serialize + ?Sized>(mut out: BufWriter<File>, value:
     out.into_inner().map_err(|e| wrap(e.into_error()))?.sync_all().map_err(wrap)
 }
 
+/// Runs one node the way the single-node daemons (tracker, source) do: until Ctrl-C, SIGTERM
+/// or `duration`, writing its ground truth to `truth` (if given); then prints `stats(node)` as
+/// one line of JSON on stdout and writes it to `stats_file` (if given). Both files are created
+/// before the node starts, so a bad path fails at once.
+///
+/// # Errors
+/// When an output file cannot be created or written, or the socket or the ground-truth file
+/// fails while running (the stats are still written first); messages name the file.
+pub async fn serve<N, S>(
+    node: &mut N,
+    socket: tokio::net::UdpSocket,
+    truth: Option<&Path>,
+    stats_file: Option<&Path>,
+    duration: Option<Duration>,
+    stats: impl FnOnce(&N) -> S,
+) -> io::Result<()>
+where
+    N: crate::Node,
+    S: serde::Serialize,
+{
+    let mut truth_out: Box<dyn Write + Send> = match truth {
+        Some(path) => Box::new(create_output(path, "ground-truth file")?),
+        None => Box::new(io::sink()),
+    };
+    let stats_out = stats_file.map(|p| create_output(p, "stats file")).transpose()?;
+    let stop = stop_signal(duration)?;
+    let result = crate::shell::run(
+        node,
+        socket,
+        async {
+            stop.await;
+        },
+        &mut truth_out,
+    )
+    .await;
+    let stats = stats(node);
+    println!("{}", serde_json::to_string(&stats).map_err(io::Error::from)?);
+    if let (Some(out), Some(path)) = (stats_out, stats_file) {
+        write_json(out, &stats, path)?;
+    }
+    result.map_err(|e| match truth {
+        Some(path) => io::Error::new(
+            e.kind(),
+            format!("I/O error on the socket or the ground-truth file {}: {e}", path.display()),
+        ),
+        None => io::Error::new(e.kind(), format!("socket error: {e}")),
+    })
+}
+
 /// A seed from the clock and the process id, for daemons started without `--seed` (they log
 /// it, so a run can be repeated).
 pub fn seed_from_clock() -> u64 {

@@ -1,13 +1,12 @@
 //! The source-provider daemon: the [`crate::source`] core on a UDP socket until Ctrl-C,
 //! SIGTERM or `--duration`. Run by the `soplab-source` binary and by `soplab source`.
 
-use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use soplab_node::daemon::{bind_error, create_output, seed_from_clock, stop_signal, write_json};
+use soplab_node::daemon::{bind_error, seed_from_clock, serve};
 use soplab_node::duration::{parse_positive_duration, parse_rate};
 use soplab_node::shell;
 use soplab_peer::PeerConfig;
@@ -130,11 +129,6 @@ pub async fn run(args: Args) -> Result<()> {
         upload_bps: args.upload,
         ..PeerConfig::source(addr, args.tracker, args.channel, seed)
     };
-    let mut truth: Box<dyn Write + Send> = match &args.truth {
-        Some(path) => Box::new(create_output(path, "ground-truth file")?),
-        None => Box::new(io::sink()),
-    };
-    let stats_out = args.stats.as_deref().map(|p| create_output(p, "stats file")).transpose()?;
     let what = match (&args.file, &content) {
         (Some(path), Content::File(data)) => format!("file {} ({} bytes, looped)", path.display(), data.len()),
         _ => format!("synthetic bytes, seed {}", args.synthetic_seed.unwrap_or(1)),
@@ -152,29 +146,10 @@ pub async fn run(args: Args) -> Result<()> {
         "soplab-source publishing (Ctrl-C to stop)"
     );
 
-    let stop = stop_signal(args.duration)?;
     let mut source = crate::source(cfg, content);
-    let result = shell::run(
-        &mut source,
-        socket,
-        async {
-            stop.await;
-        },
-        &mut truth,
-    )
-    .await;
-
-    let stats = source.stats();
-    println!("{}", serde_json::to_string(&stats).context("cannot serialise the stats")?);
-    if let (Some(out), Some(path)) = (stats_out, &args.stats) {
-        write_json(out, &stats, path)?;
-    }
-    result.with_context(|| match &args.truth {
-        Some(path) => {
-            format!("the source stopped on an I/O error (socket, or the ground-truth file {})", path.display())
-        }
-        None => "the source stopped on a socket error".to_owned(),
-    })
+    serve(&mut source, socket, args.truth.as_deref(), args.stats.as_deref(), args.duration, soplab_peer::Peer::stats)
+        .await
+        .context("the source stopped")
 }
 
 #[cfg(test)]

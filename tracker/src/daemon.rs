@@ -1,13 +1,12 @@
 //! The tracker daemon: the [`Tracker`] core on a UDP socket until Ctrl-C, SIGTERM or
 //! `--duration`. Run by the `soplab-tracker` binary and by `soplab tracker`.
 
-use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use soplab_node::daemon::{bind_error, create_output, seed_from_clock, stop_signal, write_json};
+use soplab_node::daemon::{bind_error, seed_from_clock, serve};
 use soplab_node::duration::parse_positive_duration;
 use soplab_node::{Micros, shell};
 
@@ -122,11 +121,6 @@ pub async fn run(args: Args) -> Result<()> {
         seed,
         ..Config::new(addr)
     };
-    let mut truth: Box<dyn Write + Send> = match &args.truth {
-        Some(path) => Box::new(create_output(path, "ground-truth file")?),
-        None => Box::new(io::sink()),
-    };
-    let stats_out = args.stats.as_deref().map(|p| create_output(p, "stats file")).transpose()?;
     tracing::info!(
         listen = %addr,
         ttl_s = args.ttl.as_secs_f64(),
@@ -140,29 +134,10 @@ pub async fn run(args: Args) -> Result<()> {
         "soplab-tracker listening (Ctrl-C to stop)"
     );
 
-    let stop = stop_signal(args.duration)?;
     let mut tracker = Tracker::new(config);
-    let result = shell::run(
-        &mut tracker,
-        socket,
-        async {
-            stop.await;
-        },
-        &mut truth,
-    )
-    .await;
-
-    let stats = tracker.stats();
-    println!("{}", serde_json::to_string(&stats).context("cannot serialise the stats")?);
-    if let (Some(out), Some(path)) = (stats_out, &args.stats) {
-        write_json(out, &stats, path)?;
-    }
-    result.with_context(|| match &args.truth {
-        Some(path) => {
-            format!("the tracker stopped on an I/O error (socket, or the ground-truth file {})", path.display())
-        }
-        None => "the tracker stopped on a socket error".to_owned(),
-    })
+    serve(&mut tracker, socket, args.truth.as_deref(), args.stats.as_deref(), args.duration, Tracker::stats)
+        .await
+        .context("the tracker stopped")
 }
 
 fn micros(d: Duration) -> Micros {
