@@ -7,8 +7,10 @@
 
 use std::net::SocketAddr;
 
+pub mod capture;
 pub mod daemon;
 pub mod duration;
+pub mod netns;
 pub mod shell;
 pub mod sim;
 pub mod truth;
@@ -52,6 +54,11 @@ pub trait Node: std::any::Any {
     /// tracker a leave and logs the end of its session). A peer that crashes or, like a SopCast
     /// client that quits, just goes silent never gets this call.
     fn handle_shutdown(&mut self, _now: Micros) {}
+
+    /// The client vanishes without a word, as SopCast users do when they close the player:
+    /// the core ends its session and sends nothing more (the shell discards anything it still
+    /// queues). By default nothing happens.
+    fn handle_vanish(&mut self, _now: Micros) {}
 
     /// The next piece of media handed to the player (peers only), if any. Call until `None`
     /// after every input; a core keeps at most a few seconds of it.

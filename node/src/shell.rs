@@ -74,6 +74,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rand::{RngExt, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
@@ -164,22 +165,125 @@ where
     N: Node + ?Sized,
     W: Write + ?Sized,
 {
+    run_with_options(node, &socket, stop, truth, player, &mut Options::default()).await.map(|_| ())
+}
+
+/// How a session run by the shell ends: what the `stop` future of [`run_with_options`] yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The daemon is stopping: the core says goodbye ([`Node::handle_shutdown`]; a peer leaves
+    /// the tracker) and its last datagrams are sent.
+    Graceful,
+    /// The client vanishes as SopCast users do when they close the player: the core ends its
+    /// session ([`Node::handle_vanish`]) and nothing more is sent.
+    Silent,
+}
+
+impl From<()> for Stop {
+    fn from((): ()) -> Stop {
+        Stop::Graceful
+    }
+}
+
+/// Network impairment applied to what the node sends, for kernels without `sch_netem`: each
+/// datagram is lost with probability `loss`, otherwise sent after `delay` plus a uniform
+/// random part of `jitter` (so jitter can reorder, as on a real path). Seeded: the same seed
+/// makes the same choices for the same sequence of datagrams.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Impairment {
+    pub delay: Duration,
+    pub jitter: Duration,
+    pub loss: f64,
+    pub seed: u64,
+}
+
+impl Impairment {
+    /// Whether it changes anything.
+    pub fn is_active(&self) -> bool {
+        !self.delay.is_zero() || !self.jitter.is_zero() || self.loss > 0.0
+    }
+}
+
+/// Optional extras of [`run_with_options`].
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Loss, delay and jitter on the way out.
+    pub impairment: Option<Impairment>,
+    /// Write every datagram sent and received to this pcap.
+    pub tap: Option<crate::capture::PcapTap>,
+    /// Datagrams the impairment dropped (counted across runs with the same options).
+    pub impaired_drops: u64,
+}
+
+/// [`run_with_player`] with [`Options`], on a borrowed socket (so that a churned peer keeps
+/// its address between sessions); returns how it stopped.
+///
+/// # Errors
+/// As [`run`], plus a write error on the tap.
+pub async fn run_with_options<N, W, S>(
+    node: &mut N,
+    socket: &UdpSocket,
+    stop: impl Future<Output = S>,
+    truth: &mut W,
+    player: &mut (dyn FnMut(Media) + Send),
+    opts: &mut Options,
+) -> io::Result<Stop>
+where
+    N: Node + ?Sized,
+    W: Write + ?Sized,
+    S: Into<Stop>,
+{
     let clock = Clock { start: Instant::now() };
-    let mut out = Output { local: node.local_addr(), dirty_since: None, send_errors: 0, batch: Vec::new() };
+    let impair = opts.impairment.filter(Impairment::is_active).map(|i| Impair {
+        cfg: i,
+        rng: rand_pcg::Pcg64Mcg::seed_from_u64(i.seed),
+        queue: std::collections::BinaryHeap::new(),
+        seq: 0,
+    });
+    let mut out = Output {
+        local: node.local_addr(),
+        dirty_since: None,
+        send_errors: 0,
+        batch: Vec::new(),
+        impair,
+        tap: opts.tap.take(),
+        impaired_drops: 0,
+    };
+    let result = drive(node, socket, stop, truth, player, &clock, &mut out).await;
+    opts.tap = out.tap.take();
+    opts.impaired_drops += out.impaired_drops;
+    if let Some(tap) = opts.tap.as_mut() {
+        // Readers (the live progress line, a user's tcpdump -r) see complete records.
+        tap.flush()?;
+    }
+    result
+}
+
+async fn drive<N, W, S>(
+    node: &mut N,
+    socket: &UdpSocket,
+    stop: impl Future<Output = S>,
+    truth: &mut W,
+    player: &mut (dyn FnMut(Media) + Send),
+    clock: &Clock,
+    out: &mut Output,
+) -> io::Result<Stop>
+where
+    N: Node + ?Sized,
+    W: Write + ?Sized,
+    S: Into<Stop>,
+{
     let mut buf = vec![0u8; RECV_BUF_LEN];
     let sleep = tokio::time::sleep_until(clock.start + MAX_SLEEP);
     tokio::pin!(sleep, stop);
 
     node.handle_timeout(clock.now());
-    loop {
-        out.collect(node, &socket, &clock, truth, player).await?;
+    let how = loop {
+        out.collect(node, socket, clock, truth, player).await?;
 
         let node_deadline = node.poll_timeout();
         let flush_at = out.dirty_since.map(|t| t + TRUTH_FLUSH_INTERVAL);
-        let wake = match (node_deadline.map(|t| clock.at(t)), flush_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let wake = [node_deadline.map(|t| clock.at(t)), flush_at, out.next_delayed()].into_iter().flatten().min();
         if let Some(w) = wake
             && sleep.deadline() != w
         {
@@ -188,7 +292,7 @@ where
 
         tokio::select! {
             biased;
-            () = &mut stop => break,
+            s = &mut stop => break s.into(),
             () = &mut sleep, if wake.is_some() => {
                 let now = clock.now();
                 // Tokio rounds deadlines up to the millisecond, so a due timer has `t <= now`;
@@ -202,9 +306,15 @@ where
                     truth.flush()?;
                     out.dirty_since = None;
                 }
+                out.send_due(socket).await;
             }
             r = socket.recv_from(&mut buf) => match r {
-                Ok((len, from)) => node.handle_datagram(clock.now(), from, &buf[..len]),
+                Ok((len, from)) => {
+                    if let Some(tap) = out.tap.as_mut() {
+                        tap.record(realtime_us(), from, out.local, &buf[..len])?;
+                    }
+                    node.handle_datagram(clock.now(), from, &buf[..len]);
+                }
                 Err(e) if is_transient_recv_error(&e) => {
                     tracing::debug!(node = %out.local, error = %e, "transient receive error, ignored");
                 }
@@ -214,12 +324,26 @@ where
                 }
             },
         }
-    }
+    };
 
-    // Let the core say goodbye (a peer leaves the tracker), then send what it said.
-    node.handle_shutdown(clock.now());
-    out.collect(node, &socket, &clock, truth, player).await?;
-    truth.flush()
+    match how {
+        Stop::Graceful => {
+            // Let the core say goodbye (a peer leaves the tracker), then send what it said,
+            // including what the impairment still holds.
+            node.handle_shutdown(clock.now());
+            out.collect(node, socket, clock, truth, player).await?;
+            out.send_all_delayed(socket).await;
+        }
+        Stop::Silent => {
+            // The client is gone: its last events are written, nothing more is sent.
+            node.handle_vanish(clock.now());
+            while node.poll_transmit(clock.now()).is_some() {}
+            while node.poll_media().is_some() {}
+            out.write_events(node, truth)?;
+        }
+    }
+    truth.flush()?;
+    Ok(how)
 }
 
 /// The shell's monotonic clock: [`Micros`] since `start`.
@@ -248,6 +372,42 @@ struct Output {
     send_errors: u64,
     /// Datagrams collected from the core, sent together with sendmmsg(2).
     batch: Vec<crate::Transmit>,
+    impair: Option<Impair>,
+    tap: Option<crate::capture::PcapTap>,
+    impaired_drops: u64,
+}
+
+/// The impairment's state: its random stream and the datagrams it is holding back.
+struct Impair {
+    cfg: Impairment,
+    rng: rand_pcg::Pcg64Mcg,
+    queue: std::collections::BinaryHeap<Delayed>,
+    seq: u64,
+}
+
+/// A datagram held back until `due`; ordered so that the heap pops the earliest (then the
+/// first held) first.
+struct Delayed {
+    due: Instant,
+    seq: u64,
+    transmit: crate::Transmit,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.due, other.seq).cmp(&(self.due, self.seq))
+    }
 }
 
 impl Output {
@@ -277,6 +437,7 @@ impl Output {
             let more = t.is_some();
             batch.extend(t);
             if batch.len() >= MAX_BATCH || (!more && !batch.is_empty()) {
+                self.impair_batch(&mut batch);
                 self.send_batch(socket, &batch).await;
                 batch.clear();
                 sent_any = true;
@@ -290,6 +451,65 @@ impl Output {
             self.write_events(node, truth)?;
         }
         Ok(())
+    }
+
+    /// Applies the impairment to `batch`: drops the lost datagrams and moves the delayed ones
+    /// to the queue, leaving in `batch` what goes out now.
+    fn impair_batch(&mut self, batch: &mut Vec<crate::Transmit>) {
+        let Some(imp) = self.impair.as_mut() else { return };
+        let now = Instant::now();
+        let mut kept = Vec::with_capacity(batch.len());
+        for t in batch.drain(..) {
+            if imp.cfg.loss > 0.0 && imp.rng.random_bool(imp.cfg.loss.min(1.0)) {
+                self.impaired_drops += 1;
+                continue;
+            }
+            let jitter = if imp.cfg.jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                Duration::from_nanos(imp.rng.random_range(0..=imp.cfg.jitter.as_nanos() as u64))
+            };
+            let wait = imp.cfg.delay + jitter;
+            if wait.is_zero() {
+                kept.push(t);
+            } else {
+                imp.seq += 1;
+                imp.queue.push(Delayed { due: now + wait, seq: imp.seq, transmit: t });
+            }
+        }
+        *batch = kept;
+    }
+
+    /// When the earliest held-back datagram is due.
+    fn next_delayed(&self) -> Option<Instant> {
+        self.impair.as_ref().and_then(|i| i.queue.peek()).map(|d| d.due)
+    }
+
+    /// Sends the held-back datagrams that are due.
+    async fn send_due(&mut self, socket: &UdpSocket) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        if let Some(imp) = self.impair.as_mut() {
+            while imp.queue.peek().is_some_and(|d| d.due <= now) {
+                due.extend(imp.queue.pop().map(|d| d.transmit));
+            }
+        }
+        if !due.is_empty() {
+            self.send_batch(socket, &due).await;
+        }
+    }
+
+    /// Sends everything still held back, in due order (at shutdown).
+    async fn send_all_delayed(&mut self, socket: &UdpSocket) {
+        let mut all = Vec::new();
+        if let Some(imp) = self.impair.as_mut() {
+            while let Some(d) = imp.queue.pop() {
+                all.push(d.transmit);
+            }
+        }
+        if !all.is_empty() {
+            self.send_batch(socket, &all).await;
+        }
     }
 
     fn write_events<N, W>(&mut self, node: &mut N, truth: &mut W) -> io::Result<()>
@@ -339,6 +559,17 @@ impl Output {
     /// tcpdump on a veth sees a GSO send as one large packet, so captures would no longer show
     /// SopCast's packet sizes.) Errors are handled per datagram as in [`Output::send`].
     async fn send_batch(&mut self, socket: &UdpSocket, batch: &[crate::Transmit]) {
+        if let Some(tap) = self.tap.as_mut() {
+            let ts = realtime_us();
+            for t in batch {
+                if let Err(e) = tap.record(ts, self.local, t.dst, &t.payload) {
+                    tracing::error!(node = %self.local, "{e}; capture stopped");
+                    let _ = tap.finish();
+                    self.tap = None;
+                    break;
+                }
+            }
+        }
         let mut i = 0;
         let mut backoff = ENOBUFS_FIRST_BACKOFF;
         while i < batch.len() {

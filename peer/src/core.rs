@@ -995,6 +995,10 @@ impl Node for Peer {
         self.shutdown(true);
     }
 
+    fn handle_vanish(&mut self, _now: Micros) {
+        self.shutdown(false);
+    }
+
     fn poll_media(&mut self) -> Option<Media> {
         self.played.pop_front()
     }
