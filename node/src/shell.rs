@@ -112,6 +112,15 @@ const MAX_SLEEP: Duration = Duration::from_secs(24 * 3600);
 /// # Panics
 /// When called outside a tokio runtime with I/O enabled (as [`UdpSocket::from_std`] does).
 pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    UdpSocket::from_std(bind_udp_std(addr)?)
+}
+
+/// [`bind_udp`] without tokio: a non-blocking std socket, for threads that bind in another
+/// network namespace ([`crate::netns::run_in`]) and hand the socket to tokio afterwards.
+///
+/// # Errors
+/// As [`bind_udp`].
+pub fn bind_udp_std(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUF_LEN) {
         tracing::debug!(%addr, error = %e, "could not set SO_RCVBUF");
@@ -133,7 +142,7 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Drives `node` over `socket` until `stop` resolves; see the [module docs](self).

@@ -114,6 +114,34 @@ pub struct PeerStats {
     pub requests_timed_out: u64,
     pub responses_sent: u64,
     pub dropped: BTreeMap<String, u64>,
+    /// Sessions this address ran (a churned client has several; 0 if it never started).
+    #[serde(default)]
+    pub sessions: u32,
+}
+
+impl PeerStats {
+    /// Adds a later session of the same client: counters add up, maxima take the larger,
+    /// `neighbors` is the later session's, and continuity is recomputed over both.
+    pub fn merge(&mut self, later: &PeerStats) {
+        self.blocks_due += later.blocks_due;
+        self.blocks_played += later.blocks_played;
+        self.played_bytes += later.played_bytes;
+        self.first_played_block = self.first_played_block.or(later.first_played_block);
+        self.max_parents = self.max_parents.max(later.max_parents);
+        self.max_children = self.max_children.max(later.max_children);
+        self.neighbors = later.neighbors;
+        self.neighbors_max = self.neighbors_max.max(later.neighbors_max);
+        self.uploaded_bytes += later.uploaded_bytes;
+        self.downloaded_bytes += later.downloaded_bytes;
+        self.requests_sent += later.requests_sent;
+        self.requests_timed_out += later.requests_timed_out;
+        self.responses_sent += later.responses_sent;
+        for (k, v) in &later.dropped {
+            *self.dropped.entry(k.clone()).or_default() += v;
+        }
+        self.sessions += later.sessions;
+        self.continuity = (self.blocks_due > 0).then(|| self.blocks_played as f64 / self.blocks_due as f64);
+    }
 }
 
 /// The peer (or source) core. Drive it through [`Node`].
@@ -206,6 +234,7 @@ impl Peer {
             s.neighbors = self.up_neighbors().count();
         }
         s.continuity = (s.blocks_due > 0).then(|| s.blocks_played as f64 / s.blocks_due as f64);
+        s.sessions = u32::from(self.started.is_some());
         s
     }
 

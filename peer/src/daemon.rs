@@ -162,6 +162,97 @@ pub struct Args {
     /// Stop by itself after this long, e.g. 300 or 5m (default: run until Ctrl-C or SIGTERM).
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
+
+    /// Network namespaces to bind the peers in (made with `ip netns add`; needs root): one name
+    /// for all peers, or a comma-separated list with one name per peer.
+    #[arg(long, value_name = "NAME[,NAME...]", value_delimiter = ',')]
+    pub netns: Vec<String>,
+
+    /// Extra delay on every datagram a peer sends, e.g. 20ms. Emulated in the peer's I/O shell
+    /// (seeded), so it works on kernels without sch_netem.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub delay: Duration,
+
+    /// Uniform random extra delay of up to this much per datagram (reorders, as real jitter does).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub jitter: Duration,
+
+    /// Share of the datagrams each peer sends that are lost, from 0 to 1 (e.g. 0.01), seeded.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
+    pub loss: f64,
+
+    // (`help` rather than a doc comment: rustdoc would take `<ip>` for HTML.)
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "Write each peer's own capture of what it sends and receives to DIR/peer-<ip>-<port>.pcap \
+                (IPv4/UDP, link type RAW; for runs without tcpdump)"
+    )]
+    pub pcap_dir: Option<PathBuf>,
+
+    /// Churn schedule, a CSV file with the header `client,session,start,end` (times in seconds
+    /// from --schedule-epoch-ms): client i is peer i of this process, which runs only during its
+    /// sessions and vanishes at each end without telling anyone, as SopCast clients do. Peers
+    /// without rows run the whole time. `soplab workload` writes such files.
+    #[arg(long, value_name = "FILE")]
+    pub schedule: Option<PathBuf>,
+
+    /// Wall-clock time zero of --schedule, in milliseconds since the Unix epoch (default: now),
+    /// so that several processes follow one schedule.
+    #[arg(long, value_name = "UNIX_MS", requires = "schedule")]
+    pub schedule_epoch_ms: Option<u64>,
+}
+
+fn parse_share(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a share from 0 to 1 (e.g. 0.01 for 1%)")),
+    }
+}
+
+/// One client session of a schedule: seconds from the schedule's time zero.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Session {
+    pub start: f64,
+    pub end: f64,
+}
+
+/// Reads a churn schedule (`client,session,start,end`) into each client's sessions, in order.
+///
+/// # Errors
+/// When the file cannot be read, the header differs, or a line has a bad number or ends
+/// before it starts; the message names the line.
+pub fn read_schedule(path: &std::path::Path) -> Result<std::collections::BTreeMap<usize, Vec<Session>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the schedule {}; check --schedule", path.display()))?;
+    let mut lines = text.lines().enumerate();
+    let header = lines.next().map(|(_, l)| l.trim().replace(' ', ""));
+    if header.as_deref() != Some("client,session,start,end") {
+        bail!("{}: the first line must be `client,session,start,end` (as `soplab workload` writes)", path.display());
+    }
+    let mut out: std::collections::BTreeMap<usize, Vec<Session>> = std::collections::BTreeMap::new();
+    for (n, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let bad =
+            || anyhow!("{} line {}: expected `client,session,start,end` numbers, got {line:?}", path.display(), n + 1);
+        if f.len() != 4 {
+            return Err(bad());
+        }
+        let client: usize = f[0].parse().map_err(|_| bad())?;
+        let start: f64 = f[2].parse().map_err(|_| bad())?;
+        let end: f64 = f[3].parse().map_err(|_| bad())?;
+        if !(start.is_finite() && end.is_finite() && start >= 0.0 && end >= start) {
+            bail!("{} line {}: a session needs 0 <= start <= end, got {line:?}", path.display(), n + 1);
+        }
+        out.entry(client).or_default().push(Session { start, end });
+    }
+    for v in out.values_mut() {
+        v.sort_by(|a, b| a.start.total_cmp(&b.start));
+    }
+    Ok(out)
 }
 
 /// The addresses of `count` peers from `first`: its IPv4 address plus 0, 1, ..., same port,
@@ -208,8 +299,12 @@ pub fn file_stem(addr: SocketAddr) -> String {
 /// One hosted peer, ready to start.
 struct Hosted {
     index: usize,
-    peer: Peer,
+    cfg: PeerConfig,
     socket: UdpSocket,
+    opts: shell::Options,
+    /// Sessions relative to `epoch` (empty: run the whole time).
+    sessions: Vec<Session>,
+    epoch: tokio::time::Instant,
     truth: Box<dyn Write + Send>,
     truth_path: Option<PathBuf>,
     played: Option<(BufWriter<File>, PathBuf)>,
@@ -247,9 +342,45 @@ pub async fn run(args: Args) -> Result<()> {
     // Bind everything and open every file first, so that a mistake fails before any peer starts.
     let mut hosted = Vec::with_capacity(count);
     let mut http_servers = JoinSet::new();
+    if !(args.netns.len() <= 1 || args.netns.len() == count) {
+        bail!("--netns takes one namespace for all peers or one per peer: {count} peers, {} names", args.netns.len());
+    }
+    let schedule = match &args.schedule {
+        Some(p) => read_schedule(p)?,
+        None => Default::default(),
+    };
+    if let Some((&c, _)) = schedule.range(count..).next() {
+        bail!("the schedule names client {c}, but this process runs peers 0 to {}", count - 1);
+    }
+    let epoch = match args.schedule_epoch_ms {
+        Some(ms) => {
+            let ahead = i128::from(ms) * 1000 - i128::from(shell::realtime_us());
+            let now = tokio::time::Instant::now();
+            if ahead >= 0 {
+                now + Duration::from_micros(ahead as u64)
+            } else {
+                now.checked_sub(Duration::from_micros(ahead.unsigned_abs() as u64)).unwrap_or(now)
+            }
+        }
+        None => tokio::time::Instant::now(),
+    };
+    if let Some(dir) = &args.pcap_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder {}; check --pcap-dir", dir.display()))?;
+    }
     for (i, addr) in addrs.iter().enumerate() {
-        let socket = shell::bind_udp(SocketAddr::V4(*addr)).map_err(|e| {
-            anyhow!(bind_error(e, "UDP", SocketAddr::V4(*addr), "--addr")).context(format!("peer {i} of {count}"))
+        let netns = args.netns.get(if args.netns.len() == 1 { 0 } else { i });
+        let at = SocketAddr::V4(*addr);
+        let socket = match netns {
+            Some(ns) => soplab_node::netns::run_in(ns, || shell::bind_udp_std(at)),
+            None => shell::bind_udp_std(at),
+        }
+        .and_then(UdpSocket::from_std)
+        .map_err(|e| {
+            anyhow!(bind_error(e, "UDP", at, "--addr")).context(match netns {
+                Some(ns) => format!("peer {i} of {count}, in network namespace {ns}"),
+                None => format!("peer {i} of {count}"),
+            })
         })?;
         let local = socket.local_addr().context("cannot read a bound address")?;
         let cfg = PeerConfig {
@@ -280,7 +411,17 @@ pub async fn run(args: Args) -> Result<()> {
             None
         } else {
             let at = SocketAddr::new(local.ip(), args.http_port);
-            let listener = TcpListener::bind(at).await.map_err(|e| {
+            let bind = move || {
+                let l = std::net::TcpListener::bind(at)?;
+                l.set_nonblocking(true)?;
+                Ok(l)
+            };
+            let listener = match netns {
+                Some(ns) => soplab_node::netns::run_in(ns, bind),
+                None => bind(),
+            }
+            .and_then(TcpListener::from_std)
+            .map_err(|e| {
                 anyhow!(bind_error(e, "TCP", at, "--http-port"))
                     .context(format!("peer {local} cannot serve its stream over HTTP (--http-port 0 turns that off)"))
             })?;
@@ -289,12 +430,31 @@ pub async fn run(args: Args) -> Result<()> {
             Some(tx)
         };
         let delay = args.stagger.mul_f64(i as f64 / count as f64);
-        hosted.push(Hosted { index: i, peer: Peer::new(cfg, None), socket, truth, truth_path, played, http, delay });
+        let opts = shell::Options {
+            impairment: Some(shell::Impairment {
+                delay: args.delay,
+                jitter: args.jitter,
+                loss: args.loss,
+                seed: cfg.seed ^ 0x5eed_1055,
+            }),
+            tap: match &args.pcap_dir {
+                Some(dir) => Some(soplab_node::capture::PcapTap::create(&dir.join(format!("{stem}.pcap")))?),
+                None => None,
+            },
+            ..shell::Options::default()
+        };
+        let sessions = schedule.get(&i).cloned().unwrap_or_default();
+        hosted.push(Hosted { index: i, cfg, socket, opts, sessions, epoch, truth, truth_path, played, http, delay });
     }
     tracing::info!(
         peers = count,
-        first = %hosted[0].peer.config().addr,
-        last = %hosted[count - 1].peer.config().addr,
+        first = %hosted[0].cfg.addr,
+        last = %hosted[count - 1].cfg.addr,
+        netns = ?args.netns.first(),
+        scheduled = schedule.len(),
+        delay = ?args.delay,
+        jitter = ?args.jitter,
+        loss = args.loss,
         tracker = %args.tracker,
         channel = args.channel,
         bitrate = args.bitrate,
@@ -367,49 +527,97 @@ pub async fn run(args: Args) -> Result<()> {
 }
 
 /// Runs one peer: waits its stagger delay, then the shell until `stop` (or a failure writing
-/// its played stream).
+/// its played stream). A scheduled peer instead runs one fresh core per session on the same
+/// socket, vanishing silently at each session's end and ignoring what arrives while it is off.
 async fn run_peer(h: Hosted, mut stop: watch::Receiver<bool>) -> Outcome {
-    let Hosted { index, mut peer, socket, mut truth, truth_path, mut played, http, delay } = h;
-    if !delay.is_zero() {
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = stopped(&mut stop) => return (index, peer.stats(), None),
-        }
-    }
-    let addr = peer.config().addr;
-    tracing::debug!(peer = %addr, "peer starting");
-
+    let Hosted { index, cfg, socket, mut opts, sessions, epoch, mut truth, truth_path, mut played, http, delay } = h;
+    let addr = cfg.addr;
+    let mut stats = Peer::new(cfg.clone(), None).stats();
+    // Whole-run peers are one session from their stagger delay to the stop.
+    let plan: Vec<(tokio::time::Instant, Option<tokio::time::Instant>)> = if sessions.is_empty() {
+        vec![(tokio::time::Instant::now() + delay, None)]
+    } else {
+        sessions
+            .iter()
+            .map(|s| (epoch + Duration::from_secs_f64(s.start), Some(epoch + Duration::from_secs_f64(s.end))))
+            .collect()
+    };
     let failed = Notify::new();
     let mut played_error: Option<io::Error> = None;
-    let mut player = |m: Media| {
-        if let Some((file, _)) = played.as_mut()
-            && played_error.is_none()
-            && let Err(e) = file.write_all(&m.data).and_then(|()| file.flush())
-        {
-            played_error = Some(e);
-            failed.notify_one();
+    let mut result = Ok(());
+    let mut buf = vec![0u8; shell::RECV_BUF_LEN];
+    'sessions: for (k, (start, end)) in plan.into_iter().enumerate() {
+        // Off: datagrams still arrive (partners keep sending for a while) and are discarded,
+        // as a host whose client is closed would.
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(start) => break,
+                () = stopped(&mut stop) => break 'sessions,
+                _ = socket.recv_from(&mut buf) => {}
+            }
         }
-        if let Some(tx) = &http {
-            // No players connected is not an error.
-            let _ = tx.send(m.data);
+        if end.is_some_and(|e| e <= tokio::time::Instant::now()) {
+            continue;
         }
-    };
-    let stop_fut = async {
-        tokio::select! {
-            () = stopped(&mut stop) => {}
-            () = failed.notified() => {}
+        tracing::debug!(peer = %addr, session = k, "peer session starting");
+        let mut peer =
+            Peer::new(PeerConfig { seed: cfg.seed.wrapping_add(k as u64 * 0x9e37_79b9), ..cfg.clone() }, None);
+        let mut player = |m: Media| {
+            if let Some((file, _)) = played.as_mut()
+                && played_error.is_none()
+                && let Err(e) = file.write_all(&m.data).and_then(|()| file.flush())
+            {
+                played_error = Some(e);
+                failed.notify_one();
+            }
+            if let Some(tx) = &http {
+                // No players connected is not an error.
+                let _ = tx.send(m.data);
+            }
+        };
+        let stop_fut = async {
+            let vanish = async {
+                match end {
+                    Some(e) => tokio::time::sleep_until(e).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = stopped(&mut stop) => shell::Stop::Graceful,
+                () = failed.notified() => shell::Stop::Graceful,
+                () = vanish => shell::Stop::Silent,
+            }
+        };
+        let r = shell::run_with_options(&mut peer, &socket, stop_fut, &mut truth, &mut player, &mut opts).await;
+        if k == 0 {
+            stats = peer.stats();
+        } else {
+            stats.merge(&peer.stats());
         }
-    };
-    let result = shell::run_with_player(&mut peer, socket, stop_fut, &mut truth, &mut player).await;
+        match r {
+            Ok(shell::Stop::Silent) if played_error.is_none() => {}
+            Ok(_) => break,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
     drop(truth);
+    if let Some(tap) = opts.tap.as_mut()
+        && let Err(e) = tap.finish()
+        && result.is_ok()
+    {
+        result = Err(e);
+    }
 
-    let stats = peer.stats();
     let err = if let Err(e) = result {
         Some(anyhow!(e).context(match &truth_path {
-            Some(p) => {
-                format!("peer {addr} stopped on an I/O error (its socket, or the ground-truth file {})", p.display())
-            }
-            None => format!("peer {addr} stopped on a socket error"),
+            Some(p) => format!(
+                "peer {addr} stopped on an I/O error (its socket, its capture or the ground-truth file {})",
+                p.display()
+            ),
+            None => format!("peer {addr} stopped on a socket or capture error"),
         }))
     } else if let (Some(e), Some((_, path))) = (played_error, &played) {
         Some(anyhow!(e).context(format!(
@@ -536,6 +744,28 @@ mod tests {
         assert!(e.contains("outside 127.0.0.0/8 and 198.18.0.0/15"), "{e}");
         assert!(peer_addrs("198.20.0.1:1".parse().unwrap(), 1).is_err());
         assert!(peer_addrs("[::1]:1".parse().unwrap(), 1).is_err());
+    }
+
+    #[test]
+    fn schedules_are_read_per_client_and_bad_lines_are_named() {
+        let dir = std::env::temp_dir().join(format!("soplab-schedule-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("s.csv");
+        std::fs::write(&p, "client,session,start,end\n1,0,5.5,9\n0,0,1,2\n1,1,20,30.25\n").unwrap();
+        let s = read_schedule(&p).unwrap();
+        assert_eq!(s[&0], vec![Session { start: 1.0, end: 2.0 }]);
+        assert_eq!(s[&1], vec![Session { start: 5.5, end: 9.0 }, Session { start: 20.0, end: 30.25 }]);
+        for (text, want) in [
+            ("c,s,a,b\n", "first line"),
+            ("client,session,start,end\n0,0,x,1\n", "line 2"),
+            ("client,session,start,end\n0,0,1,1\n0,1,5,4\n", "line 3"),
+            ("client,session,start,end\n0,0,-1,4\n", "0 <= start"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = read_schedule(&p).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
