@@ -4,3 +4,4 @@
 pub mod loopback;
 pub mod summary;
 pub mod virtual_swarm;
+pub mod workload;
