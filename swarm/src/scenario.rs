@@ -1,0 +1,503 @@
+//! What a swarm run is: every setting `soplab swarm` takes, from flags or a TOML scenario file
+//! (flags win), resolved into a [`SwarmConfig`]; and the rate distributions links are drawn from.
+//!
+//! A scenario file uses the flags' names with `_` for `-`; durations and rates are strings as on
+//! the command line. Unknown keys are errors, so a typo cannot be silently ignored:
+//!
+//! ```toml
+//! peers = 200
+//! duration = "10m"
+//! vantage = 5
+//! bridge_capture = true
+//! upload = "choice(512k:0.5,2M:0.3,10M:0.2)"
+//! download = "10M"
+//! workload = "event"
+//! time_scale = 10
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use soplab_node::duration::{parse_duration, parse_rate};
+
+/// Where the daemons run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Network namespaces when root and iproute2 are there, loopback otherwise.
+    Auto,
+    /// One network namespace per host on a bridge, 198.18.0.0/15 (needs root and iproute2).
+    Netns,
+    /// Processes on 127.0.0.0/8 addresses of this machine's loopback.
+    Loopback,
+}
+
+/// A distribution of link rates (bits per second) hosts draw from:
+/// `1M` (everyone), `uniform(256k,4M)`, `lognormal(1M,0.8)` (median and sigma of ln), or
+/// `choice(512k:0.5,2M:0.3,10M:0.2)` (rates with weights), as heterogeneous as PlanetLab's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RateDist {
+    Fixed(u64),
+    Uniform(u64, u64),
+    LogNormal { median: u64, sigma: f64 },
+    Choice(Vec<(u64, f64)>),
+}
+
+impl FromStr for RateDist {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RateDist, String> {
+        let s = s.trim();
+        let usage = "a rate (1M), uniform(256k,4M), lognormal(1M,0.8) or choice(512k:0.5,2M:0.5)";
+        let inner =
+            |name: &str| s.strip_prefix(name).and_then(|r| r.strip_prefix('(')).and_then(|r| r.strip_suffix(')'));
+        let rate = |t: &str| parse_rate(t.trim()).map_err(|e| format!("{s:?}: {e}"));
+        if let Some(args) = inner("uniform") {
+            let (a, b) = args.split_once(',').ok_or(format!("{s:?} is not {usage}"))?;
+            let (a, b) = (rate(a)?, rate(b)?);
+            if a > b {
+                return Err(format!("{s:?}: the low rate is above the high one"));
+            }
+            Ok(RateDist::Uniform(a, b))
+        } else if let Some(args) = inner("lognormal") {
+            let (m, sd) = args.split_once(',').ok_or(format!("{s:?} is not {usage}"))?;
+            let sigma: f64 = sd.trim().parse().map_err(|_| format!("{s:?}: sigma must be a number"))?;
+            if !(sigma >= 0.0 && sigma.is_finite()) {
+                return Err(format!("{s:?}: sigma must be 0 or more"));
+            }
+            Ok(RateDist::LogNormal { median: rate(m)?, sigma })
+        } else if let Some(args) = inner("choice") {
+            let mut v = Vec::new();
+            for part in args.split(',') {
+                let (r, w) = part.split_once(':').ok_or(format!("{s:?}: write each choice as RATE:WEIGHT"))?;
+                let w: f64 = w.trim().parse().map_err(|_| format!("{s:?}: weight {w:?} is not a number"))?;
+                if !(w > 0.0 && w.is_finite()) {
+                    return Err(format!("{s:?}: weights must be positive"));
+                }
+                v.push((rate(r)?, w));
+            }
+            Ok(RateDist::Choice(v))
+        } else {
+            rate(s).map(RateDist::Fixed).map_err(|e| format!("{e}; expected {usage}"))
+        }
+    }
+}
+
+impl std::fmt::Display for RateDist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RateDist::Fixed(r) => write!(f, "{r}"),
+            RateDist::Uniform(a, b) => write!(f, "uniform({a},{b})"),
+            RateDist::LogNormal { median, sigma } => write!(f, "lognormal({median},{sigma})"),
+            RateDist::Choice(v) => {
+                let parts: Vec<String> = v.iter().map(|(r, w)| format!("{r}:{w}")).collect();
+                write!(f, "choice({})", parts.join(","))
+            }
+        }
+    }
+}
+
+impl RateDist {
+    /// One host's rate (at least 8 kbit/s, so that tbf can pass a packet).
+    pub fn sample(&self, rng: &mut impl rand::Rng) -> u64 {
+        let r = match self {
+            RateDist::Fixed(r) => *r,
+            RateDist::Uniform(a, b) => rng.random_range(*a..=*b),
+            RateDist::LogNormal { median, sigma } => {
+                let n = rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
+                let x: f64 = n;
+                (*median as f64 * (sigma * x).exp()) as u64
+            }
+            RateDist::Choice(v) => {
+                let total: f64 = v.iter().map(|(_, w)| w).sum();
+                let mut u = rng.random_range(0.0..total);
+                let mut pick = v[v.len() - 1].0;
+                for (r, w) in v {
+                    if u < *w {
+                        pick = *r;
+                        break;
+                    }
+                    u -= w;
+                }
+                pick
+            }
+        };
+        r.max(8_000)
+    }
+}
+
+/// Every setting of a swarm, each optional: from flags, from a scenario file, or both.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Where the daemons run: auto (netns when root with iproute2, else loopback), netns or
+    /// loopback [default: auto].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Number of peers, vantage peers included [default: 20].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<usize>,
+    /// How long the swarm streams, e.g. 60s, 5m [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    /// Run directory (created if missing) [default: runs/latest].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out: Option<PathBuf>,
+    /// Stream bitrate in bits/s, e.g. 500k [default: 500k].
+    #[arg(long, value_parser = parse_rate)]
+    #[serde(default, with = "opt_rate", skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<u64>,
+    /// Seed of every random choice in the run (content, peers, links, workload) [default: 1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Media file the source streams in a loop (any bytes) [default: synthetic bytes].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// Peer processes to spread the peers over [default: 1 per 250 peers, at least 1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes: Option<usize>,
+    /// Peers that are not churned join over this long at the start [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub stagger: Option<Duration>,
+    /// Port on each peer's address where it serves its stream over HTTP (0: off) [default: 8902].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<u16>,
+    /// Vantage peers: tcpdump runs in each one's namespace (netns mode) and they stay for the
+    /// whole run, like the crawlers of Borges et al. [default: 5 in netns mode].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<usize>,
+    /// Also capture on the bridge, which sees every packet of the swarm (netns mode).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridge_capture: Option<bool>,
+    /// Peers per namespace for very large swarms; vantage peers always get their own [default: 1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers_per_host: Option<usize>,
+    /// Upload rate of each peer host (tc tbf), fixed or a distribution, e.g. 2M or
+    /// "choice(512k:0.5,2M:0.3,10M:0.2)" [default: unlimited].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
+    /// Download rate of each peer host (tc tbf on its bridge port), like --upload.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download: Option<String>,
+    /// Upload rate of the source's host [default: unlimited].
+    #[arg(long, value_parser = parse_rate)]
+    #[serde(default, with = "opt_rate", skip_serializing_if = "Option::is_none")]
+    pub source_upload: Option<u64>,
+    /// Extra delay on everything a peer sends (emulated in the peer's I/O shell) [default: 0s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Duration>,
+    /// Uniform random extra delay up to this much per datagram [default: 0s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Duration>,
+    /// Share of each peer's sent datagrams lost, 0 to 1 [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// Churn: a schedule CSV (from `soplab workload`) or a preset, `event` or `non-event`,
+    /// sampled for this run's duration and seed; the non-vantage peers are its clients.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// Compress the workload: sample a transmission this many times longer than --duration and
+    /// play it faster (10: 100 minutes of behaviour in 10) [default: 1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_scale: Option<f64>,
+    /// In loopback mode, each peer writes its own pcap of what it sends and receives
+    /// (pcap/peer-<ip>-<port>.pcap) since tcpdump is not used there [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_capture: Option<bool>,
+}
+
+macro_rules! merge_fields {
+    ($a:ident, $b:ident, $($f:ident),*) => { Scenario { $($f: $a.$f.or($b.$f)),* } };
+}
+
+impl Scenario {
+    /// Reads a TOML scenario.
+    ///
+    /// # Errors
+    /// When the file cannot be read or has unknown keys or bad values (the message says which).
+    pub fn load(path: &Path) -> Result<Scenario> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the scenario {}; check --scenario", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not a valid scenario", path.display()))
+    }
+
+    /// Settings of `self`, and those of `base` where `self` has none.
+    pub fn or(self, base: Scenario) -> Scenario {
+        let a = self;
+        let b = base;
+        merge_fields!(
+            a,
+            b,
+            mode,
+            peers,
+            duration,
+            out,
+            bitrate,
+            seed,
+            file,
+            processes,
+            stagger,
+            http_port,
+            vantage,
+            bridge_capture,
+            peers_per_host,
+            upload,
+            download,
+            source_upload,
+            delay,
+            jitter,
+            loss,
+            workload,
+            time_scale,
+            self_capture
+        )
+    }
+}
+
+/// A fully resolved swarm run.
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    pub mode: Mode,
+    pub peers: usize,
+    pub duration: Duration,
+    pub out: PathBuf,
+    pub bitrate: u64,
+    pub seed: u64,
+    pub file: Option<PathBuf>,
+    pub processes: usize,
+    pub stagger: Duration,
+    pub http_port: u16,
+    pub vantage: usize,
+    pub bridge_capture: bool,
+    pub peers_per_host: usize,
+    pub upload: Option<RateDist>,
+    pub download: Option<RateDist>,
+    pub source_upload: Option<u64>,
+    pub delay: Duration,
+    pub jitter: Duration,
+    pub loss: f64,
+    pub workload: Option<String>,
+    pub time_scale: f64,
+    pub self_capture: bool,
+}
+
+impl SwarmConfig {
+    /// Applies the defaults and checks the values. `mode` must already be decided (not Auto).
+    ///
+    /// # Errors
+    /// When a value is out of range; the message names the setting.
+    pub fn resolve(s: Scenario, mode: Mode) -> Result<SwarmConfig> {
+        let peers = s.peers.unwrap_or(20);
+        if peers == 0 {
+            bail!("peers must be at least 1");
+        }
+        let vantage = s.vantage.unwrap_or(if mode == Mode::Netns { 5.min(peers) } else { 0 });
+        if vantage > peers {
+            bail!("vantage ({vantage}) cannot exceed peers ({peers})");
+        }
+        let loss = s.loss.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&loss) {
+            bail!("loss must be a share from 0 to 1 (e.g. 0.01), got {loss}");
+        }
+        let time_scale = s.time_scale.unwrap_or(1.0);
+        if !(time_scale >= 1.0 && time_scale.is_finite()) {
+            bail!("time_scale must be 1 or more (10 plays 100 minutes of behaviour in 10), got {time_scale}");
+        }
+        let peers_per_host = s.peers_per_host.unwrap_or(1);
+        if peers_per_host == 0 {
+            bail!("peers_per_host must be at least 1");
+        }
+        let dist = |v: Option<String>, name: &str| -> Result<Option<RateDist>> {
+            v.map(|t| t.parse::<RateDist>().map_err(|e| anyhow::anyhow!("{name}: {e}"))).transpose()
+        };
+        Ok(SwarmConfig {
+            mode,
+            peers,
+            duration: s.duration.unwrap_or(Duration::from_secs(60)),
+            out: s.out.unwrap_or_else(|| PathBuf::from("runs/latest")),
+            bitrate: s.bitrate.unwrap_or(500_000),
+            seed: s.seed.unwrap_or(1),
+            file: s.file,
+            processes: s.processes.unwrap_or(peers.div_ceil(250)).clamp(1, peers),
+            stagger: s.stagger.unwrap_or(Duration::from_secs(5)),
+            http_port: s.http_port.unwrap_or(8902),
+            vantage,
+            bridge_capture: s.bridge_capture.unwrap_or(false),
+            peers_per_host,
+            upload: dist(s.upload, "upload")?,
+            download: dist(s.download, "download")?,
+            source_upload: s.source_upload,
+            delay: s.delay.unwrap_or_default(),
+            jitter: s.jitter.unwrap_or_default(),
+            loss,
+            workload: s.workload,
+            time_scale,
+            self_capture: s.self_capture.unwrap_or(false),
+        })
+    }
+
+    /// The effective scenario, every setting filled in: what the run directory keeps, and what
+    /// `--scenario` takes to run it again.
+    pub fn to_scenario(&self) -> Scenario {
+        Scenario {
+            mode: Some(self.mode),
+            peers: Some(self.peers),
+            duration: Some(self.duration),
+            out: Some(self.out.clone()),
+            bitrate: Some(self.bitrate),
+            seed: Some(self.seed),
+            file: self.file.clone(),
+            processes: Some(self.processes),
+            stagger: Some(self.stagger),
+            http_port: Some(self.http_port),
+            vantage: Some(self.vantage),
+            bridge_capture: Some(self.bridge_capture),
+            peers_per_host: Some(self.peers_per_host),
+            upload: self.upload.as_ref().map(ToString::to_string),
+            download: self.download.as_ref().map(ToString::to_string),
+            source_upload: self.source_upload,
+            delay: Some(self.delay),
+            jitter: Some(self.jitter),
+            loss: Some(self.loss),
+            workload: self.workload.clone(),
+            time_scale: Some(self.time_scale),
+            self_capture: Some(self.self_capture),
+        }
+    }
+}
+
+/// Durations in scenario files: strings as on the command line ("90s", "5m", "500ms").
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) if d.subsec_millis() == 0 => s.serialize_str(&format!("{}s", d.as_secs())),
+            Some(d) => s.serialize_str(&format!("{}ms", d.as_millis())),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        soplab_node::duration::parse_duration(&s).map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Rates in scenario files: strings ("500k", "2M") or plain numbers of bits per second.
+mod opt_rate {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Rate {
+        Text(String),
+        Number(u64),
+    }
+
+    pub fn serialize<S: Serializer>(r: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match r {
+            Some(r) => s.serialize_u64(*r),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Rate::deserialize(d)? {
+            Rate::Number(n) => Ok(Some(n)),
+            Rate::Text(t) => soplab_node::duration::parse_rate(&t).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn scenario_files_parse_reject_typos_and_round_trip() {
+        let s: Scenario = toml::from_str(
+            "peers = 30\nduration = \"3m\"\nvantage = 5\nbridge_capture = true\nbitrate = \"500k\"\n\
+             upload = \"choice(512k:0.5,2M:0.5)\"\nworkload = \"event\"\ntime_scale = 10\n",
+        )
+        .unwrap();
+        assert_eq!(s.peers, Some(30));
+        assert_eq!(s.duration, Some(Duration::from_secs(180)));
+        assert_eq!(s.bitrate, Some(500_000));
+        let e = toml::from_str::<Scenario>("peer = 3\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field") && e.contains("peer"), "{e}");
+        let e = toml::from_str::<Scenario>("duration = \"3 parsecs\"\n").unwrap_err().to_string();
+        assert!(e.contains("duration") || e.contains("parsecs"), "{e}");
+
+        let cfg = SwarmConfig::resolve(s, Mode::Netns).unwrap();
+        let again: Scenario = toml::from_str(&toml::to_string(&cfg.to_scenario()).unwrap()).unwrap();
+        let cfg2 = SwarmConfig::resolve(again, Mode::Netns).unwrap();
+        assert_eq!(format!("{cfg:?}"), format!("{cfg2:?}"), "the effective scenario reproduces the run");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file = Scenario { peers: Some(30), seed: Some(9), ..Scenario::default() };
+        let flags = Scenario { peers: Some(10), ..Scenario::default() };
+        let s = flags.or(file);
+        assert_eq!((s.peers, s.seed), (Some(10), Some(9)));
+    }
+
+    #[test]
+    fn resolve_checks_ranges() {
+        let bad = |s: Scenario| SwarmConfig::resolve(s, Mode::Netns).unwrap_err().to_string();
+        assert!(bad(Scenario { peers: Some(0), ..Default::default() }).contains("peers"));
+        assert!(bad(Scenario { peers: Some(3), vantage: Some(4), ..Default::default() }).contains("vantage"));
+        assert!(bad(Scenario { loss: Some(1.5), ..Default::default() }).contains("loss"));
+        assert!(bad(Scenario { time_scale: Some(0.5), ..Default::default() }).contains("time_scale"));
+        assert!(bad(Scenario { upload: Some("fast".into()), ..Default::default() }).contains("upload"));
+    }
+
+    #[test]
+    fn rate_distributions_parse_and_sample_in_range() {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
+        assert_eq!("2M".parse::<RateDist>().unwrap(), RateDist::Fixed(2_000_000));
+        let u: RateDist = "uniform(256k,4M)".parse().unwrap();
+        assert!((0..1000).map(|_| u.sample(&mut rng)).all(|r| (256_000..=4_000_000).contains(&r)));
+        let c: RateDist = "choice(512k:0.5,2M:0.3,10M:0.2)".parse().unwrap();
+        let draws: Vec<u64> = (0..10_000).map(|_| c.sample(&mut rng)).collect();
+        let share = draws.iter().filter(|&&r| r == 512_000).count() as f64 / 1e4;
+        assert!((0.47..0.53).contains(&share), "{share}");
+        let l: RateDist = "lognormal(1M,0.8)".parse().unwrap();
+        let mut v: Vec<u64> = (0..10_001).map(|_| l.sample(&mut rng)).collect();
+        v.sort();
+        assert!((900_000..1_100_000).contains(&v[5000]), "median {}", v[5000]);
+        for bad in ["uniform(4M,1M)", "choice(1M)", "lognormal(1M,-1)", "fast", "uniform(1M)"] {
+            assert!(bad.parse::<RateDist>().is_err(), "{bad}");
+        }
+        assert_eq!(c.to_string().parse::<RateDist>().unwrap(), c);
+    }
+}
