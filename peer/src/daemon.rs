@@ -486,12 +486,27 @@ pub async fn run(args: Args) -> Result<()> {
         }
         Err(e) => errors.push(anyhow!("a peer task failed: {e}")),
     };
-    tokio::select! {
-        _ = stop => {}
-        // A peer only ends before the stop on an error: then stop the others too.
-        Some(r) = tasks.join_next() => {
-            record(r);
-            tracing::error!("a peer failed; stopping all peers");
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            // A churned peer ends early when its last session is over; any peer ends early on
+            // an error, and then the others stop too.
+            r = tasks.join_next() => match r {
+                Some(r) => {
+                    let failed = !matches!(&r, Ok((_, _, None)));
+                    record(r);
+                    if failed {
+                        tracing::error!("a peer failed; stopping all peers");
+                        break;
+                    }
+                }
+                None => {
+                    // Every peer's schedule is over: wait for the stop all the same.
+                    (&mut stop).await;
+                    break;
+                }
+            },
         }
     }
     let _ = stop_tx.send(true);

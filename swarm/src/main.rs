@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use soplab::loopback::LoopbackSwarm;
 use soplab_node::duration;
 
 /// soplab: an open emulation of the SopCast P2PTV system.
@@ -22,57 +21,150 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run a swarm: a tracker, a source and N peers, then write DIR/summary.json.
+    /// Run a swarm: a tracker, a source and N peers as processes speaking UDP; capture it.
     ///
-    /// With --loopback every daemon is a process on its own 127.x.y.z address. The run
-    /// directory gets truth/*.jsonl (ground truth of every daemon), played/*.ts (what each peer
-    /// played), logs/ (daemon logs and final stats) and summary.json (per-peer continuity,
-    /// played bytes and whether they equal the source's, parents, neighbours; the source's
-    /// children; dropped input by reason).
+    /// Modes (--mode, auto by default): as root with iproute2, every host (tracker, source,
+    /// each peer) gets its own network namespace, joined to a bridge in a hub namespace by a
+    /// veth pair, with an address in 198.18.0.0/15 and no default route; tcpdump captures at
+    /// --vantage peers (5 by default) and, with --bridge-capture, on the bridge, which sees
+    /// every packet. Otherwise (or with --loopback) every daemon is a process on its own
+    /// 127.x.y.z address, and --self-capture makes each peer write its own pcap.
     ///
-    /// Example: soplab swarm --loopback --peers 20 --duration 60s --out runs/first
+    /// Links: --upload/--download shape each peer host with tc tbf (a rate or a distribution:
+    /// "choice(512k:0.5,2M:0.3,10M:0.2)", "uniform(256k,4M)", "lognormal(1M,0.8)"); --delay,
+    /// --jitter and --loss are applied in each peer's I/O shell, seeded (no sch_netem needed).
+    ///
+    /// Churn: --workload event|non-event|FILE.csv starts and stops the non-vantage peers on the
+    /// Borges et al. client-behaviour model (see `soplab workload --help`); a leaving peer just
+    /// goes silent. Vantage peers stay for the whole run.
+    ///
+    /// Every setting can come from a TOML file (--scenario FILE; flags win). The run directory
+    /// gets scenario.toml (the effective settings), run.json (hosts, addresses, namespaces,
+    /// pcaps and what tcpdump reported), pcap/*.pcap, truth/*.jsonl (ground truth of every
+    /// daemon), played/*.ts, logs/, workload.csv (if churned) and summary.json. Namespaces,
+    /// links, qdiscs and processes are removed at the end, on Ctrl-C and on SIGTERM; a killed
+    /// run's leftovers are swept by the next run or by `soplab cleanup`.
+    ///
+    /// Examples:
+    ///   soplab swarm --peers 30 --vantage 5 --bridge-capture --duration 3m --out runs/n30
+    ///   soplab swarm --peers 100 --workload event --time-scale 10 --duration 10m --out runs/churn
+    ///   soplab swarm --loopback --peers 20 --duration 60s --out runs/lo
     Swarm(SwarmArgs),
+    /// A short swarm with capture, to see soplab work: netns with tcpdump where it can (root,
+    /// iproute2, tcpdump), else loopback with each peer writing its own pcap. Says which and
+    /// why, and ends by printing where the pcaps and the summary are.
+    Demo(DemoArgs),
+    /// Remove what killed runs left: soplab namespaces whose orchestrator is gone, with their
+    /// links, qdiscs and processes. Every run does this at start too.
+    Cleanup(CleanupArgs),
     #[command(about = "Run the tracker (what `soplab-tracker` runs)", long_about = soplab_tracker::daemon::LONG_ABOUT)]
     Tracker(soplab_tracker::daemon::Args),
     #[command(about = "Run the source provider (what `soplab-source` runs)", long_about = soplab_source::daemon::LONG_ABOUT)]
     Source(soplab_source::daemon::Args),
     #[command(about = "Run one or many peers in this process (what `soplab-peer` runs)", long_about = soplab_peer::daemon::LONG_ABOUT)]
     Peer(soplab_peer::daemon::Args),
+    /// Generate a churn workload: when each client's sessions start and end, as a CSV file.
+    ///
+    /// Clients follow the hierarchical ON/OFF model Borges et al. (2012) fitted to SopCast:
+    ///   session inter-arrival (s)  LogNormal: non-event m=-0.166 σ=1.318 (mean 2.02 s),
+    ///                              event m=0.108 σ=0.693 (mean 1.42 s), between any two
+    ///                              consecutive session starts, whoever's they are
+    ///   sessions per client        Geometric: after a session, OFF with P=0.398, else gone
+    ///   ON (share of D)            non-event LogNormal m=0.823 σ=1.459 in percent of D;
+    ///                              event Weibull F(x)=1-exp(-2.032 x^0.233); capped at D
+    ///   OFF (share of D)           Exponential 0.054 per percent of D (mean 18.5% of D)
+    ///
+    /// Session starts are drawn first (LogNormal gaps from 0); each start goes to the earliest
+    /// returning client ready by then, else to a new client if it is before D (and --clients
+    /// is not reached). New clients arrive only before D, but returning clients' sessions are
+    /// kept even past D, so sessions per client and OFF times follow the model; a swarm plays
+    /// only what starts before D and stops everything at D.
+    ///
+    /// Output columns: client,session,start,end (seconds from the start of the run, 3
+    /// decimals, sorted by start; client and session numbered from 0). A summary line with the
+    /// measured statistics goes to stdout. See docs/WORKLOAD.md.
+    ///
+    /// Example: soplab workload --preset event --duration 10m --seed 3 --out runs/event.csv
+    #[command(verbatim_doc_comment)]
+    Workload(WorkloadArgs),
 }
 
 #[derive(clap::Args, Debug)]
 struct SwarmArgs {
-    /// Run the daemons as processes on loopback addresses (127.0.0.0/8).
-    #[arg(long)]
+    /// Same as --mode loopback.
+    #[arg(long, conflicts_with = "mode")]
     loopback: bool,
+    /// TOML file with any of the settings below (keys as the flags, `_` for `-`); flags win.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    #[command(flatten)]
+    settings: soplab::scenario::Scenario,
+}
+
+#[derive(clap::Args, Debug)]
+struct CleanupArgs {
+    /// Also remove the namespaces of runs that are still going.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// Run directory.
+    #[arg(long, default_value = "runs/demo")]
+    out: PathBuf,
+    /// How long the demo swarm streams.
+    #[arg(long, default_value = "60s", value_parser = duration::parse_positive_duration)]
+    duration: Duration,
     /// Number of peers.
     #[arg(long, default_value_t = 20)]
     peers: usize,
-    /// How long the swarm streams, e.g. 60s, 5m.
-    #[arg(long, default_value = "60s", value_parser = duration::parse_duration)]
+}
+
+#[derive(clap::Args, Debug)]
+struct WorkloadArgs {
+    /// Client population: `event` (a popular live event) or `non-event` (an ordinary channel).
+    #[arg(long)]
+    preset: soplab::workload::Preset,
+    /// Length D of the run, e.g. 10m, 100m, 1h30m: new clients arrive only before D.
+    #[arg(long, default_value = "100m", value_parser = duration::parse_positive_duration)]
     duration: Duration,
-    /// Run directory (created if missing).
-    #[arg(long, default_value = "runs/latest")]
-    out: PathBuf,
-    /// Stream bitrate in bits/s (500k = 500,000).
-    #[arg(long, default_value = "500k", value_parser = duration::parse_rate)]
-    bitrate: u64,
-    /// Seed of every random choice in the run (content, peer choice, nonces).
+    /// Seed of every draw: the same arguments give the same file.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Media file the source streams in a loop (any bytes); synthetic bytes if not given.
+    /// At most N clients ever arrive (those who return still come back).
     #[arg(long)]
-    file: Option<PathBuf>,
-    /// Peer processes to spread the peers over.
-    #[arg(long, default_value_t = 1)]
-    processes: usize,
-    /// Peers join over this long at the start (a crowd arriving).
-    #[arg(long, default_value = "5s", value_parser = duration::parse_duration)]
-    stagger: Duration,
-    /// Port on each peer's address where it serves its stream over HTTP, as SopCast does for
-    /// its player (0: off). Play it with: ffplay http://ADDRESS:PORT/
-    #[arg(long, default_value_t = 8902)]
-    http_port: u16,
+    clients: Option<usize>,
+    /// F >= 1: sample a transmission of D×F and divide every time by F, so a 100-minute
+    /// transmission plays in 10 minutes with --duration 10m --time-scale 10; arrivals come F
+    /// times as fast, ON and OFF stay the same shares of D.
+    #[arg(long, default_value_t = 1.0, value_parser = soplab::workload::parse_time_scale)]
+    time_scale: f64,
+    /// CSV file to write (its directory is created if missing).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+impl WorkloadArgs {
+    fn run(self) -> Result<()> {
+        use soplab::workload::{Schedule, WorkloadSpec};
+        let d = self.duration.as_secs_f64();
+        let spec = WorkloadSpec {
+            preset: self.preset,
+            duration_s: d,
+            seed: self.seed,
+            clients: self.clients,
+            time_scale: self.time_scale,
+        };
+        spec.check()?;
+        let schedule = Schedule::generate(&spec);
+        if let Some(dir) = self.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        schedule.write_csv(&self.out)?;
+        println!("{}: {} D={d}s x{}: {}", self.out.display(), self.preset, self.time_scale, schedule.stats(d));
+        Ok(())
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -80,44 +172,109 @@ fn main() -> std::process::ExitCode {
     soplab_node::daemon::main(async move {
         match cli.command {
             Cmd::Swarm(a) => swarm(a).await,
+            Cmd::Demo(a) => demo(a).await,
+            Cmd::Cleanup(a) => cleanup(a),
             Cmd::Tracker(a) => soplab_tracker::daemon::run(a).await,
             Cmd::Source(a) => soplab_source::daemon::run(a).await,
             Cmd::Peer(a) => soplab_peer::daemon::run(a).await,
+            Cmd::Workload(a) => a.run(),
         }
     })
 }
 
 async fn swarm(a: SwarmArgs) -> Result<()> {
-    if !a.loopback {
-        anyhow::bail!("only --loopback swarms exist so far: add --loopback");
+    use soplab::scenario::{Mode, Scenario, SwarmConfig};
+    let mut settings = a.settings;
+    if a.loopback {
+        settings.mode = Some(Mode::Loopback);
     }
-    let run = LoopbackSwarm {
-        peers: a.peers,
-        duration: a.duration,
-        out: a.out.clone(),
-        bitrate: a.bitrate,
-        seed: a.seed,
-        file: a.file,
-        processes: a.processes,
-        stagger: a.stagger,
-        http_port: a.http_port,
+    if let Some(file) = &a.scenario {
+        settings = settings.or(Scenario::load(file)?);
+    }
+    let wants_capture = settings.vantage != Some(0) || settings.bridge_capture == Some(true);
+    let (mode, why) = match settings.mode.unwrap_or(Mode::Auto) {
+        Mode::Auto => soplab::run::auto_mode(wants_capture),
+        m => (m, "as asked".to_string()),
     };
-    eprintln!("soplab: loopback swarm of {} peers for {:?}, writing {}", a.peers, a.duration, a.out.display());
-    let s = run.run().await?;
+    let cfg = SwarmConfig::resolve(settings, mode)?;
+    run_swarm(&cfg, &why).await
+}
+
+async fn run_swarm(cfg: &soplab::scenario::SwarmConfig, why: &str) -> Result<()> {
+    use soplab::scenario::Mode;
+    let mode = if cfg.mode == Mode::Netns { "netns" } else { "loopback" };
+    eprintln!(
+        "soplab: {mode} swarm ({why}) of {} peers for {:?}{}, writing {}",
+        cfg.peers,
+        cfg.duration,
+        cfg.workload.as_ref().map(|w| format!(" with workload {w}")).unwrap_or_default(),
+        cfg.out.display()
+    );
+    let (s, info) = soplab::run::run(cfg).await?;
     let cont: Vec<f64> = s.peers.iter().filter_map(|p| p.continuity).collect();
     let min = cont.iter().copied().fold(f64::INFINITY, f64::min);
     let mean = cont.iter().sum::<f64>() / cont.len().max(1) as f64;
     let matches = s.peers.iter().filter(|p| p.played_matches_source).count();
     let max_parents = s.peers.iter().map(|p| p.max_parents).max().unwrap_or(0);
     println!(
-        "{} peers: continuity mean {mean:.4}, min {min:.4}; {matches}/{} played exactly the source's bytes; \
-         max parents {max_parents}; source max children {}; dropped inputs {}",
+        "{} peers ({} played): continuity mean {mean:.4}, min {min:.4}; {matches} played exactly the source's \
+         bytes; max parents {max_parents}; source max children {}; dropped inputs {}",
         s.peers.len(),
-        s.peers.len(),
+        cont.len(),
         s.source.max_children,
         s.dropped.values().sum::<u64>()
     );
-    println!("summary: {}", a.out.join("summary.json").display());
-    println!("ground truth: {}", a.out.join("truth").display());
+    if let Some(t) = info.netns_setup_s {
+        println!("namespaces: set up in {t:.2} s, removed in {:.2} s", info.netns_teardown_s.unwrap_or_default());
+    }
+    let packets: u64 = info.pcaps.iter().map(|p| p.packets).sum();
+    if !info.pcaps.is_empty() {
+        println!("pcaps: {} files, {packets} packets, in {}", info.pcaps.len(), cfg.out.join("pcap").display());
+    }
+    println!("summary: {}", cfg.out.join("summary.json").display());
+    println!("run: {} (hosts, addresses, captures)", cfg.out.join("run.json").display());
+    println!("ground truth: {}", cfg.out.join("truth").display());
+    Ok(())
+}
+
+fn cleanup(a: CleanupArgs) -> Result<()> {
+    let removed = soplab::netns::sweep(a.all)?;
+    if removed.is_empty() {
+        println!("nothing to remove: no soplab namespaces{}", if a.all { "" } else { " of dead runs" });
+    } else {
+        println!("removed {} namespaces (and the processes in them)", removed.len());
+    }
+    let left = soplab::netns::list();
+    if !left.is_empty() {
+        println!("{} namespaces of live runs remain (use --all to remove them too)", left.len());
+    }
+    Ok(())
+}
+
+async fn demo(a: DemoArgs) -> Result<()> {
+    use soplab::scenario::{Mode, Scenario, SwarmConfig};
+    let (mode, why) = soplab::run::auto_mode(true);
+    let settings = Scenario {
+        mode: Some(mode),
+        peers: Some(a.peers),
+        duration: Some(a.duration),
+        out: Some(a.out.clone()),
+        vantage: Some(if mode == Mode::Netns { 5.min(a.peers) } else { 0 }),
+        bridge_capture: Some(mode == Mode::Netns),
+        self_capture: Some(mode == Mode::Loopback),
+        ..Scenario::default()
+    };
+    let cfg = SwarmConfig::resolve(settings, mode)?;
+    match mode {
+        Mode::Netns => {
+            eprintln!("soplab demo: network namespaces with tcpdump at 5 vantage peers and on the bridge ({why})")
+        }
+        _ => eprintln!(
+            "soplab demo: loopback swarm whose peers write their own pcaps ({why}; run as root with iproute2 \
+             and tcpdump for namespaces and real tcpdump captures)"
+        ),
+    }
+    run_swarm(&cfg, &why).await?;
+    println!("pcaps are in {}; read one with: tcpdump -n -r FILE | head", a.out.join("pcap").display());
     Ok(())
 }
