@@ -1,0 +1,476 @@
+//! One capture file, pcap or pcapng, read as a stream of UDP [`Datagram`]s with bounded memory.
+//!
+//! pcap-parser does the framing in a circular buffer of [`BUFFER`] bytes (grown only for a
+//! larger block, up to [`MAX_BUFFER`]). Nothing in a file stops the reading except its end: a
+//! truncated last record, a record header full of garbage (the reader looks for the next
+//! plausible record and goes on), frames that are not UDP are all counted in [`FileStats`].
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{PcapBlockOwned, PcapError};
+use serde::Serialize;
+
+use super::decode::{Datagram, Frame, Link, decode};
+use crate::error::{Error, Result};
+
+/// Initial read buffer.
+pub const BUFFER: usize = 1 << 20;
+/// Largest buffer (one block must fit); a record claiming more is garbage.
+pub const MAX_BUFFER: usize = 16 << 20;
+/// A legacy pcap record longer than this (and longer than the file's snapshot length) is
+/// treated as garbage. 262,144 is tcpdump's default snapshot length.
+const MAX_RECORD: u32 = 262_144;
+
+/// The container format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Pcap,
+    Pcapng,
+}
+
+/// What one file held, record by record.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileStats {
+    pub path: PathBuf,
+    pub format: Option<Format>,
+    /// Link types seen (pcap header or pcapng interfaces).
+    pub link_types: Vec<i32>,
+    pub file_bytes: u64,
+    /// Packet records (pcap records, pcapng enhanced and simple packet blocks).
+    pub records: u64,
+    pub udp: u64,
+    pub not_ip: u64,
+    pub not_udp: u64,
+    /// Non-first IP fragments (no UDP header); first fragments are analysed as datagrams.
+    pub ip_fragments: u64,
+    /// First fragments of fragmented datagrams (analysed with the UDP header's length).
+    pub fragmented_datagrams: u64,
+    /// Frames cut by the snapshot length before the end of the UDP header (unusable).
+    pub cut_headers: u64,
+    /// UDP datagrams whose payload was cut by the snapshot length (still analysed: the length
+    /// comes from the UDP header).
+    pub cut_payloads: u64,
+    pub malformed: u64,
+    pub unsupported_link: u64,
+    /// pcapng simple packet blocks (no timestamp: skipped) and packets of unknown interfaces.
+    pub no_timestamp: u64,
+    /// Times the reader met a garbage record header and searched for the next good record.
+    pub garbage_records: u64,
+    /// Bytes skipped while searching.
+    pub garbage_bytes: u64,
+    /// The file ended inside a record.
+    pub truncated: bool,
+    /// An I/O error ended the file early.
+    pub read_error: Option<String>,
+    pub first_ts_us: Option<i64>,
+    pub last_ts_us: Option<i64>,
+    /// Records whose time is earlier than the record before them.
+    pub out_of_order: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Iface {
+    link: Link,
+    /// Timestamp units per second.
+    units: u64,
+    offset_s: i64,
+}
+
+enum Kind {
+    Legacy { big_endian: bool, header_len: usize, nanos: bool, snaplen: u32, link: Link },
+    Ng { ifaces: Vec<Iface> },
+}
+
+/// A capture file being read.
+pub struct CaptureFile {
+    reader: Box<dyn PcapReaderIterator + Send>,
+    kind: Kind,
+    started: bool,
+    done: bool,
+    input: u16,
+    last_ts: i64,
+    last_sec: Option<u32>,
+    capacity: usize,
+    pub stats: FileStats,
+}
+
+fn read_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Read { path: path.to_path_buf(), source: e }
+}
+
+impl CaptureFile {
+    /// Opens `path` (input number `input`). A file that is neither pcap nor pcapng, or is
+    /// empty, is an error that says so.
+    pub fn open(path: &Path, input: u16) -> Result<CaptureFile> {
+        let mut file = File::open(path).map_err(|e| read_error(path, e))?;
+        let file_bytes = file.metadata().map_err(|e| read_error(path, e))?.len();
+        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(Error::NotACapture { path: path.into(), why: "it is a directory".into() });
+        }
+        let mut magic = [0u8; 4];
+        let n = read_up_to(&mut file, &mut magic).map_err(|e| read_error(path, e))?;
+        let not = |why: &str| Error::NotACapture { path: path.into(), why: why.into() };
+        if n == 0 {
+            return Err(not("the file is empty"));
+        }
+        let format = match magic {
+            [0x0a, 0x0d, 0x0d, 0x0a] => Format::Pcapng,
+            [0xd4, 0xc3, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0xc3, 0xd4]
+            | [0x4d, 0x3c, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0x3c, 0x4d] => Format::Pcap,
+            // Kuznetzov's modified pcap.
+            [0x34, 0xcd, 0xb2, 0xa1] | [0xa1, 0xb2, 0xcd, 0x34] => Format::Pcap,
+            _ => return Err(not("no pcap or pcapng magic number at the start")),
+        };
+        drop(file);
+        let file = File::open(path).map_err(|e| read_error(path, e))?;
+        let reader = pcap_parser::create_reader(BUFFER, file).map_err(|e| match e {
+            PcapError::ReadError => not("it cannot be read"),
+            PcapError::Incomplete(_) | PcapError::Eof | PcapError::UnexpectedEof => {
+                not("the file ends inside its header")
+            }
+            other => not(&format!("its header is invalid ({other:?})")),
+        })?;
+        let stats = FileStats { path: path.into(), format: Some(format), file_bytes, ..FileStats::default() };
+        let kind = match format {
+            Format::Pcap => {
+                Kind::Legacy { big_endian: false, header_len: 16, nanos: false, snaplen: 0, link: Link::Ethernet }
+            }
+            Format::Pcapng => Kind::Ng { ifaces: Vec::new() },
+        };
+        Ok(CaptureFile {
+            reader,
+            kind,
+            started: false,
+            done: false,
+            input,
+            last_ts: i64::MIN,
+            last_sec: None,
+            capacity: BUFFER,
+            stats,
+        })
+    }
+
+    /// Bytes of the file consumed so far.
+    pub fn consumed(&self) -> u64 {
+        self.reader.consumed() as u64
+    }
+
+    /// Reads up to the next UDP datagram and writes it into `out`; false at the end of the file.
+    pub fn next_datagram(&mut self, out: &mut Datagram) -> bool {
+        while !self.done {
+            if self.legacy_garbage_ahead() {
+                self.resync(1);
+                continue;
+            }
+            let r = self.reader.next();
+            match r {
+                Ok((off, block)) => {
+                    let got = handle_block(block, &mut self.kind, &mut self.stats, out);
+                    // No shift here: `refill` moves the unread tail to the front, once per fill
+                    // (`consume` would move half the buffer every time it passes the middle).
+                    self.reader.consume_noshift(off);
+                    self.started = true;
+                    if let Got::Packet { ts, udp } = got {
+                        self.last_sec = Some((ts.max(0) / 1_000_000) as u32);
+                        if ts < self.last_ts {
+                            self.stats.out_of_order += 1;
+                        }
+                        self.last_ts = self.last_ts.max(ts);
+                        self.stats.first_ts_us.get_or_insert(ts);
+                        self.stats.last_ts_us = Some(self.last_ts);
+                        if udp {
+                            out.ts_us = ts;
+                            out.input = self.input;
+                            return true;
+                        }
+                    }
+                }
+                Err(PcapError::Eof) => self.done = true,
+                Err(PcapError::Incomplete(_)) => {
+                    if self.reader.reader_exhausted() {
+                        self.stats.truncated = true;
+                        self.done = true;
+                    } else if let Err(e) = self.reader.refill() {
+                        self.stats.read_error = Some(format!("{e:?}"));
+                        self.done = true;
+                    }
+                }
+                Err(PcapError::UnexpectedEof) => {
+                    self.stats.truncated = true;
+                    self.done = true;
+                }
+                Err(PcapError::BufferTooSmall) => {
+                    if self.capacity < MAX_BUFFER {
+                        self.capacity *= 2;
+                        self.reader.grow(self.capacity);
+                    } else {
+                        self.resync(1);
+                    }
+                }
+                Err(PcapError::ReadError) => {
+                    self.stats.read_error = Some("read error".into());
+                    self.done = true;
+                }
+                Err(_) => self.resync(1),
+            }
+        }
+        false
+    }
+
+    /// For legacy pcap: whether the record header at the front of the buffer is garbage.
+    fn legacy_garbage_ahead(&mut self) -> bool {
+        if !self.started {
+            return false;
+        }
+        let Kind::Legacy { big_endian, nanos, snaplen, .. } = self.kind else { return false };
+        let data = self.reader.data();
+        data.len() >= 16 && !plausible_record(&data[..16], big_endian, nanos, snaplen, self.last_sec)
+    }
+
+    /// Skips garbage: looks for the next offset where a record starts (legacy: a plausible
+    /// header followed by another plausible header, or by the end of the file; pcapng: a known
+    /// block type whose leading and trailing lengths agree).
+    fn resync(&mut self, from: usize) {
+        self.stats.garbage_records += 1;
+        let mut skipped = 0u64;
+        let mut start = from;
+        loop {
+            let data = self.reader.data();
+            let max_len = self.capacity / 2;
+            let found = match self.kind {
+                Kind::Legacy { big_endian, header_len, nanos, snaplen, .. } => {
+                    find_legacy(data, start, big_endian, header_len, nanos, snaplen, self.last_sec)
+                }
+                Kind::Ng { .. } => find_ng(data, start, max_len),
+            };
+            let exhausted = self.reader.reader_exhausted();
+            let at = match found {
+                Search::Found(at) => Some(at),
+                Search::NeedMore(at) if exhausted => Some(at),
+                Search::NeedMore(at) | Search::NotFound(at) => {
+                    let drop = at.min(data.len());
+                    self.reader.consume(drop);
+                    skipped += drop as u64;
+                    start = 0;
+                    if exhausted {
+                        // Garbage to the end of the file.
+                        let rest = self.reader.data().len();
+                        self.reader.consume(rest);
+                        self.stats.garbage_bytes += skipped + rest as u64;
+                        self.done = true;
+                        return;
+                    }
+                    if let Err(e) = self.reader.refill() {
+                        self.stats.read_error = Some(format!("{e:?}"));
+                        self.done = true;
+                        return;
+                    }
+                    None
+                }
+            };
+            if let Some(at) = at {
+                self.reader.consume(at);
+                self.stats.garbage_bytes += skipped + at as u64;
+                return;
+            }
+        }
+    }
+}
+
+enum Search {
+    Found(usize),
+    /// A candidate at this offset that needs more data to confirm.
+    NeedMore(usize),
+    /// Nothing before this offset can start a record.
+    NotFound(usize),
+}
+
+enum Got {
+    NotPacket,
+    Packet { ts: i64, udp: bool },
+}
+
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[inline]
+fn read_u32(b: &[u8], at: usize, big_endian: bool) -> u32 {
+    let w: [u8; 4] = b[at..at + 4].try_into().expect("4 bytes");
+    if big_endian { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }
+}
+
+/// A legacy record header that could be real: sub-second field in range, captured length
+/// within the snapshot length and not above the original length, time within a day of the
+/// previous record.
+fn plausible_record(h: &[u8], big_endian: bool, nanos: bool, snaplen: u32, last_sec: Option<u32>) -> bool {
+    let sec = read_u32(h, 0, big_endian);
+    let frac = read_u32(h, 4, big_endian);
+    let caplen = read_u32(h, 8, big_endian);
+    let origlen = read_u32(h, 12, big_endian);
+    let frac_ok = frac < if nanos { 1_000_000_000 } else { 1_000_000 };
+    let len_ok = caplen <= snaplen.max(MAX_RECORD) && caplen <= origlen && origlen <= (1 << 24);
+    let time_ok = last_sec.is_none_or(|l| sec.abs_diff(l) <= 86_400);
+    frac_ok && len_ok && time_ok
+}
+
+fn find_legacy(
+    data: &[u8],
+    start: usize,
+    big_endian: bool,
+    header_len: usize,
+    nanos: bool,
+    snaplen: u32,
+    last_sec: Option<u32>,
+) -> Search {
+    let mut at = start;
+    while at + 16 <= data.len() {
+        if plausible_record(&data[at..at + 16], big_endian, nanos, snaplen, last_sec) {
+            let caplen = read_u32(data, at + 8, big_endian) as usize;
+            let next = at + header_len + caplen;
+            if next + 16 <= data.len() {
+                if plausible_record(&data[next..next + 16], big_endian, nanos, snaplen, last_sec) {
+                    return Search::Found(at);
+                }
+            } else {
+                return Search::NeedMore(at);
+            }
+        }
+        at += 1;
+    }
+    Search::NotFound(at)
+}
+
+fn find_ng(data: &[u8], start: usize, max_len: usize) -> Search {
+    const KNOWN: [u32; 7] = [0x0a0d_0d0a, 1, 2, 3, 4, 5, 6];
+    let mut at = start;
+    while at + 12 <= data.len() {
+        for be in [false, true] {
+            let t = read_u32(data, at, be);
+            let len = read_u32(data, at + 4, be) as usize;
+            if KNOWN.contains(&t) && len >= 12 && len.is_multiple_of(4) && len <= max_len {
+                if at + len > data.len() {
+                    return Search::NeedMore(at);
+                }
+                if read_u32(data, at + len - 4, be) as usize == len {
+                    return Search::Found(at);
+                }
+            }
+        }
+        at += 1;
+    }
+    Search::NotFound(at)
+}
+
+/// Handles one block: a packet record (with its time, and whether `out` now holds a UDP
+/// datagram) or another block.
+fn handle_block(block: PcapBlockOwned<'_>, kind: &mut Kind, stats: &mut FileStats, out: &mut Datagram) -> Got {
+    match block {
+        PcapBlockOwned::LegacyHeader(h) => {
+            let link = Link::from_linktype(h.network.0);
+            stats.link_types.push(h.network.0);
+            *kind = Kind::Legacy {
+                big_endian: h.is_bigendian(),
+                header_len: if h.is_modified_format() { 24 } else { 16 },
+                nanos: h.is_nanosecond_precision(),
+                snaplen: h.snaplen,
+                link,
+            };
+            Got::NotPacket
+        }
+        PcapBlockOwned::Legacy(b) => {
+            let Kind::Legacy { nanos, link, .. } = *kind else { return Got::NotPacket };
+            stats.records += 1;
+            let frac = if nanos { i64::from(b.ts_usec) / 1000 } else { i64::from(b.ts_usec) };
+            let ts = i64::from(b.ts_sec) * 1_000_000 + frac;
+            let data = &b.data[..(b.caplen as usize).min(b.data.len())];
+            Got::Packet { ts, udp: frame(link, data, stats, out) }
+        }
+        PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+            if let Kind::Ng { ifaces } = kind {
+                ifaces.clear();
+            }
+            Got::NotPacket
+        }
+        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+            if let Kind::Ng { ifaces } = kind {
+                stats.link_types.push(idb.linktype.0);
+                ifaces.push(Iface {
+                    link: Link::from_linktype(idb.linktype.0),
+                    units: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                    offset_s: idb.ts_offset(),
+                });
+            }
+            Got::NotPacket
+        }
+        PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+            stats.records += 1;
+            let Kind::Ng { ifaces } = kind else { return Got::NotPacket };
+            let Some(iface) = ifaces.get(epb.if_id as usize).copied() else {
+                stats.no_timestamp += 1;
+                return Got::NotPacket;
+            };
+            let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+            let us = (u128::from(raw) * 1_000_000 / u128::from(iface.units)) as i64;
+            let ts = us.saturating_add(iface.offset_s.saturating_mul(1_000_000));
+            let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
+            Got::Packet { ts, udp: frame(iface.link, data, stats, out) }
+        }
+        PcapBlockOwned::NG(Block::SimplePacket(_)) => {
+            stats.records += 1;
+            stats.no_timestamp += 1;
+            Got::NotPacket
+        }
+        PcapBlockOwned::NG(_) => Got::NotPacket,
+    }
+}
+
+#[inline]
+fn frame(link: Link, data: &[u8], stats: &mut FileStats, out: &mut Datagram) -> bool {
+    match decode(link, data, out) {
+        Frame::Udp => {
+            stats.udp += 1;
+            stats.cut_payloads += u64::from(out.cut);
+            stats.fragmented_datagrams += u64::from(out.fragmented);
+            true
+        }
+        Frame::NotIp => {
+            stats.not_ip += 1;
+            false
+        }
+        Frame::NotUdp => {
+            stats.not_udp += 1;
+            false
+        }
+        Frame::Fragment => {
+            stats.ip_fragments += 1;
+            false
+        }
+        Frame::Cut => {
+            stats.cut_headers += 1;
+            false
+        }
+        Frame::Malformed => {
+            stats.malformed += 1;
+            false
+        }
+        Frame::UnsupportedLink => {
+            stats.unsupported_link += 1;
+            false
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The `analyze` and `validate` subcommands (of `soplab` and of `soplab-analyze`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::analysis::{self, AnalyzeOptions};
+use crate::capture::Dedup;
+use crate::error::{Error, Result};
+use crate::rundir::RunDir;
+use crate::trace::DEFAULT_EXCLUDED_PORTS;
+use crate::validate::{self, ValidateOptions};
+
+/// Long help of `analyze`.
+pub const ANALYZE_ABOUT: &str = "Rebuild the SopCast overlay of Tang et al. from packet captures.
+
+Reads pcap/pcapng files (several are merged by time, a datagram captured at several vantage points \
+counts once), classifies UDP datagrams by payload size (Table 1: HELLO 52, reply 80, ACK 28, \
+keep-alive 42, request 46, video 1320 and tails), recognises the tracker and the source, and builds \
+the neighbour graph G_N and the video graph G_V in snapshots of length tau and accumulated over \
+[0, T]. Writes OUT/report.json (every figure's data and the summary), CSV tables and PNG/SVG plots.
+
+An INPUT is a capture file or a run directory (its pcap/*.pcap, pcap/*.pcapng or the captures its \
+run.json lists; run.json or truth/ also name the tracker and the source).
+
+Example: soplab analyze runs/demo --out runs/demo/analysis";
+
+/// Long help of `validate`.
+pub const VALIDATE_ABOUT: &str = "Check the overlay rebuilt from a run's captures against its ground truth.
+
+Analyses RUN_DIR's captures like `analyze`, reads RUN_DIR/truth/*.jsonl, and writes \
+RUN_DIR/validation.json: for the neighbour and the video layer, precision and recall of the edges \
+per snapshot (default tau and others), degree errors, which peers were seen, and the share of \
+active peers and edges k vantage points see as k grows. docs/ANALYZE.md defines each number.
+
+Example: soplab validate runs/demo --min 0.99";
+
+fn parse_list(s: &str) -> std::result::Result<Vec<f64>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',').map(|x| x.trim().parse::<f64>().map_err(|_| format!("not a number: {x}"))).collect()
+}
+
+fn parse_ports(s: &str) -> std::result::Result<Vec<u16>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',').map(|x| x.trim().parse::<u16>().map_err(|_| format!("not a port: {x}"))).collect()
+}
+
+/// A comma-separated list of numbers (an alias so that clap takes the list as one value).
+type Floats = Vec<f64>;
+/// A comma-separated list of ports.
+type Ports = Vec<u16>;
+
+/// Options shared by `analyze` and `validate`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// The tracker's ADDRESS:PORT (default: named by run.json or truth/, else recognised from
+    /// the traffic: it answers 20-byte requests with 21+6k-byte peer lists).
+    #[arg(long)]
+    pub tracker: Option<SocketAddr>,
+    /// The source provider's ADDRESS:PORT (default: named by run.json or truth/, else
+    /// recognised: the endpoint sending most video while sending no requests).
+    #[arg(long)]
+    pub source: Option<SocketAddr>,
+    /// Snapshot length of the neighbour graph, seconds (tau_N).
+    #[arg(long, default_value_t = 2.5)]
+    pub tau_neighbor: f64,
+    /// Snapshot length of the video graph, seconds (tau_V).
+    #[arg(long, default_value_t = 2.0)]
+    pub tau_video: f64,
+    /// Time slot, seconds: every snapshot length must be a multiple of it.
+    #[arg(long, default_value_t = 0.1)]
+    pub resolution: f64,
+    /// Drop a datagram seen again (same addresses, ports, length, IP id, first 32 payload
+    /// bytes) within --dedup-window: auto = when several files or Linux cooked captures.
+    #[arg(long, value_enum, default_value_t = Dedup::Auto)]
+    pub dedup: Dedup,
+    /// De-duplication window, seconds.
+    #[arg(long, default_value_t = 0.05)]
+    pub dedup_window: f64,
+    /// UDP ports left out (comma-separated; other services' datagrams would be classified by
+    /// size too). Empty to keep all.
+    #[arg(long, value_parser = parse_ports, default_value = "53,67,68,123,137,138,161,162,443,500,514,1900,4500,5353,5355")]
+    pub exclude_ports: Ports,
+}
+
+impl Common {
+    fn options(&self) -> AnalyzeOptions {
+        AnalyzeOptions {
+            tracker: self.tracker,
+            source: self.source,
+            tau_neighbor_s: self.tau_neighbor,
+            tau_video_s: self.tau_video,
+            resolution_s: self.resolution,
+            dedup: self.dedup,
+            dedup_window_s: self.dedup_window,
+            excluded_ports: self.exclude_ports.clone(),
+            ..AnalyzeOptions::default()
+        }
+    }
+}
+
+/// `analyze`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap, pcapng) or run directories.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output directory (created).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+    /// More neighbour snapshot lengths to report, seconds (comma-separated).
+    #[arg(long, value_parser = parse_list, default_value = "1,10")]
+    pub neighbor_taus: Floats,
+    /// More video snapshot lengths to report, seconds (comma-separated).
+    #[arg(long, value_parser = parse_list, default_value = "1,10,100")]
+    pub video_taus: Floats,
+    /// T of the neighbour graphs accumulated over [0, T], seconds (comma-separated).
+    #[arg(long, value_parser = parse_list, default_value = "10,60,300,600")]
+    pub accumulate: Floats,
+    /// Start of the snapshot and throughput interval, seconds from the first datagram
+    /// (Tang et al. used 300).
+    #[arg(long)]
+    pub from: Option<f64>,
+    /// End of that interval, seconds from the first datagram (Tang et al. used 2100).
+    #[arg(long)]
+    pub to: Option<f64>,
+    /// Write report.json and the CSV tables only.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+/// `validate`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ValidateArgs {
+    /// A run directory with captures (pcap/) and ground truth (truth/).
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+    /// Snapshot lengths to validate besides the defaults, seconds (comma-separated).
+    #[arg(long, value_parser = parse_list, default_value = "0.5,1,2,2.5,5,10")]
+    pub taus: Floats,
+    /// Keep-alive period of the daemons, seconds (ground truth: a link up for 1.5 periods of a
+    /// snapshot must show a keep-alive in it; docs/ANALYZE.md).
+    #[arg(long, default_value_t = 1.0)]
+    pub keepalive_period: f64,
+    /// Write the result here instead of RUN_DIR/validation.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Fail (exit status 1) when a layer's precision or recall at the default tau is below this.
+    #[arg(long)]
+    pub min: Option<f64>,
+    /// Random vantage sets drawn per k for the coverage table.
+    #[arg(long, default_value_t = 20)]
+    pub coverage_draws: u32,
+}
+
+/// Capture files, the vantage address of each, and the first run directory among the inputs.
+type Resolved = (Vec<PathBuf>, Vec<Option<SocketAddr>>, Option<RunDir>);
+
+fn inputs_of(paths: &[PathBuf]) -> Result<Resolved> {
+    let mut files = Vec::new();
+    let mut vantage = Vec::new();
+    let mut first_run = None;
+    for p in paths {
+        if p.is_dir() {
+            let run = RunDir::open(p)?;
+            for c in &run.captures {
+                files.push(c.path.clone());
+                vantage.push(c.address);
+            }
+            if run.captures.is_empty() {
+                run.capture_paths()?;
+            }
+            first_run.get_or_insert(run);
+        } else {
+            files.push(p.clone());
+            vantage.push(None);
+        }
+    }
+    Ok((files, vantage, first_run))
+}
+
+/// Runs `analyze`; prints the headline numbers.
+pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
+    let (files, vantage, run) = inputs_of(&a.inputs)?;
+    let mut opts = a.common.options();
+    opts.neighbor_taus_s = a.neighbor_taus.clone();
+    opts.video_taus_s = a.video_taus.clone();
+    opts.accumulate_s = a.accumulate.clone();
+    opts.from_s = a.from;
+    opts.to_s = a.to;
+    if let Some(run) = &run {
+        opts.tracker = opts.tracker.or(run.tracker);
+        opts.source = opts.source.or(run.source);
+    }
+    tracing::info!(files = files.len(), "reading captures");
+    let ing = analysis::ingest(&files, &opts, &vantage)?;
+    let report = analysis::report(&ing, &opts)?;
+    let mut written = crate::output::write_report(&a.out, &report)?;
+    if !a.no_plots {
+        written.extend(crate::plot::write_plots(&a.out, &report)?);
+    }
+    let s = &report.summary;
+    let records: u64 = report.inputs.iter().map(|f| f.records).sum();
+    println!(
+        "{} files, {records} records, {} datagrams in {:.2} s ({:.0} records/s); {:.0} s of trace",
+        report.inputs.len(),
+        report.trace.datagrams,
+        ing.seconds,
+        records as f64 / ing.seconds.max(1e-9),
+        report.trace.duration_s
+    );
+    println!(
+        "tracker {} ({}), source {} ({}); {} peers",
+        report.roles.tracker.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+        report.roles.tracker_by,
+        report.roles.source.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+        report.roles.source_by,
+        s.peers
+    );
+    println!(
+        "G_N, tau {} s: mean out-degree {:.2} (sd {:.2}); G_V, tau {} s: mean in-degree {:.2}, out-degree {:.2}",
+        s.neighbor_tau_s,
+        s.neighbor_mean_outdegree,
+        s.neighbor_sd_outdegree,
+        s.video_tau_s,
+        s.video_mean_indegree,
+        s.video_mean_outdegree
+    );
+    let p = |x: Option<f64>| x.map(|v| format!("{v:.2} s")).unwrap_or_else(|| "-".into());
+    println!(
+        "95% of keep-alive gaps within {}, of request gaps within {}; source: at most {} children, {} peers ever",
+        p(s.keepalive_gap_p95_s),
+        p(s.request_gap_p95_s),
+        s.source_max_children,
+        s.peers_ever_fed_by_source
+    );
+    println!("wrote {} files to {}", written.len(), a.out.display());
+    Ok(())
+}
+
+/// Runs `validate`; prints precision and recall.
+pub fn validate(a: &ValidateArgs) -> Result<()> {
+    let mut opts = a.common.options();
+    opts.neighbor_taus_s = Vec::new();
+    opts.video_taus_s = Vec::new();
+    let vopts = ValidateOptions {
+        analyze: opts,
+        taus_s: a.taus.clone(),
+        keepalive_period_s: a.keepalive_period,
+        coverage_draws: a.coverage_draws,
+    };
+    let v = validate::validate(&a.run_dir, &vopts)?;
+    let out = a.out.clone().unwrap_or_else(|| a.run_dir.join("validation.json"));
+    crate::output::write_json(&out, &v)?;
+    for (name, l) in [("neighbor", &v.layers.neighbor), ("video", &v.layers.video)] {
+        println!(
+            "{name:>8} (tau {} s, {} snapshots): precision {:.4}, recall {:.4} ({} measured, {} true edge-snapshots)",
+            l.tau_s, l.snapshots, l.precision, l.recall, l.measured, l.truth_strict
+        );
+    }
+    println!(
+        "peers: {} in truth, {} seen in the captures; {} captures; wrote {}",
+        v.peers.in_truth,
+        v.peers.seen,
+        v.captures.len(),
+        out.display()
+    );
+    if let Some(min) = a.min {
+        let worst =
+            [v.layers.neighbor.precision, v.layers.neighbor.recall, v.layers.video.precision, v.layers.video.recall]
+                .into_iter()
+                .fold(f64::INFINITY, f64::min);
+        if worst < min {
+            return Err(Error::Option(format!(
+                "validation below --min {min}: the worst precision or recall is {worst:.4} (see {})",
+                out.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Default excluded ports (for callers building options by hand).
+pub fn default_excluded_ports() -> Vec<u16> {
+    DEFAULT_EXCLUDED_PORTS.to_vec()
+}

@@ -1,0 +1,31 @@
+//! `soplab-analyze`: rebuilds from tcpdump traces what Tang et al. measured of SopCast, and
+//! checks it against soplab's ground truth.
+//!
+//! It reads pcap and pcapng captures (soplab's or anyone's), classifies UDP datagrams by their
+//! payload size (Table 1 of Tang et al.), and rebuilds the two-layer overlay of their section 5:
+//! the neighbour graph G_N (pairs exchanging keep-alives) and the video graph G_V (parent ->
+//! child pairs carrying video), in snapshots of length tau and accumulated over [0, T]. It
+//! writes every figure's data (report.json, CSV tables) and plots (PNG, SVG). `validate`
+//! compares the overlay rebuilt from a run's captures with the run's ground truth
+//! (docs/GROUND_TRUTH.md) and reports precision and recall per layer.
+//!
+//! It depends on `soplab-wire` for sizes and the header cross-check only, never on the
+//! daemons, so it reads traces of any implementation. docs/ANALYZE.md describes the method,
+//! the definitions and the output files.
+
+pub mod analysis;
+pub mod capture;
+pub mod classify;
+pub mod cli;
+mod error;
+mod fxhash;
+pub mod output;
+pub mod overlay;
+pub mod plot;
+pub mod rundir;
+pub mod stats;
+pub mod trace;
+pub mod truth;
+pub mod validate;
+
+pub use error::{Error, Result};

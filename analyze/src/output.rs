@@ -1,0 +1,223 @@
+//! Writing a [`Report`]: `report.json` and one CSV table per figure (docs/ANALYZE.md lists the
+//! columns).
+
+use std::path::{Path, PathBuf};
+
+use crate::analysis::Report;
+use crate::error::{Error, Result};
+
+fn write_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Write { path: path.into(), source: e }
+}
+
+/// Writes `value` as pretty JSON to `path`.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| write_err(path, std::io::Error::other(e)))?;
+    std::fs::write(path, text + "\n").map_err(|e| write_err(path, e))
+}
+
+struct Table {
+    path: PathBuf,
+    w: csv::Writer<std::fs::File>,
+}
+
+impl Table {
+    fn create(dir: &Path, name: &str, header: &[&str]) -> Result<Table> {
+        let path = dir.join(name);
+        let mut w = csv::Writer::from_path(&path).map_err(|e| Error::Csv { path: path.clone(), source: e })?;
+        w.write_record(header).map_err(|e| Error::Csv { path: path.clone(), source: e })?;
+        Ok(Table { path, w })
+    }
+    fn row(&mut self, fields: &[String]) -> Result<()> {
+        self.w.write_record(fields).map_err(|e| Error::Csv { path: self.path.clone(), source: e })
+    }
+    fn finish(mut self) -> Result<PathBuf> {
+        self.w.flush().map_err(|e| write_err(&self.path, e))?;
+        Ok(self.path)
+    }
+}
+
+fn f(x: f64) -> String {
+    if x == 0.0 { "0".into() } else { format!("{x:.6}") }
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(f).unwrap_or_default()
+}
+
+/// Writes report.json and the CSV tables into `dir` (created); returns the files written.
+pub fn write_report(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
+    let mut written = Vec::new();
+    let json = dir.join("report.json");
+    write_json(&json, r)?;
+    written.push(json);
+
+    let mut t = Table::create(dir, "classification.csv", &["kind", "packets", "bytes"])?;
+    for c in &r.classification {
+        t.row(&[c.kind.name().into(), c.packets.to_string(), c.bytes.to_string()])?;
+    }
+    written.push(t.finish()?);
+
+    let mut t = Table::create(dir, "activation_gaps.csv", &["kind", "bin_start_s", "bin_end_s", "probability"])?;
+    for (name, g) in [("keep_alive", &r.activation.keepalive), ("request", &r.activation.request)] {
+        for (i, p) in g.pdf.iter().enumerate() {
+            t.row(&[name.into(), f(i as f64 * g.bin_s), f((i + 1) as f64 * g.bin_s), f(*p)])?;
+        }
+    }
+    written.push(t.finish()?);
+
+    let mut t =
+        Table::create(dir, "neighbor_snapshot_outdegree.csv", &["tau_s", "degree", "samples", "pdf", "gaussian_pdf"])?;
+    for s in &r.neighbor.snapshots {
+        let pdf = s.outdegree.pdf();
+        for (k, c) in s.outdegree.counts.iter().enumerate() {
+            t.row(&[
+                f(s.tau_s),
+                k.to_string(),
+                c.to_string(),
+                f(pdf[k]),
+                f(s.gaussian.pdf.get(k).copied().unwrap_or(0.0)),
+            ])?;
+        }
+    }
+    written.push(t.finish()?);
+
+    let mut t = Table::create(
+        dir,
+        "neighbor_snapshot_series.csv",
+        &["tau_s", "snapshot", "start_s", "edges", "mean_outdegree"],
+    )?;
+    for s in &r.neighbor.snapshots {
+        for (k, (e, m)) in s.edges_by_snapshot.iter().zip(&s.mean_by_snapshot).enumerate() {
+            t.row(&[f(s.tau_s), k.to_string(), f(r.interval.from_s + k as f64 * s.tau_s), e.to_string(), f(*m)])?;
+        }
+    }
+    written.push(t.finish()?);
+
+    let mut t = Table::create(
+        dir,
+        "neighbor_accumulated_outdegree.csv",
+        &["t_s", "degree", "peers", "pdf", "random_graph_pdf"],
+    )?;
+    for a in &r.neighbor.accumulated {
+        let pdf = a.outdegree.pdf();
+        let len = pdf.len().max(a.random_graph_pdf.len());
+        for k in 0..len {
+            t.row(&[
+                f(a.t_s),
+                k.to_string(),
+                a.outdegree.counts.get(k).copied().unwrap_or(0).to_string(),
+                f(pdf.get(k).copied().unwrap_or(0.0)),
+                f(a.random_graph_pdf.get(k).copied().unwrap_or(0.0)),
+            ])?;
+        }
+    }
+    written.push(t.finish()?);
+
+    let mut t = Table::create(dir, "neighbor_mean_outdegree.csv", &["t_s", "peers", "mean", "sd"])?;
+    for d in &r.neighbor.mean_outdegree_over_time {
+        t.row(&[f(d.t_s), d.nodes.to_string(), f(d.mean), f(d.sd)])?;
+    }
+    written.push(t.finish()?);
+
+    let mut t = Table::create(dir, "video_degree.csv", &["tau_s", "direction", "degree", "samples", "pdf", "fit_pdf"])?;
+    for s in &r.video.snapshots {
+        let pin = s.indegree.pdf();
+        for (k, c) in s.indegree.counts.iter().enumerate() {
+            let fit = s.indegree_gaussian.pdf.get(k).copied().unwrap_or(0.0);
+            t.row(&[f(s.tau_s), "in".into(), k.to_string(), c.to_string(), f(pin[k]), f(fit)])?;
+        }
+        let pout = s.outdegree.pdf();
+        for (k, c) in s.outdegree.counts.iter().enumerate() {
+            let fit = s
+                .outdegree_fits
+                .log_log
+                .as_ref()
+                .filter(|_| k > 0)
+                .map(|l| (l.intercept + l.slope * (k as f64).ln()).exp());
+            t.row(&[f(s.tau_s), "out".into(), k.to_string(), c.to_string(), f(pout[k]), opt(fit)])?;
+        }
+    }
+    written.push(t.finish()?);
+
+    let mut t = Table::create(
+        dir,
+        "peers.csv",
+        &[
+            "address",
+            "upload_Bps",
+            "download_Bps",
+            "download_from_source_Bps",
+            "download_from_peers_Bps",
+            "mean_children",
+            "max_children",
+            "children_ever",
+            "parents_ever",
+            "had_source_as_parent",
+            "neighbors_ever",
+        ],
+    )?;
+    for p in &r.load.peers {
+        t.row(&[
+            p.address.clone(),
+            f(p.upload_bps),
+            f(p.download_bps),
+            f(p.download_from_source_bps),
+            f(p.download_from_peers_bps),
+            f(p.mean_children),
+            p.max_children.to_string(),
+            p.children_ever.to_string(),
+            p.parents_ever.to_string(),
+            p.had_source_as_parent.to_string(),
+            p.neighbors_ever.to_string(),
+        ])?;
+    }
+    written.push(t.finish()?);
+
+    let mut t = Table::create(dir, "source_children.csv", &["tau_s", "snapshot", "start_s", "children"])?;
+    let s = &r.load.source;
+    for (k, c) in s.by_snapshot.iter().enumerate() {
+        t.row(&[f(s.tau_s), k.to_string(), f(r.interval.from_s + k as f64 * s.tau_s), c.to_string()])?;
+    }
+    written.push(t.finish()?);
+
+    let mut t = Table::create(
+        dir,
+        "inputs.csv",
+        &[
+            "path",
+            "format",
+            "records",
+            "udp",
+            "not_ip",
+            "not_udp",
+            "ip_fragments",
+            "cut_headers",
+            "cut_payloads",
+            "malformed",
+            "unsupported_link",
+            "garbage_records",
+            "truncated",
+        ],
+    )?;
+    for i in &r.inputs {
+        t.row(&[
+            i.path.display().to_string(),
+            i.format.map(|x| format!("{x:?}").to_lowercase()).unwrap_or_default(),
+            i.records.to_string(),
+            i.udp.to_string(),
+            i.not_ip.to_string(),
+            i.not_udp.to_string(),
+            i.ip_fragments.to_string(),
+            i.cut_headers.to_string(),
+            i.cut_payloads.to_string(),
+            i.malformed.to_string(),
+            i.unsupported_link.to_string(),
+            i.garbage_records.to_string(),
+            i.truncated.to_string(),
+        ])?;
+    }
+    written.push(t.finish()?);
+    Ok(written)
+}

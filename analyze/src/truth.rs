@@ -1,0 +1,340 @@
+//! Ground truth (docs/GROUND_TRUTH.md) turned into intervals: when each node considered each
+//! other node an established neighbour, and when each response was asked for and sent.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A node's role in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Tracker,
+    Source,
+    Peer,
+}
+
+/// One daemon as its truth file tells it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub addr: SocketAddr,
+    pub role: Role,
+    /// Sessions: (start, end). The end is `session_end`'s time, or the last event of the session
+    /// when the node went silent without one (a churned or killed peer).
+    pub sessions: Vec<(i64, i64)>,
+    /// Sessions that ended with `session_end graceful: false`, or with no end at all.
+    pub silent_ends: u32,
+    pub first_us: i64,
+    pub last_us: i64,
+}
+
+/// `from` considered `to` an established neighbour over `[up_us, down_us)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Link {
+    pub from: SocketAddr,
+    pub to: SocketAddr,
+    pub up_us: i64,
+    pub down_us: i64,
+}
+
+/// One video request and its response.
+#[derive(Debug, Clone, Copy)]
+pub struct Response {
+    pub parent: SocketAddr,
+    pub child: SocketAddr,
+    /// `request_sent` at the child.
+    pub requested_us: Option<i64>,
+    /// `response_sent` at the parent: the last packet left.
+    pub sent_us: Option<i64>,
+    /// `response_received` or `request_timeout` at the child.
+    pub resolved_us: Option<i64>,
+}
+
+impl Response {
+    /// The interval in which video packets of this response can have been on the wire: from the
+    /// request to the last packet (or, with no `response_sent`, to the child's giving up).
+    pub fn possible(&self) -> Option<(i64, i64)> {
+        let start = self.requested_us.or(self.sent_us)?;
+        let end = self.sent_us.or(self.resolved_us).unwrap_or(start).max(start);
+        Some((start, end))
+    }
+}
+
+/// The whole run's ground truth.
+#[derive(Debug, Clone, Default)]
+pub struct Truth {
+    pub nodes: Vec<Node>,
+    pub links: Vec<Link>,
+    pub responses: Vec<Response>,
+    pub files: Vec<PathBuf>,
+    pub first_us: i64,
+    pub last_us: i64,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    ts_us: i64,
+    node: String,
+    event: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    peer: Option<String>,
+    #[serde(default)]
+    parent: Option<String>,
+    #[serde(default)]
+    child: Option<String>,
+    #[serde(default)]
+    request: Option<u32>,
+}
+
+fn addr(path: &Path, line: usize, s: &Option<String>, field: &str) -> Result<SocketAddr> {
+    let s = s.as_deref().ok_or_else(|| Error::Truth { path: path.into(), line, why: format!("no `{field}`") })?;
+    s.parse().map_err(|_| Error::Truth { path: path.into(), line, why: format!("`{field}` is not ip:port: {s}") })
+}
+
+impl Truth {
+    /// Reads every `*.jsonl` in `dir`.
+    pub fn read_dir(dir: &Path) -> Result<Truth> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|_| Error::NoTruth { path: dir.into() })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::NoTruth { path: dir.into() });
+        }
+        let mut t = Truth { first_us: i64::MAX, last_us: i64::MIN, ..Truth::default() };
+        let mut responses: HashMap<(SocketAddr, SocketAddr, u32), Response> = HashMap::new();
+        for f in &files {
+            t.read_file(f, &mut responses)?;
+        }
+        t.files = files;
+        t.responses = responses.into_values().collect();
+        t.responses.sort_by_key(|r| (r.requested_us.or(r.sent_us), r.parent, r.child));
+        if t.first_us > t.last_us {
+            t.first_us = 0;
+            t.last_us = 0;
+        }
+        Ok(t)
+    }
+
+    fn read_file(
+        &mut self,
+        path: &Path,
+        responses: &mut HashMap<(SocketAddr, SocketAddr, u32), Response>,
+    ) -> Result<()> {
+        let f = std::fs::File::open(path).map_err(|e| Error::Read { path: path.into(), source: e })?;
+        let is_tracker = path.file_name().is_some_and(|n| n == "tracker.jsonl");
+        let mut node: Option<Node> = None;
+        let mut open: HashMap<SocketAddr, i64> = HashMap::new();
+        let mut session_start: Option<i64> = None;
+        let mut last = i64::MIN;
+        let close_all = |open: &mut HashMap<SocketAddr, i64>, links: &mut Vec<Link>, me: SocketAddr, at: i64| {
+            for (to, up) in open.drain() {
+                links.push(Link { from: me, to, up_us: up, down_us: at.max(up) });
+            }
+        };
+        for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+            let line = line.map_err(|e| Error::Read { path: path.into(), source: e })?;
+            // Playback events are the bulk of a peer's file and say nothing about edges.
+            if line.trim().is_empty() || line.contains("\"event\":\"play\"") {
+                if let Some(ts) = quick_ts(&line) {
+                    last = last.max(ts);
+                }
+                continue;
+            }
+            let l: Line = serde_json::from_str(&line).map_err(|e| Error::Truth {
+                path: path.into(),
+                line: i + 1,
+                why: e.to_string(),
+            })?;
+            let me: SocketAddr = l.node.parse().map_err(|_| Error::Truth {
+                path: path.into(),
+                line: i + 1,
+                why: format!("`node` is not ip:port: {}", l.node),
+            })?;
+            let n = node.get_or_insert_with(|| Node {
+                addr: me,
+                role: if is_tracker { Role::Tracker } else { Role::Peer },
+                sessions: Vec::new(),
+                silent_ends: 0,
+                first_us: l.ts_us,
+                last_us: l.ts_us,
+            });
+            let ts = l.ts_us;
+            match l.event.as_str() {
+                "session_start" => {
+                    if l.role.as_deref() == Some("source") {
+                        n.role = Role::Source;
+                    }
+                    if let Some(s) = session_start.take() {
+                        // A new session without an end: the previous one went silent.
+                        close_all(&mut open, &mut self.links, me, last);
+                        n.sessions.push((s, last.max(s)));
+                        n.silent_ends += 1;
+                    }
+                    session_start = Some(ts);
+                }
+                "session_end" => {
+                    close_all(&mut open, &mut self.links, me, ts);
+                    let graceful = line.contains("\"graceful\":true");
+                    if !graceful {
+                        n.silent_ends += 1;
+                    }
+                    n.sessions.push((session_start.take().unwrap_or(n.first_us), ts));
+                }
+                "neighbor_up" => {
+                    let peer = addr(path, i + 1, &l.peer, "peer")?;
+                    if let Some(up) = open.insert(peer, ts) {
+                        self.links.push(Link { from: me, to: peer, up_us: up, down_us: ts });
+                    }
+                }
+                "neighbor_down" => {
+                    let peer = addr(path, i + 1, &l.peer, "peer")?;
+                    if let Some(up) = open.remove(&peer) {
+                        self.links.push(Link { from: me, to: peer, up_us: up, down_us: ts.max(up) });
+                    }
+                }
+                "request_sent" => {
+                    let parent = addr(path, i + 1, &l.parent, "parent")?;
+                    let r = responses.entry((parent, me, l.request.unwrap_or(0))).or_insert(Response {
+                        parent,
+                        child: me,
+                        requested_us: None,
+                        sent_us: None,
+                        resolved_us: None,
+                    });
+                    r.requested_us = Some(ts);
+                }
+                "response_received" | "request_timeout" => {
+                    let parent = addr(path, i + 1, &l.parent, "parent")?;
+                    let r = responses.entry((parent, me, l.request.unwrap_or(0))).or_insert(Response {
+                        parent,
+                        child: me,
+                        requested_us: None,
+                        sent_us: None,
+                        resolved_us: None,
+                    });
+                    r.resolved_us = Some(ts);
+                }
+                "response_sent" => {
+                    let child = addr(path, i + 1, &l.child, "child")?;
+                    let r = responses.entry((me, child, l.request.unwrap_or(0))).or_insert(Response {
+                        parent: me,
+                        child,
+                        requested_us: None,
+                        sent_us: None,
+                        resolved_us: None,
+                    });
+                    r.sent_us = Some(ts);
+                }
+                _ => {}
+            }
+            last = last.max(ts);
+            n.last_us = n.last_us.max(ts);
+        }
+        let Some(mut n) = node else { return Ok(()) };
+        n.last_us = n.last_us.max(last);
+        if let Some(s) = session_start.take() {
+            // No session_end: the node went silent (or was killed) after its last event.
+            n.sessions.push((s, n.last_us));
+            n.silent_ends += 1;
+        }
+        close_all(&mut open, &mut self.links, n.addr, n.last_us);
+        if n.role == Role::Tracker && n.sessions.is_empty() {
+            n.sessions.push((n.first_us, n.last_us));
+        }
+        self.first_us = self.first_us.min(n.first_us);
+        self.last_us = self.last_us.max(n.last_us);
+        self.nodes.push(n);
+        Ok(())
+    }
+
+    pub fn tracker(&self) -> Option<SocketAddr> {
+        self.nodes.iter().find(|n| n.role == Role::Tracker).map(|n| n.addr)
+    }
+
+    pub fn source(&self) -> Option<SocketAddr> {
+        self.nodes.iter().find(|n| n.role == Role::Source).map(|n| n.addr)
+    }
+
+    /// Peers (role peer).
+    pub fn peers(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role == Role::Peer)
+    }
+
+    /// Earliest session start of any peer or the source.
+    pub fn start_us(&self) -> Option<i64> {
+        self.nodes.iter().filter(|n| n.role != Role::Tracker).flat_map(|n| n.sessions.iter().map(|s| s.0)).min()
+    }
+}
+
+/// The `ts_us` of a line without parsing it all.
+fn quick_ts(line: &str) -> Option<i64> {
+    let rest = line.strip_prefix("{\"ts_us\":")?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, lines: &[&str]) {
+        std::fs::write(dir.join(name), lines.join("\n") + "\n").unwrap();
+    }
+
+    #[test]
+    fn links_and_responses() {
+        let dir = std::env::temp_dir().join(format!("soplab-truth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write(
+            &dir,
+            "tracker.jsonl",
+            &[
+                r#"{"ts_us":5,"node":"10.0.0.1:3900","event":"tracker_register","peer":"10.0.1.1:3908","channel":1,"new":true}"#,
+            ],
+        );
+        write(
+            &dir,
+            "peer-a.jsonl",
+            &[
+                r#"{"ts_us":10,"node":"10.0.1.1:3908","event":"session_start","role":"peer"}"#,
+                r#"{"ts_us":20,"node":"10.0.1.1:3908","event":"neighbor_up","peer":"10.0.1.2:3908","initiator":true}"#,
+                r#"{"ts_us":25,"node":"10.0.1.1:3908","event":"request_sent","parent":"10.0.1.2:3908","request":7,"first_block":0,"count":1}"#,
+                r#"{"ts_us":30,"node":"10.0.1.1:3908","event":"neighbor_down","peer":"10.0.1.2:3908","reason":"timeout"}"#,
+                r#"{"ts_us":40,"node":"10.0.1.1:3908","event":"neighbor_up","peer":"10.0.1.3:3908","initiator":true}"#,
+                r#"{"ts_us":45,"node":"10.0.1.1:3908","event":"play","block":1,"hit":true}"#,
+            ],
+        );
+        write(
+            &dir,
+            "peer-b.jsonl",
+            &[
+                r#"{"ts_us":11,"node":"10.0.1.2:3908","event":"session_start","role":"peer"}"#,
+                r#"{"ts_us":27,"node":"10.0.1.2:3908","event":"response_sent","child":"10.0.1.1:3908","request":7,"first_block":0,"count":1,"bytes":10240,"packets":8}"#,
+                r#"{"ts_us":50,"node":"10.0.1.2:3908","event":"session_end","graceful":true}"#,
+            ],
+        );
+        let t = Truth::read_dir(&dir).unwrap();
+        assert_eq!(t.tracker(), Some("10.0.0.1:3900".parse().unwrap()));
+        assert_eq!(t.peers().count(), 2);
+        let a: SocketAddr = "10.0.1.1:3908".parse().unwrap();
+        let mut links: Vec<_> = t.links.iter().filter(|l| l.from == a).map(|l| (l.up_us, l.down_us)).collect();
+        links.sort();
+        // The second link never went down: it ends at the node's last event (the play at 45).
+        assert_eq!(links, vec![(20, 30), (40, 45)]);
+        assert_eq!(t.responses.len(), 1);
+        assert_eq!(t.responses[0].possible(), Some((25, 27)));
+        let pa = t.nodes.iter().find(|n| n.addr == a).unwrap();
+        assert_eq!((pa.sessions.clone(), pa.silent_ends), (vec![(10, 45)], 1));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,763 @@
+//! `validate`: the overlay rebuilt from a run's captures against the run's ground truth.
+//!
+//! Definitions (docs/ANALYZE.md explains the choices):
+//!
+//! - Snapshots: `[t0 + k tau, t0 + (k+1) tau)` over the interval both the captures and the
+//!   truth cover, on the analysis' time slots.
+//! - Measured edge a -> b in a snapshot: a datagram of the layer (keep-alive; video packet) from
+//!   a to b was captured in it. The source and the tracker are left out.
+//! - Neighbour truth: a considered b an established neighbour (between its `neighbor_up` and
+//!   `neighbor_down` for b, or its session's end) for part of the snapshot. The edge is
+//!   *possible* when that part is longer than zero, *certain* when it is at least 1.5
+//!   keep-alive periods (or the whole snapshot, if shorter): a daemon sends a keep-alive to
+//!   every established neighbour once per period, so in that time at least one must leave.
+//! - Video truth: a response from p to c is *possible* in every snapshot that overlaps the time
+//!   from c's `request_sent` to p's `response_sent` (its last packet), and *certain* in the
+//!   snapshot holding `response_sent`.
+//! - Precision = sum over snapshots of |measured and possible| / |measured|; recall = sum of
+//!   |measured and certain| / |certain|. The "plain" figures use the possible edges on both
+//!   sides.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::analysis::{self, AnalyzeOptions, Ingest};
+use crate::capture::{Endpoint, FileStats, MergeStats};
+use crate::error::{Error, Result};
+use crate::overlay::{self, Grid, Layer, Roles};
+use crate::rundir::RunDir;
+use crate::trace::Trace;
+use crate::truth::Truth;
+
+/// What `validate` can be told.
+#[derive(Debug, Clone)]
+pub struct ValidateOptions {
+    pub analyze: AnalyzeOptions,
+    /// Snapshot lengths to report besides the defaults.
+    pub taus_s: Vec<f64>,
+    /// The daemons' keep-alive period (soplab: 1 s).
+    pub keepalive_period_s: f64,
+    /// Random vantage sets per k in the coverage table.
+    pub coverage_draws: u32,
+}
+
+impl Default for ValidateOptions {
+    fn default() -> ValidateOptions {
+        ValidateOptions {
+            analyze: AnalyzeOptions { progress: true, ..AnalyzeOptions::default() },
+            taus_s: vec![0.5, 1.0, 2.0, 2.5, 5.0, 10.0],
+            keepalive_period_s: 1.0,
+            coverage_draws: 20,
+        }
+    }
+}
+
+/// Precision and recall of one layer at one snapshot length.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerResult {
+    pub layer: Layer,
+    pub tau_s: f64,
+    pub snapshots: u64,
+    /// Edge-snapshots measured from the captures.
+    pub measured: u64,
+    /// Edge-snapshots the truth makes certain, and possible.
+    pub truth_strict: u64,
+    pub truth_lenient: u64,
+    /// Measured edge-snapshots that are possible (precision's numerator).
+    pub measured_possible: u64,
+    /// Certain edge-snapshots that were measured (recall's numerator).
+    pub certain_measured: u64,
+    pub precision: f64,
+    pub recall: f64,
+    /// Both against the possible edges.
+    pub plain_precision: f64,
+    pub plain_recall: f64,
+    /// Lowest per-snapshot values (snapshots with something to measure).
+    pub min_snapshot_precision: Option<f64>,
+    pub min_snapshot_recall: Option<f64>,
+    /// A few misses, to look into: "snapshot k: a -> b".
+    pub false_positive_examples: Vec<String>,
+    pub false_negative_examples: Vec<String>,
+}
+
+/// Degree errors at the default snapshot length, over (snapshot, peer) samples of peers whose
+/// session overlaps the snapshot.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DegreeError {
+    pub samples: u64,
+    /// Mean |measured - possible| and |measured - certain| degree.
+    pub mean_abs_error_possible: f64,
+    pub mean_abs_error_certain: f64,
+    /// Share of samples with certain <= measured <= possible.
+    pub within_bounds: f64,
+    pub mean_measured: f64,
+    pub mean_certain: f64,
+    pub mean_possible: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Degrees {
+    pub neighbor_out: DegreeError,
+    pub video_in: DegreeError,
+    pub video_out: DegreeError,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerSeen {
+    pub address: String,
+    pub seen: bool,
+    pub datagrams_sent: u64,
+    pub datagrams_received: u64,
+    pub sessions: usize,
+    pub silent_ends: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Peers {
+    pub in_truth: u64,
+    pub seen: u64,
+    pub missing: Vec<String>,
+    /// Endpoints in the captures that the truth does not know (with the datagrams they sent).
+    pub unknown_endpoints: Vec<(String, u64)>,
+    pub per_peer: Vec<PeerSeen>,
+}
+
+/// One row of the coverage table (Table 1 of Borges et al.).
+#[derive(Debug, Clone, Serialize)]
+pub struct CoverageRow {
+    pub k: u64,
+    pub draws: u32,
+    /// Mean over draws of: active peers seen / active peers, summed over snapshots.
+    pub peers_seen: f64,
+    pub peers_seen_sd: f64,
+    /// Mean over draws of: certain G_N edges seen / certain edges.
+    pub edges_seen: f64,
+    pub edges_seen_sd: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    /// How the k vantage points' views were built: each vantage point sees the datagrams its
+    /// peer sent or received, taken from the merged captures.
+    pub method: &'static str,
+    pub tau_s: f64,
+    pub active_peers_per_snapshot: f64,
+    pub rows: Vec<CoverageRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureInfo {
+    pub path: PathBuf,
+    pub host: Option<String>,
+    pub address: Option<SocketAddr>,
+    /// For a capture at one peer: share of its datagrams to or from that peer's address.
+    pub own_traffic_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RolesCheck {
+    pub tracker: Option<SocketAddr>,
+    pub source: Option<SocketAddr>,
+    pub named_by: &'static str,
+    /// What the traffic alone says (the analysis of a foreign trace would use these).
+    pub tracker_from_traffic: Option<String>,
+    pub source_from_traffic: Option<String>,
+    pub traffic_agrees: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerPair {
+    pub neighbor: LayerResult,
+    pub video: LayerResult,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OtherTaus {
+    pub neighbor: Vec<LayerResult>,
+    pub video: Vec<LayerResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidationInterval {
+    pub from_us: i64,
+    pub to_us: i64,
+    pub seconds: f64,
+}
+
+/// validation.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct Validation {
+    pub tool: String,
+    pub run_dir: PathBuf,
+    pub definitions: &'static str,
+    pub captures: Vec<CaptureInfo>,
+    pub roles: RolesCheck,
+    pub interval: ValidationInterval,
+    pub keepalive_period_s: f64,
+    /// At the default snapshot lengths (tau_N, tau_V).
+    pub layers: LayerPair,
+    pub other_taus: OtherTaus,
+    pub degrees: Degrees,
+    pub peers: Peers,
+    pub coverage: Coverage,
+    pub inputs: Vec<FileStats>,
+    pub merge: MergeStats,
+}
+
+const DEFINITIONS: &str = "docs/ANALYZE.md, section Validation: measured = a datagram of the layer captured in the \
+snapshot; possible = truth allows it (link up for part of the snapshot; response between request and last packet); \
+certain = truth requires it (link up >= 1.5 keep-alive periods of the snapshot; response's last packet in the \
+snapshot); precision = measured&possible/measured, recall = certain&measured/certain, summed over snapshots";
+
+/// Ids for the addresses of both sides.
+struct Ids {
+    map: HashMap<Endpoint, u32>,
+    next: u32,
+}
+
+impl Ids {
+    fn new(trace: &Trace) -> Ids {
+        let map: HashMap<Endpoint, u32> = trace.endpoints.iter().enumerate().map(|(i, e)| (e.addr, i as u32)).collect();
+        Ids { next: trace.endpoints.len() as u32, map }
+    }
+    fn id(&mut self, a: SocketAddr) -> u32 {
+        let e = Endpoint::from_socket_addr(a);
+        *self.map.entry(e).or_insert_with(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+}
+
+/// Per snapshot, sorted de-duplicated edges.
+type PerSnapshot = Vec<Vec<(u32, u32)>>;
+
+fn sort_all(v: &mut PerSnapshot) {
+    for s in v.iter_mut() {
+        s.sort_unstable();
+        s.dedup();
+    }
+}
+
+fn intersection(a: &[(u32, u32)], b: &[(u32, u32)]) -> u64 {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
+struct Truths {
+    strict: PerSnapshot,
+    lenient: PerSnapshot,
+}
+
+fn grid_time(trace: &Trace, grid: &Grid, k: u64) -> (i64, i64) {
+    let (lo, hi) = grid.range(k);
+    (trace.slot_start(lo), trace.slot_start(hi))
+}
+
+/// Snapshot index range `[k0, k1)` overlapping `[s, e]`.
+fn snapshots_overlapping(trace: &Trace, grid: &Grid, s: i64, e: i64) -> (u64, u64) {
+    let t0 = trace.slot_start(grid.first);
+    let tau = grid.tau as i64 * trace.opts.resolution_us;
+    let end = t0 + tau * grid.count as i64;
+    if e < t0 || s >= end {
+        return (0, 0);
+    }
+    let k0 = ((s - t0).max(0) / tau) as u64;
+    let k1 = (((e - t0) / tau) as u64 + 1).min(grid.count);
+    (k0, k1)
+}
+
+fn neighbor_truth(
+    trace: &Trace,
+    truth: &Truth,
+    grid: &Grid,
+    ids: &mut Ids,
+    excluded: &[SocketAddr],
+    certain_us: i64,
+) -> Truths {
+    let n = grid.count as usize;
+    let mut t = Truths { strict: vec![Vec::new(); n], lenient: vec![Vec::new(); n] };
+    let tau_us = grid.tau as i64 * trace.opts.resolution_us;
+    let need = certain_us.min(tau_us);
+    for l in &truth.links {
+        if excluded.contains(&l.from) || excluded.contains(&l.to) || l.down_us <= l.up_us {
+            continue;
+        }
+        let (a, b) = (ids.id(l.from), ids.id(l.to));
+        let (k0, k1) = snapshots_overlapping(trace, grid, l.up_us, l.down_us);
+        for k in k0..k1 {
+            let (lo, hi) = grid_time(trace, grid, k);
+            let overlap = l.down_us.min(hi) - l.up_us.max(lo);
+            if overlap > 0 {
+                t.lenient[k as usize].push((a, b));
+                if overlap >= need {
+                    t.strict[k as usize].push((a, b));
+                }
+            }
+        }
+    }
+    sort_all(&mut t.strict);
+    sort_all(&mut t.lenient);
+    t
+}
+
+fn video_truth(trace: &Trace, truth: &Truth, grid: &Grid, ids: &mut Ids, excluded: &[SocketAddr]) -> Truths {
+    let n = grid.count as usize;
+    let mut t = Truths { strict: vec![Vec::new(); n], lenient: vec![Vec::new(); n] };
+    for r in &truth.responses {
+        if excluded.contains(&r.parent) || excluded.contains(&r.child) {
+            continue;
+        }
+        let Some((s, e)) = r.possible() else { continue };
+        let (p, c) = (ids.id(r.parent), ids.id(r.child));
+        let (k0, k1) = snapshots_overlapping(trace, grid, s, e);
+        for k in k0..k1 {
+            t.lenient[k as usize].push((p, c));
+        }
+        if let Some(sent) = r.sent_us {
+            let (k0, k1) = snapshots_overlapping(trace, grid, sent, sent);
+            for k in k0..k1 {
+                t.strict[k as usize].push((p, c));
+            }
+        }
+    }
+    sort_all(&mut t.strict);
+    sort_all(&mut t.lenient);
+    t
+}
+
+fn measured(trace: &Trace, pairs: &[u32], layer: Layer, grid: &Grid) -> PerSnapshot {
+    let mut out = vec![Vec::new(); grid.count as usize];
+    overlay::for_each_snapshot(trace, pairs, layer, grid, |k, edges| out[k as usize] = edges.to_vec());
+    sort_all(&mut out);
+    out
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 1.0 } else { a as f64 / b as f64 }
+}
+
+fn compare(layer: Layer, tau_s: f64, m: &PerSnapshot, t: &Truths, name: &dyn Fn(u32) -> String) -> LayerResult {
+    let (mut measured, mut strict, mut lenient, mut mp, mut cm, mut plain_tp) = (0, 0, 0, 0, 0, 0);
+    let (mut min_p, mut min_r): (Option<f64>, Option<f64>) = (None, None);
+    let (mut fps, mut fns) = (Vec::new(), Vec::new());
+    for (k, ms) in m.iter().enumerate() {
+        let (s, l) = (&t.strict[k], &t.lenient[k]);
+        let a = intersection(ms, l);
+        let b = intersection(ms, s);
+        measured += ms.len() as u64;
+        strict += s.len() as u64;
+        lenient += l.len() as u64;
+        mp += a;
+        cm += b;
+        plain_tp += a;
+        if !ms.is_empty() {
+            let p = a as f64 / ms.len() as f64;
+            min_p = Some(min_p.map_or(p, |x: f64| x.min(p)));
+        }
+        if !s.is_empty() {
+            let r = b as f64 / s.len() as f64;
+            min_r = Some(min_r.map_or(r, |x: f64| x.min(r)));
+        }
+        if fps.len() < 10 {
+            for e in ms.iter().filter(|e| l.binary_search(e).is_err()).take(10 - fps.len()) {
+                fps.push(format!("snapshot {k}: {} -> {}", name(e.0), name(e.1)));
+            }
+        }
+        if fns.len() < 10 {
+            for e in s.iter().filter(|e| ms.binary_search(e).is_err()).take(10 - fns.len()) {
+                fns.push(format!("snapshot {k}: {} -> {}", name(e.0), name(e.1)));
+            }
+        }
+    }
+    LayerResult {
+        layer,
+        tau_s,
+        snapshots: m.len() as u64,
+        measured,
+        truth_strict: strict,
+        truth_lenient: lenient,
+        measured_possible: mp,
+        certain_measured: cm,
+        precision: ratio(mp, measured),
+        recall: ratio(cm, strict),
+        plain_precision: ratio(plain_tp, measured),
+        plain_recall: ratio(plain_tp, lenient),
+        min_snapshot_precision: min_p,
+        min_snapshot_recall: min_r,
+        false_positive_examples: fps,
+        false_negative_examples: fns,
+    }
+}
+
+fn degree_error(samples: &[(u32, u32, u32)]) -> DegreeError {
+    if samples.is_empty() {
+        return DegreeError::default();
+    }
+    let n = samples.len() as f64;
+    let mut d = DegreeError { samples: samples.len() as u64, ..DegreeError::default() };
+    let mut inside = 0u64;
+    for &(m, c, p) in samples {
+        d.mean_abs_error_possible += f64::from(m.abs_diff(p));
+        d.mean_abs_error_certain += f64::from(m.abs_diff(c));
+        d.mean_measured += f64::from(m);
+        d.mean_certain += f64::from(c);
+        d.mean_possible += f64::from(p);
+        inside += u64::from(c <= m && m <= p);
+    }
+    d.mean_abs_error_possible /= n;
+    d.mean_abs_error_certain /= n;
+    d.mean_measured /= n;
+    d.mean_certain /= n;
+    d.mean_possible /= n;
+    d.within_bounds = inside as f64 / n;
+    d
+}
+
+/// (measured, certain, possible) degree per active peer per snapshot; `out` picks the edge end.
+fn degree_samples(m: &PerSnapshot, t: &Truths, active: &[Vec<u32>], out: bool) -> Vec<(u32, u32, u32)> {
+    let mut samples = Vec::new();
+    let mut count: HashMap<u32, [u32; 3]> = HashMap::new();
+    for (k, ms) in m.iter().enumerate() {
+        count.clear();
+        for (which, set) in [ms, &t.strict[k], &t.lenient[k]].into_iter().enumerate() {
+            for e in set {
+                let node = if out { e.0 } else { e.1 };
+                count.entry(node).or_insert([0; 3])[which] += 1;
+            }
+        }
+        for p in &active[k] {
+            let c = count.get(p).copied().unwrap_or([0; 3]);
+            samples.push((c[0], c[1], c[2]));
+        }
+    }
+    samples
+}
+
+/// A small deterministic generator (xorshift64*) for the vantage draws.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn coverage(
+    trace: &Trace,
+    grid: &Grid,
+    tau_s: f64,
+    peers: &[u32],
+    active: &[Vec<u32>],
+    certain: &PerSnapshot,
+    measured: &PerSnapshot,
+    draws: u32,
+) -> Coverage {
+    let n = peers.len();
+    let index: HashMap<u32, usize> = peers.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    let words = n.div_ceil(64).max(1);
+    // Per snapshot: adjacency bitsets of "any datagram between the two peers".
+    let peer_pairs: Vec<(usize, usize, u32)> = trace
+        .pairs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((*index.get(&p.src)?, *index.get(&p.dst)?, i as u32)))
+        .collect();
+    let mut adj: Vec<Vec<u64>> = Vec::with_capacity(grid.count as usize);
+    for k in 0..grid.count {
+        let (lo, hi) = grid.range(k);
+        let mut a = vec![0u64; n * words];
+        for &(s, d, i) in &peer_pairs {
+            if trace.pairs[i as usize].any.any(lo, hi) {
+                a[s * words + d / 64] |= 1 << (d % 64);
+                a[d * words + s / 64] |= 1 << (s % 64);
+            }
+        }
+        adj.push(a);
+    }
+    let active_idx: Vec<Vec<usize>> =
+        active.iter().map(|a| a.iter().filter_map(|p| index.get(p).copied()).collect()).collect();
+    let seen_edges: Vec<Vec<(usize, usize)>> = certain
+        .iter()
+        .zip(measured)
+        .map(|(c, m)| {
+            c.iter()
+                .filter(|e| m.binary_search(e).is_ok())
+                .filter_map(|e| Some((*index.get(&e.0)?, *index.get(&e.1)?)))
+                .collect()
+        })
+        .collect();
+    let total_active: u64 = active_idx.iter().map(|a| a.len() as u64).sum();
+    let total_certain: u64 = certain
+        .iter()
+        .map(|c| c.iter().filter(|e| index.contains_key(&e.0) && index.contains_key(&e.1)).count() as u64)
+        .sum();
+    let mut ks: Vec<usize> = [1, 2, 5, 10, 20, 50, 70, 100, 200, 500].into_iter().filter(|&k| k < n).collect();
+    if n > 0 {
+        ks.push(n);
+    }
+    let mut rng = Rng(0x5eed_50bc_a575_0001);
+    let mut rows = Vec::new();
+    for k in ks {
+        let draws_k = if k == n { 1 } else { draws.max(1) };
+        let (mut ps, mut es) = (Vec::new(), Vec::new());
+        for _ in 0..draws_k {
+            let mut order: Vec<usize> = (0..n).collect();
+            for i in 0..k {
+                let j = i + rng.below(n - i);
+                order.swap(i, j);
+            }
+            let mut v = vec![0u64; words];
+            for &i in &order[..k] {
+                v[i / 64] |= 1 << (i % 64);
+            }
+            let inv = |i: usize| v[i / 64] & (1 << (i % 64)) != 0;
+            let (mut seen, mut seen_e) = (0u64, 0u64);
+            for (s, act) in active_idx.iter().enumerate() {
+                let a = &adj[s];
+                for &p in act {
+                    if inv(p) || a[p * words..(p + 1) * words].iter().zip(&v).any(|(x, y)| x & y != 0) {
+                        seen += 1;
+                    }
+                }
+                seen_e += seen_edges[s].iter().filter(|&&(x, y)| inv(x) || inv(y)).count() as u64;
+            }
+            ps.push(ratio(seen, total_active));
+            es.push(ratio(seen_e, total_certain));
+        }
+        let (pm, psd) = crate::stats::mean_sd(&ps);
+        let (em, esd) = crate::stats::mean_sd(&es);
+        rows.push(CoverageRow {
+            k: k as u64,
+            draws: draws_k,
+            peers_seen: pm,
+            peers_seen_sd: psd,
+            edges_seen: em,
+            edges_seen_sd: esd,
+        });
+    }
+    Coverage {
+        method: "emulated: vantage point v sees the datagrams v sent or received (from the merged captures)",
+        tau_s,
+        active_peers_per_snapshot: if grid.count == 0 { 0.0 } else { total_active as f64 / grid.count as f64 },
+        rows,
+    }
+}
+
+/// Validates the run in `dir`.
+pub fn validate(dir: &Path, opts: &ValidateOptions) -> Result<Validation> {
+    let run = RunDir::open(dir)?;
+    if !run.has_truth {
+        return Err(Error::NoTruth { path: dir.into() });
+    }
+    let truth = Truth::read_dir(&dir.join("truth"))?;
+    let files = run.capture_paths()?;
+    let vantage: Vec<Option<SocketAddr>> = run.captures.iter().map(|c| c.address).collect();
+    let mut aopts = opts.analyze.clone();
+    let tracker = aopts.tracker.or(run.tracker).or(truth.tracker());
+    let source = aopts.source.or(run.source).or(truth.source());
+    aopts.tracker = tracker;
+    aopts.source = source;
+    let ing: Ingest = analysis::ingest(&files, &aopts, &vantage)?;
+    let trace = &ing.trace;
+    if trace.pairs.is_empty() {
+        return Err(Error::Option(format!(
+            "no UDP datagrams in the captures of {}; was tcpdump running?",
+            dir.display()
+        )));
+    }
+    let named_by = if opts.analyze.tracker.is_some() || opts.analyze.source.is_some() {
+        "option"
+    } else if run.named_by != "none" {
+        run.named_by
+    } else {
+        "truth"
+    };
+    let traffic: Roles = overlay::roles(trace, None, None);
+    let roles: Roles =
+        overlay::roles(trace, tracker.map(Endpoint::from_socket_addr), source.map(Endpoint::from_socket_addr));
+    let is_peer = overlay::peers(trace, &roles);
+    let excluded: Vec<SocketAddr> = [tracker, source].into_iter().flatten().collect();
+
+    // The interval both sides cover.
+    let mut from = trace.start_us.max(truth.start_us().unwrap_or(truth.first_us));
+    let mut to = trace.end_us.min(truth.last_us);
+    if let Some(r) = &run.run {
+        if let Some(s) = r.started_us {
+            from = from.max(s);
+        }
+        if let Some(e) = r.ended_us {
+            to = to.min(e);
+        }
+    }
+    if to <= from {
+        return Err(Error::Option(format!(
+            "the captures ({} .. {}) and the ground truth ({} .. {}) do not overlap in time; were they taken in the \
+             same run?",
+            trace.start_us, trace.end_us, truth.first_us, truth.last_us
+        )));
+    }
+    let mut ids = Ids::new(trace);
+    let mut id_names: HashMap<u32, String> = HashMap::new();
+    let n_pairs = overlay::layer_pairs(trace, &is_peer, Layer::Neighbor);
+    let v_pairs = overlay::layer_pairs(trace, &is_peer, Layer::Video);
+    let certain_us = (1.5 * opts.keepalive_period_s * 1e6).round() as i64;
+
+    let mut run_layer = |layer: Layer, tau: f64, ids: &mut Ids| -> Result<(LayerResult, PerSnapshot, Truths, Grid)> {
+        let grid = Grid::new(trace, tau, from, to)?;
+        let t = match layer {
+            Layer::Neighbor => neighbor_truth(trace, &truth, &grid, ids, &excluded, certain_us),
+            Layer::Video => video_truth(trace, &truth, &grid, ids, &excluded),
+        };
+        let pairs = if layer == Layer::Neighbor { &n_pairs } else { &v_pairs };
+        let m = measured(trace, pairs, layer, &grid);
+        for (e, id) in &ids.map {
+            id_names.entry(*id).or_insert_with(|| e.to_string());
+        }
+        let name = |i: u32| id_names.get(&i).cloned().unwrap_or_else(|| format!("#{i}"));
+        let r = compare(layer, tau, &m, &t, &name);
+        Ok((r, m, t, grid))
+    };
+
+    let (neighbor, n_meas, n_truth, n_grid) = run_layer(Layer::Neighbor, opts.analyze.tau_neighbor_s, &mut ids)?;
+    let (video, v_meas, v_truth, _v_grid) = run_layer(Layer::Video, opts.analyze.tau_video_s, &mut ids)?;
+    let mut other = OtherTaus { neighbor: Vec::new(), video: Vec::new() };
+    for &tau in &opts.taus_s {
+        if (tau - opts.analyze.tau_neighbor_s).abs() > 1e-9 {
+            other.neighbor.push(run_layer(Layer::Neighbor, tau, &mut ids)?.0);
+        }
+        if (tau - opts.analyze.tau_video_s).abs() > 1e-9 {
+            other.video.push(run_layer(Layer::Video, tau, &mut ids)?.0);
+        }
+    }
+
+    // Peers active per snapshot (session overlaps it).
+    let truth_peers: Vec<(u32, &crate::truth::Node)> = truth.peers().map(|n| (ids.id(n.addr), n)).collect();
+    let active_in = |grid: &Grid| -> Vec<Vec<u32>> {
+        (0..grid.count)
+            .map(|k| {
+                let (lo, hi) = grid_time(trace, grid, k);
+                truth_peers
+                    .iter()
+                    .filter(|(_, n)| n.sessions.iter().any(|&(s, e)| s < hi && e >= lo))
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .collect()
+    };
+    let n_active = active_in(&n_grid);
+    let v_grid = Grid::new(trace, opts.analyze.tau_video_s, from, to)?;
+    let v_active = active_in(&v_grid);
+    let degrees = Degrees {
+        neighbor_out: degree_error(&degree_samples(&n_meas, &n_truth, &n_active, true)),
+        video_in: degree_error(&degree_samples(&v_meas, &v_truth, &v_active, false)),
+        video_out: degree_error(&degree_samples(&v_meas, &v_truth, &v_active, true)),
+    };
+
+    // Which peers were seen.
+    let mut per_peer = Vec::new();
+    for (_, n) in &truth_peers {
+        let e = trace.endpoint_id(&Endpoint::from_socket_addr(n.addr)).map(|i| &trace.endpoints[i as usize]);
+        let sent: u64 = e.map(|e| e.sent.iter().sum()).unwrap_or(0);
+        let received: u64 = e.map(|e| e.received.iter().sum()).unwrap_or(0);
+        per_peer.push(PeerSeen {
+            address: n.addr.to_string(),
+            seen: sent > 0,
+            datagrams_sent: sent,
+            datagrams_received: received,
+            sessions: n.sessions.len(),
+            silent_ends: n.silent_ends,
+        });
+    }
+    let known: Vec<Endpoint> = truth.nodes.iter().map(|n| Endpoint::from_socket_addr(n.addr)).collect();
+    let mut unknown: Vec<(String, u64)> = trace
+        .endpoints
+        .iter()
+        .filter(|e| !known.contains(&e.addr))
+        .map(|e| (e.addr.to_string(), e.sent.iter().sum::<u64>()))
+        .filter(|(_, s)| *s > 0)
+        .collect();
+    unknown.sort_by_key(|u| std::cmp::Reverse(u.1));
+    unknown.truncate(50);
+    let peers = Peers {
+        in_truth: per_peer.len() as u64,
+        seen: per_peer.iter().filter(|p| p.seen).count() as u64,
+        missing: per_peer.iter().filter(|p| !p.seen).map(|p| p.address.clone()).collect(),
+        unknown_endpoints: unknown,
+        per_peer,
+    };
+
+    let peer_ids: Vec<u32> = truth_peers.iter().map(|(id, _)| *id).collect();
+    let coverage = coverage(
+        trace,
+        &n_grid,
+        opts.analyze.tau_neighbor_s,
+        &peer_ids,
+        &n_active,
+        &n_truth.strict,
+        &n_meas,
+        opts.coverage_draws,
+    );
+
+    let captures = run
+        .captures
+        .iter()
+        .zip(&ing.vantage_match)
+        .map(|(c, m)| CaptureInfo {
+            path: c.path.clone(),
+            host: c.host.clone(),
+            address: c.address,
+            own_traffic_share: m.map(|(a, b)| ratio(a, b)),
+        })
+        .collect();
+    let first = |v: &[String]| v.first().cloned();
+    let traffic_agrees = traffic.tracker.map(|e| e.socket_addr())
+        == tracker.or(traffic.tracker.map(|e| e.socket_addr()))
+        && traffic.source.map(|e| e.socket_addr()) == source.or(traffic.source.map(|e| e.socket_addr()));
+    Ok(Validation {
+        tool: format!("soplab-analyze {}", env!("CARGO_PKG_VERSION")),
+        run_dir: dir.to_path_buf(),
+        definitions: DEFINITIONS,
+        captures,
+        roles: RolesCheck {
+            tracker,
+            source,
+            named_by,
+            tracker_from_traffic: first(&traffic.tracker_candidates),
+            source_from_traffic: first(&traffic.source_candidates),
+            traffic_agrees,
+        },
+        interval: ValidationInterval { from_us: from, to_us: to, seconds: (to - from) as f64 / 1e6 },
+        keepalive_period_s: opts.keepalive_period_s,
+        layers: LayerPair { neighbor, video },
+        other_taus: other,
+        degrees,
+        peers,
+        coverage,
+        inputs: ing.files.clone(),
+        merge: ing.merge.clone(),
+    })
+}
