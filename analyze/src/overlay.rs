@@ -539,7 +539,9 @@ pub fn load(
             child_max[i] = child_max[i].max(u64::from(d));
         }
     });
-    let peer_ids: Vec<usize> = (0..n).filter(|&i| is_peer[i]).collect();
+    // Peers in address order, so that "peer id" in Fig. 7 is stable.
+    let mut peer_ids: Vec<usize> = (0..n).filter(|&i| is_peer[i]).collect();
+    peer_ids.sort_by_key(|&i| trace.endpoints[i].addr);
     let loads: Vec<PeerLoad> = peer_ids
         .iter()
         .map(|&i| PeerLoad {
