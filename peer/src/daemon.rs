@@ -571,7 +571,10 @@ async fn run_peer(h: Hosted, mut stop: watch::Receiver<bool>) -> Outcome {
                 _ = socket.recv_from(&mut buf) => {}
             }
         }
-        if end.is_some_and(|e| e <= tokio::time::Instant::now()) {
+        // An empty session never plays; one that ended well before this process could start
+        // it (a late start) is skipped; a short one that is just due still runs, however
+        // briefly, so that the ground truth shows every scheduled session.
+        if end.is_some_and(|e| e <= start || e + Duration::from_millis(500) < tokio::time::Instant::now()) {
             continue;
         }
         tracing::debug!(peer = %addr, session = k, "peer session starting");

@@ -1,0 +1,272 @@
+//! End-to-end: soplab swarms in network namespaces, captured by real tcpdump, churned by a
+//! compressed workload, and torn down even when the orchestrator is SIGKILLed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use soplab_netns_tests::*;
+
+/// The tracker's address in every netns run.
+const TRACKER: &str = "198.18.0.1:3900";
+/// Control sizes of Table 1 of Tang et al.
+const CONTROL: [usize; 5] = [52, 80, 28, 42, 46];
+/// soplab's video packet sizes: full packets and the response tails (docs/PROTOCOL.md).
+const VIDEO: [usize; 9] = [1320, 1200, 1080, 960, 840, 720, 600, 480, 360];
+
+fn run_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("run.json")).expect("run.json")).expect("run.json is JSON")
+}
+
+fn soplab(args: &[&str]) -> std::process::Output {
+    let out = Command::new(soplab_exe()).args(args).output().expect("run soplab");
+    assert!(
+        out.status.success(),
+        "soplab {} failed:\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Nothing of the run is left: no namespace with its prefix, no process naming its directory.
+fn assert_nothing_left(prefix: &str, dir: &Path) {
+    // Processes get SIGTERM from the kernel when their parent dies; give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ns, procs) = (namespaces(&format!("{prefix}-")), processes_mentioning(&dir.display().to_string()));
+        if ns.is_empty() && procs.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "left behind: namespaces {ns:?}, processes {procs:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn thirty_peers_captured_at_five_vantage_points_and_on_the_bridge() {
+    if !netns_available("thirty_peers_captured_at_five_vantage_points_and_on_the_bridge") {
+        return;
+    }
+    let _one = serial();
+    let dir = run_dir("thirty");
+    let d = dir.display().to_string();
+    soplab(&[
+        "swarm",
+        "--mode",
+        "netns",
+        "--peers",
+        "30",
+        "--vantage",
+        "5",
+        "--bridge-capture",
+        "--duration",
+        "3m",
+        "--out",
+        &d,
+    ]);
+    let run = run_json(&dir);
+    let prefix = run["prefix"].as_str().unwrap().to_string();
+    assert_nothing_left(&prefix, &dir);
+
+    // Six captures (five vantage peers and the bridge), none empty, each read by tcpdump.
+    let pcaps = run["pcaps"].as_array().unwrap();
+    assert_eq!(pcaps.len(), 6, "{pcaps:?}");
+    let mut bridge = None;
+    for p in pcaps {
+        let file = dir.join(p["file"].as_str().unwrap());
+        let (udp, _) = tcpdump_udp(&file);
+        assert!(!udp.is_empty(), "{} is empty", file.display());
+        assert!(p["packets"].as_u64().unwrap() as usize >= udp.len(), "run.json counts {p:?}");
+        // Between peers (and with the source): only Table 1's control sizes and video packets.
+        let mut sizes: BTreeMap<usize, u64> = BTreeMap::new();
+        for u in udp.iter().filter(|u| u.src != TRACKER && u.dst != TRACKER) {
+            *sizes.entry(u.len).or_default() += 1;
+        }
+        let odd: Vec<_> = sizes.keys().filter(|s| !CONTROL.contains(s) && !VIDEO.contains(s)).collect();
+        assert!(odd.is_empty(), "{}: sizes outside Table 1 and video: {odd:?} in {sizes:?}", file.display());
+        assert!(sizes.keys().all(|&s| s <= 1320));
+        for s in CONTROL.iter().chain([&1320]) {
+            assert!(sizes.contains_key(s), "{}: no {s}-byte packets in {sizes:?}", file.display());
+        }
+        if let Some(addr) = p["address"].as_str() {
+            assert!(udp.iter().all(|u| u.src == addr || u.dst == addr), "a vantage pcap holds its own traffic only");
+        } else {
+            bridge = Some((file, udp));
+        }
+    }
+    let (bridge_file, bridge_udp) = bridge.expect("a bridge capture");
+
+    // ndpiReader calls every peer flow (all but the tracker's) SopCast.
+    let flows = ndpi_flows(&bridge_file);
+    let peer_flows: Vec<_> = flows.iter().filter(|(a, b, _)| a != TRACKER && b != TRACKER).collect();
+    assert!(peer_flows.len() >= 30, "only {} peer flows: {flows:?}", peer_flows.len());
+    let not_sopcast: Vec<_> = peer_flows.iter().filter(|(_, _, p)| !p.contains("Sopcast")).collect();
+    assert!(not_sopcast.is_empty(), "flows not labelled SopCast: {not_sopcast:?}");
+
+    // The bridge saw every peer, and the ground truth covers the same interval as the capture.
+    let seen: BTreeSet<&str> = bridge_udp.iter().flat_map(|u| [u.src.as_str(), u.dst.as_str()]).collect();
+    for h in run["hosts"].as_array().unwrap() {
+        assert!(seen.contains(h["address"].as_str().unwrap()), "the bridge never saw {h}");
+    }
+    let truth = truth_events(&dir);
+    let ts: Vec<f64> = truth.iter().map(|(_, e)| e["ts_us"].as_u64().unwrap() as f64 / 1e6).collect();
+    let (t0, t1) = (ts.iter().copied().fold(f64::MAX, f64::min), ts.iter().copied().fold(0.0, f64::max));
+    let (c0, c1) = (bridge_udp[0].ts, bridge_udp[bridge_udp.len() - 1].ts);
+    assert!(c0 <= t0 + 0.01, "capture starts ({c0}) before the first daemon event ({t0})");
+    assert!((c1 - t1).abs() < 2.0, "capture ends ({c1}) with the last daemon event ({t1})");
+    let epoch = run["epoch_us"].as_u64().unwrap() as f64 / 1e6;
+    assert!(t0 <= epoch + 1.0 && t1 >= epoch + 179.0, "truth covers the 3 minutes: {t0}..{t1}, epoch {epoch}");
+
+    // And the swarm streamed.
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let peers = summary["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 30);
+    assert!(peers.iter().all(|p| p["played_matches_source"] == true), "{peers:?}");
+    let mean = peers.iter().map(|p| p["continuity"].as_f64().unwrap()).sum::<f64>() / 30.0;
+    assert!(mean >= 0.99, "mean continuity {mean}");
+}
+
+#[test]
+fn a_compressed_workload_starts_and_stops_every_peer_on_schedule() {
+    if !netns_available("a_compressed_workload_starts_and_stops_every_peer_on_schedule") {
+        return;
+    }
+    let _one = serial();
+    let dir = run_dir("churn");
+    let d = dir.display().to_string();
+    soplab(&[
+        "swarm",
+        "--mode",
+        "netns",
+        "--peers",
+        "30",
+        "--vantage",
+        "5",
+        "--workload",
+        "event",
+        "--time-scale",
+        "10",
+        "--duration",
+        "90s",
+        "--seed",
+        "5",
+        "--out",
+        &d,
+    ]);
+    let run = run_json(&dir);
+    assert_nothing_left(run["prefix"].as_str().unwrap(), &dir);
+    let epoch = run["epoch_us"].as_u64().unwrap() as f64 / 1e6;
+    let dur = run["duration_s"].as_f64().unwrap();
+
+    let mut schedule: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
+    let text = std::fs::read_to_string(dir.join("workload.csv")).unwrap();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (c, s, e): (usize, f64, f64) = (f[0].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap());
+        // What plays: sessions that start before the end and last at all.
+        if s < dur && e > s {
+            schedule.entry(c).or_default().push((s, e.min(dur)));
+        }
+    }
+    let hosts: Vec<&serde_json::Value> =
+        run["hosts"].as_array().unwrap().iter().filter(|h| h["role"] == "peer").collect();
+    let mut by_stem: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for (stem, e) in truth_events(&dir) {
+        by_stem.entry(stem).or_default().push(e);
+    }
+    let (mut sessions, mut worst, mut silent) = (0, 0.0f64, 0);
+    for (k, h) in hosts.iter().enumerate() {
+        let stem = format!("peer-{}", h["address"].as_str().unwrap().replace(':', "-"));
+        let events = by_stem.get(&stem).cloned().unwrap_or_default();
+        let at = |name: &str| -> Vec<(f64, bool)> {
+            events
+                .iter()
+                .filter(|e| e["event"] == name)
+                .map(|e| (e["ts_us"].as_u64().unwrap() as f64 / 1e6 - epoch, e["graceful"] == true))
+                .collect()
+        };
+        let (starts, ends) = (at("session_start"), at("session_end"));
+        if k < 5 {
+            assert!(h["vantage"] == true && h["churned"] == false);
+            assert_eq!((starts.len(), ends.len()), (1, 1), "vantage peer {stem} runs once, all along");
+            assert!(ends[0].0 >= dur - 1.0, "vantage peer {stem} stays to the end");
+            continue;
+        }
+        let want = schedule.get(&(k - 5)).cloned().unwrap_or_default();
+        assert_eq!(starts.len(), want.len(), "{stem}: sessions {starts:?} against the schedule {want:?}");
+        assert_eq!(ends.len(), want.len(), "{stem}: ends {ends:?} against the schedule {want:?}");
+        for ((ws, we), ((s, _), (e, graceful))) in want.iter().zip(starts.iter().zip(&ends)) {
+            worst = worst.max((ws - s).abs()).max((we - e).abs());
+            assert!((ws - s).abs() <= 1.0 && (we - e).abs() <= 1.0, "{stem}: ran {s:.3}..{e:.3}, scheduled {ws}..{we}");
+            // A client leaving before the end vanishes; one still on at the end is stopped.
+            if *we < dur - 0.5 {
+                assert!(!graceful, "{stem}: a churned peer leaves without a word");
+                silent += 1;
+            }
+        }
+        sessions += want.len();
+    }
+    eprintln!("{sessions} sessions followed the schedule; worst error {worst:.3} s; {silent} silent departures");
+    assert!(sessions >= 25, "the workload gave only {sessions} sessions to 25 clients");
+    assert!(silent > 0, "some clients left during the run");
+}
+
+#[test]
+fn a_sigkilled_run_is_swept_by_the_next_run_and_by_cleanup() {
+    if !netns_available("a_sigkilled_run_is_swept_by_the_next_run_and_by_cleanup") {
+        return;
+    }
+    let _one = serial();
+    for (i, sweeper) in ["next run", "cleanup"].iter().enumerate() {
+        let dir = run_dir(&format!("killed-{i}"));
+        let d = dir.display().to_string();
+        let mut child = Command::new(soplab_exe())
+            .args(["swarm", "--mode", "netns", "--peers", "8", "--vantage", "2", "--bridge-capture"])
+            .args(["--duration", "5m", "--out", &d])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start soplab");
+        let prefix = format!("soplab-{}", child.id());
+        // Wait until the swarm is up and capturing, then kill the orchestrator outright.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !(dir.join("pcap/bridge.pcap").exists() && dir.join("truth").read_dir().unwrap().count() >= 10) {
+            assert!(Instant::now() < deadline, "the swarm never came up");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        child.kill().expect("SIGKILL the orchestrator");
+        child.wait().unwrap();
+        let stale = namespaces(&format!("{prefix}-"));
+        assert!(stale.len() >= 11, "a SIGKILLed run cannot remove its namespaces: {stale:?}");
+
+        if *sweeper == "next run" {
+            let next = run_dir(&format!("after-kill-{i}"));
+            let out = soplab(&[
+                "swarm",
+                "--mode",
+                "netns",
+                "--peers",
+                "3",
+                "--vantage",
+                "1",
+                "--duration",
+                "10s",
+                "--out",
+                &next.display().to_string(),
+            ]);
+            let run = run_json(&next);
+            let swept: Vec<&str> = run["swept"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+            assert!(stale.iter().all(|n| swept.contains(&n.as_str())), "{swept:?} {stale:?} {out:?}");
+            assert_nothing_left(run["prefix"].as_str().unwrap(), &next);
+        } else {
+            let out = soplab(&["cleanup"]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("removed"), "{text}");
+        }
+        assert_nothing_left(&prefix, &dir);
+    }
+}
