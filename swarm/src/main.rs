@@ -63,6 +63,16 @@ enum Cmd {
     Source(soplab_source::daemon::Args),
     #[command(about = "Run one or many peers in this process (what `soplab-peer` runs)", long_about = soplab_peer::daemon::LONG_ABOUT)]
     Peer(soplab_peer::daemon::Args),
+    #[command(
+        about = "Rebuild the overlay of Tang et al. from captures: report.json, CSV tables, plots",
+        long_about = soplab_analyze::cli::ANALYZE_ABOUT
+    )]
+    Analyze(soplab_analyze::cli::AnalyzeArgs),
+    #[command(
+        about = "Check the overlay rebuilt from a run's captures against its ground truth",
+        long_about = soplab_analyze::cli::VALIDATE_ABOUT
+    )]
+    Validate(soplab_analyze::cli::ValidateArgs),
     /// Generate a churn workload: when each client's sessions start and end, as a CSV file.
     ///
     /// Clients follow the hierarchical ON/OFF model Borges et al. (2012) fitted to SopCast:
@@ -178,6 +188,8 @@ fn main() -> std::process::ExitCode {
             Cmd::Source(a) => soplab_source::daemon::run(a).await,
             Cmd::Peer(a) => soplab_peer::daemon::run(a).await,
             Cmd::Workload(a) => a.run(),
+            Cmd::Analyze(a) => Ok(soplab_analyze::cli::analyze(&a)?),
+            Cmd::Validate(a) => Ok(soplab_analyze::cli::validate(&a)?),
         }
     })
 }
