@@ -59,7 +59,10 @@ impl Response {
     /// The interval in which video packets of this response can have been on the wire: from the
     /// request to the last packet (or, with no `response_sent`, to the child's giving up).
     pub fn possible(&self) -> Option<(i64, i64)> {
-        let start = self.requested_us.or(self.sent_us)?;
+        let start = match (self.requested_us, self.sent_us) {
+            (Some(q), Some(s)) => q.min(s),
+            (q, s) => q.or(s)?,
+        };
         let end = self.sent_us.or(self.resolved_us).unwrap_or(start).max(start);
         Some((start, end))
     }
@@ -111,12 +114,12 @@ impl Truth {
             return Err(Error::NoTruth { path: dir.into() });
         }
         let mut t = Truth { first_us: i64::MAX, last_us: i64::MIN, ..Truth::default() };
-        let mut responses: HashMap<(SocketAddr, SocketAddr, u32), Response> = HashMap::new();
+        let mut steps: Steps = HashMap::new();
         for f in &files {
-            t.read_file(f, &mut responses)?;
+            t.read_file(f, &mut steps)?;
         }
         t.files = files;
-        t.responses = responses.into_values().collect();
+        t.responses = match_responses(steps);
         t.responses.sort_by_key(|r| (r.requested_us.or(r.sent_us), r.parent, r.child));
         if t.first_us > t.last_us {
             t.first_us = 0;
@@ -125,11 +128,7 @@ impl Truth {
         Ok(t)
     }
 
-    fn read_file(
-        &mut self,
-        path: &Path,
-        responses: &mut HashMap<(SocketAddr, SocketAddr, u32), Response>,
-    ) -> Result<()> {
+    fn read_file(&mut self, path: &Path, responses: &mut Steps) -> Result<()> {
         let f = std::fs::File::open(path).map_err(|e| Error::Read { path: path.into(), source: e })?;
         let is_tracker = path.file_name().is_some_and(|n| n == "tracker.jsonl");
         let mut node: Option<Node> = None;
@@ -202,38 +201,17 @@ impl Truth {
                         self.links.push(Link { from: me, to: peer, up_us: up, down_us: ts.max(up) });
                     }
                 }
-                "request_sent" => {
+                "request_sent" | "response_received" | "request_timeout" => {
                     let parent = addr(path, i + 1, &l.parent, "parent")?;
-                    let r = responses.entry((parent, me, l.request.unwrap_or(0))).or_insert(Response {
-                        parent,
-                        child: me,
-                        requested_us: None,
-                        sent_us: None,
-                        resolved_us: None,
-                    });
-                    r.requested_us = Some(ts);
-                }
-                "response_received" | "request_timeout" => {
-                    let parent = addr(path, i + 1, &l.parent, "parent")?;
-                    let r = responses.entry((parent, me, l.request.unwrap_or(0))).or_insert(Response {
-                        parent,
-                        child: me,
-                        requested_us: None,
-                        sent_us: None,
-                        resolved_us: None,
-                    });
-                    r.resolved_us = Some(ts);
+                    let which = match l.event.as_str() {
+                        "request_sent" => Step::Requested,
+                        _ => Step::Resolved,
+                    };
+                    responses.entry((parent, me, l.request.unwrap_or(0))).or_default().push((ts, which));
                 }
                 "response_sent" => {
                     let child = addr(path, i + 1, &l.child, "child")?;
-                    let r = responses.entry((me, child, l.request.unwrap_or(0))).or_insert(Response {
-                        parent: me,
-                        child,
-                        requested_us: None,
-                        sent_us: None,
-                        resolved_us: None,
-                    });
-                    r.sent_us = Some(ts);
+                    responses.entry((me, child, l.request.unwrap_or(0))).or_default().push((ts, Step::Sent));
                 }
                 _ => {}
             }
@@ -274,6 +252,59 @@ impl Truth {
     pub fn start_us(&self) -> Option<i64> {
         self.nodes.iter().filter(|n| n.role != Role::Tracker).flat_map(|n| n.sessions.iter().map(|s| s.0)).min()
     }
+}
+
+/// What happened to a request, from either side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    /// `request_sent` at the child.
+    Requested,
+    /// `response_sent` at the parent.
+    Sent,
+    /// `response_received` or `request_timeout` at the child.
+    Resolved,
+}
+
+/// Steps per (parent, child, request id).
+type Steps = HashMap<(SocketAddr, SocketAddr, u32), Vec<(i64, Step)>>;
+
+/// How much later than the parent's `response_sent` a child may log its `request_sent` (the
+/// two daemons write their lines independently).
+const LOG_SLACK_US: i64 = 100_000;
+
+/// Pairs the steps of each (parent, child, request id) into responses. A child starts its
+/// request ids again in every session, so one key can hold several requests: each
+/// `response_sent` belongs to the latest request sent before it (within the logging slack),
+/// each resolution to the latest request before it.
+fn match_responses(steps: Steps) -> Vec<Response> {
+    let mut out = Vec::new();
+    for ((parent, child, _), mut v) in steps {
+        // A request may be logged a little after its response: order it by its time less the
+        // slack (requests that share an id are whole sessions apart).
+        v.sort_by_key(|&(ts, step)| (if step == Step::Requested { ts - LOG_SLACK_US } else { ts }, step));
+        let mut open: Vec<Response> = Vec::new();
+        let new = |requested_us| Response { parent, child, requested_us, sent_us: None, resolved_us: None };
+        for &(ts, step) in &v {
+            match step {
+                Step::Requested => open.push(new(Some(ts))),
+                Step::Sent => {
+                    let r = open.iter_mut().rev().find(|r| r.sent_us.is_none());
+                    match r {
+                        Some(r) => r.sent_us = Some(ts),
+                        None => open.push(Response { sent_us: Some(ts), ..new(None) }),
+                    }
+                }
+                Step::Resolved => {
+                    if let Some(r) = open.iter_mut().rev().find(|r| r.resolved_us.is_none() && r.requested_us.is_some())
+                    {
+                        r.resolved_us = Some(ts);
+                    }
+                }
+            }
+        }
+        out.extend(open);
+    }
+    out
 }
 
 /// The `ts_us` of a line without parsing it all.
@@ -336,5 +367,36 @@ mod tests {
         let pa = t.nodes.iter().find(|n| n.addr == a).unwrap();
         assert_eq!((pa.sessions.clone(), pa.silent_ends), (vec![(10, 45)], 1));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn request_ids_reused_in_a_later_session_make_separate_responses() {
+        let mut steps: Steps = HashMap::new();
+        let (p, c): (SocketAddr, SocketAddr) = ("10.0.1.2:3908".parse().unwrap(), "10.0.1.1:3908".parse().unwrap());
+        steps.insert(
+            (p, c, 1),
+            vec![
+                (1_000, Step::Requested),
+                (1_200, Step::Sent),
+                (1_300, Step::Resolved),
+                // Second session: the child logs its request 50 us after the parent's answer.
+                (90_000_050, Step::Requested),
+                (90_000_000, Step::Sent),
+                (90_000_100, Step::Resolved),
+                // Third: a request never answered.
+                (200_000_000, Step::Requested),
+                (201_000_000, Step::Resolved),
+            ],
+        );
+        let mut r: Vec<_> = match_responses(steps).iter().map(|r| (r.requested_us, r.sent_us, r.resolved_us)).collect();
+        r.sort();
+        assert_eq!(
+            r,
+            vec![
+                (Some(1_000), Some(1_200), Some(1_300)),
+                (Some(90_000_050), Some(90_000_000), Some(90_000_100)),
+                (Some(200_000_000), None, Some(201_000_000)),
+            ]
+        );
     }
 }
