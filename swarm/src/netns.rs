@@ -67,6 +67,11 @@ fn run_batch(program: &str, args: &[&str], batch: &str) -> Result<()> {
     Ok(())
 }
 
+/// The MAC address of host `k`'s eth0: locally administered (02:...), unique in the run.
+fn host_mac(k: usize) -> String {
+    format!("02:53:00:{:02x}:{:02x}:{:02x}", (k >> 16) & 0xff, (k >> 8) & 0xff, k & 0xff)
+}
+
 /// A tbf qdisc line for `dev` at `bps`: a burst of 20 ms of traffic (at least 4 kB, so a
 /// 1320-byte packet always fits) and at most 200 ms of queue.
 fn tbf(dev: &str, bps: u64) -> String {
@@ -97,22 +102,44 @@ impl Topology {
         let mut hub = String::from(
             "link add br0 type bridge\nlink set dev br0 addrgenmode none\nlink set dev br0 up\nlink set dev lo up\n",
         );
-        for h in &self.hosts {
+        for (k, h) in self.hosts.iter().enumerate() {
             hub.push_str(&format!(
-                "link add name {p} type veth peer name eth0 netns {ns}\nlink set dev {p} addrgenmode none\n\
-                 link set dev {p} master br0 up\n",
+                "link add name {p} type veth peer name eth0 address {mac} netns {ns}\n\
+                 link set dev {p} addrgenmode none\nlink set dev {p} master br0 up\n",
                 p = h.port,
-                ns = h.ns
+                ns = h.ns,
+                mac = host_mac(k)
             ));
         }
         run_batch("ip", &["-n", &self.hub, "-batch", "-"], &hub).context("cannot build the bridge and veth links")?;
+        // The bridge knows every host's port from the start: no flooding of unknown unicast.
+        let fdb: String = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(k, h)| format!("fdb replace {} dev {} master static\n", host_mac(k), h.port))
+            .collect();
+        run_batch("bridge", &["-n", &self.hub, "-batch", "-"], &fdb).context("cannot fill the bridge's table")?;
         let tc_hub: String = self.hosts.iter().filter_map(|h| h.down_bps.map(|r| tbf(&h.port, r))).collect();
         if !tc_hub.is_empty() {
             run_batch("tc", &["-n", &self.hub, "-batch", "-"], &tc_hub)
                 .context("cannot set download rates (tc tbf)")?;
         }
 
-        // Inside each host: addresses, links up, upload rate. Several hosts at a time.
+        // Inside each host: addresses, links up, every other host's MAC address, upload rate.
+        // Static neighbours instead of ARP: on one bridge, N hosts each resolving their
+        // partners broadcast N * partners requests to N ports; at 500 hosts that storm alone
+        // overran the kernel's queues and left most peers without a tracker. With static
+        // entries the captures also hold only the swarm's own traffic.
+        let neighbours: String = self
+            .hosts
+            .iter()
+            .enumerate()
+            .flat_map(|(k, h)| {
+                let mac = host_mac(k);
+                h.addrs.iter().map(move |a| format!("neigh replace {a} lladdr {mac} dev eth0 nud permanent\n"))
+            })
+            .collect();
         let jobs: Vec<(String, String, Option<String>)> = self
             .hosts
             .iter()
@@ -122,6 +149,7 @@ impl Topology {
                     b.push_str(&format!("addr add {a}/15 dev eth0\n"));
                 }
                 b.push_str("link set dev eth0 up\n");
+                b.push_str(&neighbours);
                 (h.ns.clone(), b, h.up_bps.map(|r| tbf("eth0", r)))
             })
             .collect();
@@ -255,6 +283,12 @@ mod tests {
         assert_eq!(owner("soplab-x-hub"), None);
         assert_eq!(owner("other-1-hub"), None);
         assert!(owner_alive(std::process::id() as i32));
+    }
+
+    #[test]
+    fn macs_are_unique_and_local() {
+        assert_eq!(host_mac(0), "02:53:00:00:00:00");
+        assert_eq!(host_mac(70_000), "02:53:00:01:11:70");
     }
 
     #[test]
