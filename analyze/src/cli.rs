@@ -201,9 +201,15 @@ pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
     tracing::info!(files = files.len(), "reading captures");
     let ing = analysis::ingest(&files, &opts, &vantage)?;
     let report = analysis::report(&ing, &opts)?;
+    #[cfg_attr(not(feature = "plots"), allow(unused_mut))]
     let mut written = crate::output::write_report(&a.out, &report)?;
+    #[cfg(feature = "plots")]
     if !a.no_plots {
         written.extend(crate::plot::write_plots(&a.out, &report)?);
+    }
+    #[cfg(not(feature = "plots"))]
+    if !a.no_plots {
+        tracing::warn!("built without the `plots` feature: no PNG/SVG plots (the CSV tables have their data)");
     }
     let s = &report.summary;
     let records: u64 = report.inputs.iter().map(|f| f.records).sum();

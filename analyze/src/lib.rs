@@ -21,6 +21,7 @@ mod error;
 mod fxhash;
 pub mod output;
 pub mod overlay;
+#[cfg(feature = "plots")]
 pub mod plot;
 pub mod rundir;
 pub mod stats;

@@ -83,6 +83,7 @@ fn naming_the_source_overrides_recognition() {
     assert!(r.load.peers.iter().any(|l| l.address == SOURCE));
 }
 
+#[cfg(feature = "plots")]
 #[test]
 fn outputs_are_written() {
     let dir = TempDir::new("outputs");
