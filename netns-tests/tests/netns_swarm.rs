@@ -270,3 +270,66 @@ fn a_sigkilled_run_is_swept_by_the_next_run_and_by_cleanup() {
         assert_nothing_left(&prefix, &dir);
     }
 }
+
+#[test]
+fn tc_rates_cap_what_each_peer_host_uploads() {
+    if !netns_available("tc_rates_cap_what_each_peer_host_uploads") {
+        return;
+    }
+    let _one = serial();
+    let dir = run_dir("links");
+    let d = dir.display().to_string();
+    let secs = 25.0;
+    soplab(&[
+        "swarm",
+        "--mode",
+        "netns",
+        "--peers",
+        "12",
+        "--vantage",
+        "1",
+        "--upload",
+        "choice(256k:0.5,20M:0.5)",
+        "--download",
+        "50M",
+        "--delay",
+        "10ms",
+        "--jitter",
+        "5ms",
+        "--loss",
+        "0.005",
+        "--duration",
+        "25s",
+        "--out",
+        &d,
+    ]);
+    let run = run_json(&dir);
+    assert_nothing_left(run["prefix"].as_str().unwrap(), &dir);
+    let rates: BTreeMap<String, u64> = run["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["role"] == "peer")
+        .map(|h| (h["address"].as_str().unwrap().to_string(), h["upload_bps"].as_u64().unwrap()))
+        .collect();
+    let distinct: BTreeSet<u64> = rates.values().copied().collect();
+    assert_eq!(distinct, BTreeSet::from([256_000, 20_000_000]), "hosts draw from the distribution: {rates:?}");
+    assert!(
+        run["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["role"] == "peer")
+            .all(|h| h["download_bps"] == 50_000_000)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    for p in summary["peers"].as_array().unwrap() {
+        let rate = rates[p["address"].as_str().unwrap()] as f64;
+        // Video bytes only (headers and control come on top), over the run plus its lead-in.
+        let bits = p["uploaded_bytes"].as_f64().unwrap() * 8.0;
+        assert!(bits <= rate * (secs + 5.0) + 4096.0 * 8.0, "{p} uploaded {bits} bits under a {rate} bit/s cap");
+    }
+    // The slow hosts did not stop the stream: the source and the fast peers carry it.
+    let played = summary["peers"].as_array().unwrap().iter().filter(|p| p["blocks_played"].as_u64() > Some(0)).count();
+    assert_eq!(played, 12);
+}
