@@ -37,12 +37,16 @@ pub fn spawn(
         .kill_on_drop(true);
     let ns: Option<OwnedFd> = netns.map(|n| soplab_node::netns::open(n).map(OwnedFd::from)).transpose()?;
     let ns_fd = ns.as_ref().map(|f| f.as_raw_fd());
-    // SAFETY: between fork and exec the closure only makes system calls (prctl, setns), which
+    // SAFETY: between fork and exec the closure only makes system calls (prctl, setpgid, setns), which
     // are async-signal-safe; the descriptor stays open in the parent until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
             // If the orchestrator dies (even by SIGKILL), its children get SIGTERM.
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+            // A process group of its own: Ctrl-C in a terminal reaches only the orchestrator,
+            // which stops the daemons first and tcpdump last, so no packet goes uncaptured.
+            nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
                 .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
             if let Some(fd) = ns_fd {
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
