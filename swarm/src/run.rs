@@ -210,8 +210,8 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
             ns: format!("{prefix}-p{j}"),
             port: format!("p{j}"),
             addrs: (i..i + n).map(|k| *addrs.peer(k).ip()).collect(),
-            up_bps: cfg.upload.as_ref().map(|d| d.sample(&mut rng)),
-            down_bps: cfg.download.as_ref().map(|d| d.sample(&mut rng)),
+            up_bps: cfg.upload.as_ref().map(|d| d.sample(j, &mut rng)),
+            down_bps: cfg.download.as_ref().map(|d| d.sample(j, &mut rng)),
         });
         host_of_peer.extend(std::iter::repeat_n(hosts.len() - 1, n));
         i += n;

@@ -37,11 +37,13 @@ pub enum Mode {
 }
 
 /// A distribution of link rates (bits per second) hosts draw from:
-/// `1M` (everyone), `uniform(256k,4M)`, `lognormal(1M,0.8)` (median and sigma of ln), or
-/// `choice(512k:0.5,2M:0.3,10M:0.2)` (rates with weights), as heterogeneous as PlanetLab's.
+/// `1M` (everyone), `uniform(256k,4M)`, `lognormal(1M,0.8)` (median and sigma of ln),
+/// `choice(512k:0.5,2M:0.3,10M:0.2)` (rates with weights), as heterogeneous as PlanetLab's, or
+/// `list(1M,256k,4M)`: set per peer host, the i-th host taking the i-th rate (cycling).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RateDist {
     Fixed(u64),
+    List(Vec<u64>),
     Uniform(u64, u64),
     LogNormal { median: u64, sigma: f64 },
     Choice(Vec<(u64, f64)>),
@@ -52,7 +54,7 @@ impl FromStr for RateDist {
 
     fn from_str(s: &str) -> Result<RateDist, String> {
         let s = s.trim();
-        let usage = "a rate (1M), uniform(256k,4M), lognormal(1M,0.8) or choice(512k:0.5,2M:0.5)";
+        let usage = "a rate (1M), uniform(256k,4M), lognormal(1M,0.8), choice(512k:0.5,2M:0.5) or list(1M,256k)";
         let inner =
             |name: &str| s.strip_prefix(name).and_then(|r| r.strip_prefix('(')).and_then(|r| r.strip_suffix(')'));
         let rate = |t: &str| parse_rate(t.trim()).map_err(|e| format!("{s:?}: {e}"));
@@ -70,6 +72,9 @@ impl FromStr for RateDist {
                 return Err(format!("{s:?}: sigma must be 0 or more"));
             }
             Ok(RateDist::LogNormal { median: rate(m)?, sigma })
+        } else if let Some(args) = inner("list") {
+            let v = args.split(',').map(rate).collect::<Result<Vec<u64>, String>>()?;
+            Ok(RateDist::List(v))
         } else if let Some(args) = inner("choice") {
             let mut v = Vec::new();
             for part in args.split(',') {
@@ -92,6 +97,10 @@ impl std::fmt::Display for RateDist {
         match self {
             RateDist::Fixed(r) => write!(f, "{r}"),
             RateDist::Uniform(a, b) => write!(f, "uniform({a},{b})"),
+            RateDist::List(v) => {
+                let parts: Vec<String> = v.iter().map(u64::to_string).collect();
+                write!(f, "list({})", parts.join(","))
+            }
             RateDist::LogNormal { median, sigma } => write!(f, "lognormal({median},{sigma})"),
             RateDist::Choice(v) => {
                 let parts: Vec<String> = v.iter().map(|(r, w)| format!("{r}:{w}")).collect();
@@ -102,10 +111,11 @@ impl std::fmt::Display for RateDist {
 }
 
 impl RateDist {
-    /// One host's rate (at least 8 kbit/s, so that tbf can pass a packet).
-    pub fn sample(&self, rng: &mut impl rand::Rng) -> u64 {
+    /// The rate of peer host `i` (at least 8 kbit/s, so that tbf can pass a packet).
+    pub fn sample(&self, i: usize, rng: &mut impl rand::Rng) -> u64 {
         let r = match self {
             RateDist::Fixed(r) => *r,
+            RateDist::List(v) => v[i % v.len()],
             RateDist::Uniform(a, b) => rng.random_range(*a..=*b),
             RateDist::LogNormal { median, sigma } => {
                 let n = rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
@@ -188,8 +198,9 @@ pub struct Scenario {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peers_per_host: Option<usize>,
-    /// Upload rate of each peer host (tc tbf), fixed or a distribution, e.g. 2M or
-    /// "choice(512k:0.5,2M:0.3,10M:0.2)" [default: unlimited].
+    /// Upload rate of each peer host (tc tbf): a rate, a distribution hosts draw from, or one
+    /// rate per host: 2M, "choice(512k:0.5,2M:0.3,10M:0.2)", "uniform(256k,4M)",
+    /// "lognormal(1M,0.8)", "list(1M,256k,4M)" [default: unlimited].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload: Option<String>,
@@ -486,16 +497,22 @@ mod tests {
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
         assert_eq!("2M".parse::<RateDist>().unwrap(), RateDist::Fixed(2_000_000));
         let u: RateDist = "uniform(256k,4M)".parse().unwrap();
-        assert!((0..1000).map(|_| u.sample(&mut rng)).all(|r| (256_000..=4_000_000).contains(&r)));
+        assert!((0..1000).map(|i| u.sample(i, &mut rng)).all(|r| (256_000..=4_000_000).contains(&r)));
+        let per_peer: RateDist = "list(1M,256k)".parse().unwrap();
+        assert_eq!(
+            (0..4).map(|i| per_peer.sample(i, &mut rng)).collect::<Vec<_>>(),
+            [1_000_000, 256_000, 1_000_000, 256_000]
+        );
+        assert_eq!(per_peer.to_string().parse::<RateDist>().unwrap(), per_peer);
         let c: RateDist = "choice(512k:0.5,2M:0.3,10M:0.2)".parse().unwrap();
-        let draws: Vec<u64> = (0..10_000).map(|_| c.sample(&mut rng)).collect();
+        let draws: Vec<u64> = (0..10_000).map(|i| c.sample(i, &mut rng)).collect();
         let share = draws.iter().filter(|&&r| r == 512_000).count() as f64 / 1e4;
         assert!((0.47..0.53).contains(&share), "{share}");
         let l: RateDist = "lognormal(1M,0.8)".parse().unwrap();
-        let mut v: Vec<u64> = (0..10_001).map(|_| l.sample(&mut rng)).collect();
+        let mut v: Vec<u64> = (0..10_001).map(|i| l.sample(i, &mut rng)).collect();
         v.sort();
         assert!((900_000..1_100_000).contains(&v[5000]), "median {}", v[5000]);
-        for bad in ["uniform(4M,1M)", "choice(1M)", "lognormal(1M,-1)", "fast", "uniform(1M)"] {
+        for bad in ["uniform(4M,1M)", "choice(1M)", "lognormal(1M,-1)", "fast", "uniform(1M)", "list()", "list(1M,x)"] {
             assert!(bad.parse::<RateDist>().is_err(), "{bad}");
         }
         assert_eq!(c.to_string().parse::<RateDist>().unwrap(), c);
