@@ -253,10 +253,22 @@ fn taus(default: f64, more: &[f64]) -> Vec<f64> {
 pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
     let trace = &ing.trace;
     if trace.pairs.is_empty() {
+        let sum = |f: fn(&FileStats) -> u64| ing.files.iter().map(f).sum::<u64>();
         return Err(Error::Option(format!(
-            "no UDP datagrams to analyse in {} (after excluding ports {:?}); check the capture filter",
+            "no UDP datagrams to analyse in {}: {} records, {} UDP ({} to or from the excluded ports {:?}), {} not IP, \
+             {} IP but not UDP, {} malformed, {} of unsupported link types {:?}, {} cut by the snapshot length; check \
+             the capture filter and the link type",
             ing.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(", "),
-            opts.excluded_ports
+            sum(|f| f.records),
+            sum(|f| f.udp),
+            trace.excluded,
+            opts.excluded_ports,
+            sum(|f| f.not_ip),
+            sum(|f| f.not_udp),
+            sum(|f| f.malformed),
+            sum(|f| f.unsupported_link),
+            ing.files.iter().flat_map(|f| f.link_types.iter().copied()).collect::<Vec<_>>(),
+            sum(|f| f.cut_headers),
         )));
     }
     let roles = overlay::roles(

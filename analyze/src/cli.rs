@@ -48,6 +48,14 @@ fn parse_ports(s: &str) -> std::result::Result<Vec<u16>, String> {
     s.split(',').map(|x| x.trim().parse::<u16>().map_err(|_| format!("not a port: {x}"))).collect()
 }
 
+/// `println!` that ignores a closed stdout (`soplab analyze ... | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// A comma-separated list of numbers (an alias so that clap takes the list as one value).
 type Floats = Vec<f64>;
 /// A comma-separated list of ports.
@@ -213,7 +221,7 @@ pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
     }
     let s = &report.summary;
     let records: u64 = report.inputs.iter().map(|f| f.records).sum();
-    println!(
+    say!(
         "{} files, {records} records, {} datagrams in {:.2} s ({:.0} records/s); {:.0} s of trace",
         report.inputs.len(),
         report.trace.datagrams,
@@ -221,7 +229,7 @@ pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
         records as f64 / ing.seconds.max(1e-9),
         report.trace.duration_s
     );
-    println!(
+    say!(
         "tracker {} ({}), source {} ({}); {} peers",
         report.roles.tracker.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
         report.roles.tracker_by,
@@ -229,7 +237,7 @@ pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
         report.roles.source_by,
         s.peers
     );
-    println!(
+    say!(
         "G_N, tau {} s: mean out-degree {:.2} (sd {:.2}); G_V, tau {} s: mean in-degree {:.2}, out-degree {:.2}",
         s.neighbor_tau_s,
         s.neighbor_mean_outdegree,
@@ -239,14 +247,14 @@ pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
         s.video_mean_outdegree
     );
     let p = |x: Option<f64>| x.map(|v| format!("{v:.2} s")).unwrap_or_else(|| "-".into());
-    println!(
+    say!(
         "95% of keep-alive gaps within {}, of request gaps within {}; source: at most {} children, {} peers ever",
         p(s.keepalive_gap_p95_s),
         p(s.request_gap_p95_s),
         s.source_max_children,
         s.peers_ever_fed_by_source
     );
-    println!("wrote {} files to {}", written.len(), a.out.display());
+    say!("wrote {} files to {}", written.len(), a.out.display());
     Ok(())
 }
 
@@ -265,12 +273,17 @@ pub fn validate(a: &ValidateArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| a.run_dir.join("validation.json"));
     crate::output::write_json(&out, &v)?;
     for (name, l) in [("neighbor", &v.layers.neighbor), ("video", &v.layers.video)] {
-        println!(
+        say!(
             "{name:>8} (tau {} s, {} snapshots): precision {:.4}, recall {:.4} ({} measured, {} true edge-snapshots)",
-            l.tau_s, l.snapshots, l.precision, l.recall, l.measured, l.truth_strict
+            l.tau_s,
+            l.snapshots,
+            l.precision,
+            l.recall,
+            l.measured,
+            l.truth_strict
         );
     }
-    println!(
+    say!(
         "peers: {} in truth, {} seen in the captures; {} captures; wrote {}",
         v.peers.in_truth,
         v.peers.seen,
