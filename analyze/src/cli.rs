@@ -81,8 +81,8 @@ pub struct Common {
     /// Time slot, seconds: every snapshot length must be a multiple of it.
     #[arg(long, default_value_t = 0.1)]
     pub resolution: f64,
-    /// Drop a datagram seen again (same addresses, ports, length, IP id, first 32 payload
-    /// bytes) within --dedup-window: auto = when several files or Linux cooked captures.
+    /// Drop a datagram seen again (same addresses, ports, length, first 32 payload bytes)
+    /// within --dedup-window: auto = when several files or Linux cooked captures.
     #[arg(long, value_enum, default_value_t = Dedup::Auto)]
     pub dedup: Dedup,
     /// De-duplication window, seconds.

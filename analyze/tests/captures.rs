@@ -237,10 +237,14 @@ fn a_datagram_seen_at_two_vantage_points_counts_once() {
         false,
         false,
     );
+    // The receiver's copy has another IPv4 identification, as a capture whose IP headers are
+    // written by the node itself (soplab's --self-capture) has: still the same datagram.
+    let mut ab_renumbered = ab.clone();
+    ab_renumbered[4..6].copy_from_slice(&[0x12, 0x34]);
     let at_b = pcap(
         113,
         &[
-            Rec::new(t0 + 80, frame(113, &ab)),
+            Rec::new(t0 + 80, frame(113, &ab_renumbered)),
             Rec::new(t0 + 300, frame(113, &ip_udp(a, b, &keepalive(6)))),
             Rec::new(t0 + 1_000_000, frame(113, &ab)),
         ],

@@ -3,8 +3,8 @@
 //! Files are merged by timestamp (a k-way merge: each file is read in its own order, and the
 //! earliest pending datagram of all files comes next). A datagram captured at several vantage
 //! points (at its sender, at its receiver, on the bridge between them) is kept once: the
-//! de-duplication key is a hash of its addresses, ports, UDP length, IPv4 identification and
-//! first 32 payload bytes, and a datagram whose key was seen less than the window (default
+//! de-duplication key is a hash of its addresses, ports, UDP length and first 32 payload bytes,
+//! and a datagram whose key was seen less than the window (default
 //! 50 ms) before is dropped. See docs/ANALYZE.md for why that key and that window.
 
 use std::cmp::Reverse;
@@ -75,7 +75,13 @@ impl Recent {
     }
 }
 
-/// The de-duplication key of a datagram.
+/// Payload bytes below which the IPv4 identification joins the key.
+const FEW_BYTES: u8 = 8;
+
+/// The de-duplication key of a datagram: addresses, ports, UDP length and the first 32 payload
+/// bytes. The IPv4 identification is left out (captures written by a node itself, such as
+/// soplab's `--self-capture` taps, number their own IP headers, so the sender's and the
+/// receiver's copy differ there) unless fewer than 8 payload bytes were captured.
 #[inline]
 pub fn dedup_key(d: &Datagram) -> u64 {
     let mut head = [0u8; HEAD];
@@ -87,7 +93,7 @@ pub fn dedup_key(d: &Datagram) -> u64 {
         d.dst.ip as u64,
         (d.dst.ip >> 64) as u64,
         (u64::from(d.src.port) << 48) | (u64::from(d.dst.port) << 32) | u64::from(d.len),
-        u64::from(d.ip_id),
+        if d.head_len < FEW_BYTES { u64::from(d.ip_id) } else { 0 },
         w(0),
         w(1),
         w(2),
