@@ -12,11 +12,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An input file could not be opened or read.
-    #[error("cannot read {}: {source}; check the path and its permissions", path.display())]
+    #[error("cannot read {}: {cause}; check the path and its permissions", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        // Not named `source` (thiserror would make it the error's source): the message already
+        // says it, and `{:#}` printers would repeat it.
+        cause: std::io::Error,
     },
     /// An input file is not a pcap or pcapng capture.
     #[error(
@@ -29,19 +30,16 @@ pub enum Error {
     #[error("no capture files in {}: {hint}", path.display())]
     NoCaptures { path: PathBuf, hint: String },
     /// An output file or directory could not be written.
-    #[error("cannot write {}: {source}; check that the directory is writable and the disk is not full", path.display())]
+    #[error("cannot write {}: {cause}; check that the directory is writable and the disk is not full", path.display())]
     Write {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        // Not named `source` (thiserror would make it the error's source): the message already
+        // says it, and `{:#}` printers would repeat it.
+        cause: std::io::Error,
     },
     /// A CSV table could not be written.
-    #[error("cannot write the table {}: {source}", path.display())]
-    Csv {
-        path: PathBuf,
-        #[source]
-        source: csv::Error,
-    },
+    #[error("cannot write the table {}: {cause}", path.display())]
+    Csv { path: PathBuf, cause: csv::Error },
     /// A plot could not be drawn.
     #[error("cannot draw the plot {}: {why}", path.display())]
     Plot { path: PathBuf, why: String },

@@ -7,7 +7,7 @@ use crate::analysis::Report;
 use crate::error::{Error, Result};
 
 fn write_err(path: &Path, e: std::io::Error) -> Error {
-    Error::Write { path: path.into(), source: e }
+    Error::Write { path: path.into(), cause: e }
 }
 
 /// Writes `value` as pretty JSON to `path`.
@@ -24,12 +24,12 @@ struct Table {
 impl Table {
     fn create(dir: &Path, name: &str, header: &[&str]) -> Result<Table> {
         let path = dir.join(name);
-        let mut w = csv::Writer::from_path(&path).map_err(|e| Error::Csv { path: path.clone(), source: e })?;
-        w.write_record(header).map_err(|e| Error::Csv { path: path.clone(), source: e })?;
+        let mut w = csv::Writer::from_path(&path).map_err(|e| Error::Csv { path: path.clone(), cause: e })?;
+        w.write_record(header).map_err(|e| Error::Csv { path: path.clone(), cause: e })?;
         Ok(Table { path, w })
     }
     fn row(&mut self, fields: &[String]) -> Result<()> {
-        self.w.write_record(fields).map_err(|e| Error::Csv { path: self.path.clone(), source: e })
+        self.w.write_record(fields).map_err(|e| Error::Csv { path: self.path.clone(), cause: e })
     }
     fn finish(mut self) -> Result<PathBuf> {
         self.w.flush().map_err(|e| write_err(&self.path, e))?;

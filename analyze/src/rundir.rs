@@ -101,7 +101,7 @@ impl RunDir {
         let run_path = root.join("run.json");
         let run: Option<RunJson> = if run_path.is_file() {
             let text =
-                std::fs::read_to_string(&run_path).map_err(|e| Error::Read { path: run_path.clone(), source: e })?;
+                std::fs::read_to_string(&run_path).map_err(|e| Error::Read { path: run_path.clone(), cause: e })?;
             Some(serde_json::from_str(&text).map_err(|e| Error::Truth {
                 path: run_path.clone(),
                 line: e.line(),

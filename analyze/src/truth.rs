@@ -129,7 +129,7 @@ impl Truth {
     }
 
     fn read_file(&mut self, path: &Path, responses: &mut Steps) -> Result<()> {
-        let f = std::fs::File::open(path).map_err(|e| Error::Read { path: path.into(), source: e })?;
+        let f = std::fs::File::open(path).map_err(|e| Error::Read { path: path.into(), cause: e })?;
         let is_tracker = path.file_name().is_some_and(|n| n == "tracker.jsonl");
         let mut node: Option<Node> = None;
         let mut open: HashMap<SocketAddr, i64> = HashMap::new();
@@ -141,7 +141,7 @@ impl Truth {
             }
         };
         for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-            let line = line.map_err(|e| Error::Read { path: path.into(), source: e })?;
+            let line = line.map_err(|e| Error::Read { path: path.into(), cause: e })?;
             // Playback events are the bulk of a peer's file and say nothing about edges.
             if line.trim().is_empty() || line.contains("\"event\":\"play\"") {
                 if let Some(ts) = quick_ts(&line) {

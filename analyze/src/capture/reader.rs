@@ -100,7 +100,7 @@ pub struct CaptureFile {
 }
 
 fn read_error(path: &Path, e: std::io::Error) -> Error {
-    Error::Read { path: path.to_path_buf(), source: e }
+    Error::Read { path: path.to_path_buf(), cause: e }
 }
 
 impl CaptureFile {
