@@ -287,7 +287,14 @@ fn fig6<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Res {
             .y_label_area_size(60)
             .build_cartesian_2d((1.0..k_max).log_scale(), (y_min..1.0).log_scale())
             .s()?;
-        c.configure_mesh().x_desc("out-degree k").y_desc("Pr[D_out = k]").draw().s()?;
+        c.configure_mesh()
+            .x_labels(8)
+            .y_labels(6)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_desc("out-degree k")
+            .y_desc("Pr[D_out = k]")
+            .draw()
+            .s()?;
         c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, PALETTE[0].filled()))).s()?;
         if let Some(l) = &s.outdegree_fits.log_log {
             c.draw_series(LineSeries::new(
@@ -309,7 +316,7 @@ fn fig6<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Res {
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..k_max, (y_min..1.0).log_scale())
             .s()?;
-        c.configure_mesh().x_desc("out-degree k").y_desc("Pr[D_out = k]").draw().s()?;
+        c.configure_mesh().y_labels(6).x_desc("out-degree k").y_desc("Pr[D_out = k]").draw().s()?;
         c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, PALETTE[0].filled()))).s()?;
         if let Some(l) = &s.outdegree_fits.log_linear {
             c.draw_series(LineSeries::new(
