@@ -320,9 +320,10 @@ fn fig6<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Res {
         c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, PALETTE[0].filled()))).s()?;
         if let Some(l) = &s.outdegree_fits.log_linear {
             c.draw_series(LineSeries::new(
-                (0..=20)
-                    .map(|i| i as f64 * k_max / 20.0)
-                    .map(|k| (k, (l.intercept + l.slope * k).exp().clamp(y_min, 1.0))),
+                (0..=40)
+                    .map(|i| i as f64 * k_max / 40.0)
+                    .map(|k| (k, (l.intercept + l.slope * k).exp()))
+                    .filter(|&(_, y)| (y_min..=1.0).contains(&y)),
                 PALETTE[2].stroke_width(2),
             ))
             .s()?
