@@ -86,11 +86,18 @@ pub fn write_report(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
     let mut t = Table::create(
         dir,
         "neighbor_snapshot_series.csv",
-        &["tau_s", "snapshot", "start_s", "edges", "mean_outdegree"],
+        &["tau_s", "snapshot", "start_s", "edges", "mean_outdegree", "sd_outdegree"],
     )?;
     for s in &r.neighbor.snapshots {
-        for (k, (e, m)) in s.edges_by_snapshot.iter().zip(&s.mean_by_snapshot).enumerate() {
-            t.row(&[f(s.tau_s), k.to_string(), f(r.interval.from_s + k as f64 * s.tau_s), e.to_string(), f(*m)])?;
+        for (k, e) in s.edges_by_snapshot.iter().enumerate() {
+            t.row(&[
+                f(s.tau_s),
+                k.to_string(),
+                f(r.interval.from_s + k as f64 * s.tau_s),
+                e.to_string(),
+                f(s.mean_by_snapshot[k]),
+                f(s.sd_by_snapshot[k]),
+            ])?;
         }
     }
     written.push(t.finish()?);

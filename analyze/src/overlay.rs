@@ -225,8 +225,10 @@ pub struct NeighborSnapshots {
     /// Out-degree samples: one per peer with out-degree >= 1 per snapshot.
     pub outdegree: Distribution,
     pub gaussian: GaussianFit,
-    /// Mean out-degree (over peers with out-degree >= 1) per snapshot, and edges per snapshot.
+    /// Mean and standard deviation of the out-degree (over peers with out-degree >= 1) per
+    /// snapshot, and edges per snapshot.
     pub mean_by_snapshot: Vec<f64>,
+    pub sd_by_snapshot: Vec<f64>,
     pub edges_by_snapshot: Vec<u64>,
 }
 
@@ -248,16 +250,19 @@ pub fn neighbor_snapshots(trace: &Trace, pairs: &[u32], grid: &Grid, tau_s: f64)
     let n = trace.endpoints.len();
     let (mut out, mut inn) = (Vec::new(), Vec::new());
     let mut counts = Vec::new();
-    let mut means = Vec::new();
+    let (mut means, mut sds) = (Vec::new(), Vec::new());
     let mut edges_by = Vec::new();
+    let mut xs = Vec::new();
     for_each_snapshot(trace, pairs, Layer::Neighbor, grid, |_, edges| {
         degrees(edges, &mut out, &mut inn, n);
-        let mut nodes = 0u64;
+        xs.clear();
         for &d in out.iter().filter(|&&d| d > 0) {
             Distribution::push_count(&mut counts, d as usize);
-            nodes += 1;
+            xs.push(f64::from(d));
         }
-        means.push(if nodes == 0 { 0.0 } else { edges.len() as f64 / nodes as f64 });
+        let (m, sd) = stats::mean_sd(&xs);
+        means.push(m);
+        sds.push(sd);
         edges_by.push(edges.len() as u64);
     });
     let outdegree = Distribution::from_counts(counts);
@@ -268,6 +273,7 @@ pub fn neighbor_snapshots(trace: &Trace, pairs: &[u32], grid: &Grid, tau_s: f64)
         outdegree,
         gaussian,
         mean_by_snapshot: means,
+        sd_by_snapshot: sds,
         edges_by_snapshot: edges_by,
     }
 }
