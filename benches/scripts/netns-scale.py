@@ -29,7 +29,8 @@ def main() -> int:
     ap.add_argument("--duration", default="60s")
     ap.add_argument("--vantage", type=int, default=5)
     ap.add_argument("--processes", type=int, default=2)
-    ap.add_argument("--peers-per-host", type=int, default=1)
+    ap.add_argument("--peers-per-host", type=int, default=None,
+                    help="peers per namespace (default: soplab's, 1 up to the bridge's 1024 ports)")
     ap.add_argument("--out", default="target/netns-scale")
     args = ap.parse_args()
     root = pathlib.Path(__file__).resolve().parents[2]
@@ -45,7 +46,8 @@ def main() -> int:
         r = subprocess.run(
             [str(exe), "swarm", "--mode", "netns", "--peers", str(n), "--vantage", str(args.vantage),
              "--duration", args.duration, "--out", str(out), "--processes", str(args.processes),
-             "--peers-per-host", str(args.peers_per_host), "--http-port", "0"],
+             "--http-port", "0"]
+            + (["--peers-per-host", str(args.peers_per_host)] if args.peers_per_host else []),
             cwd=root, capture_output=True, text=True)
         wall = time.monotonic() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)

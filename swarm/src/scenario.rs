@@ -24,6 +24,9 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use soplab_node::duration::{parse_duration, parse_rate};
 
+/// Ports of one Linux bridge (the kernel's BR_MAX_PORTS): at most this many hosts per swarm.
+pub const MAX_BRIDGE_PORTS: usize = 1024;
+
 /// Where the daemons run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -194,7 +197,8 @@ pub struct Scenario {
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge_capture: Option<bool>,
-    /// Peers per namespace for very large swarms; vantage peers always get their own [default: 1].
+    /// Peers per namespace for very large swarms; vantage peers always get their own [default:
+    /// 1, or the fewest that fit the bridge's 1024 ports].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peers_per_host: Option<usize>,
@@ -338,9 +342,20 @@ impl SwarmConfig {
         if !(time_scale >= 1.0 && time_scale.is_finite()) {
             bail!("time_scale must be 1 or more (10 plays 100 minutes of behaviour in 10), got {time_scale}");
         }
-        let peers_per_host = s.peers_per_host.unwrap_or(1);
-        if peers_per_host == 0 {
-            bail!("peers_per_host must be at least 1");
+        // A Linux bridge takes at most 1024 ports: tracker, source, one per vantage peer, and
+        // the other peers K to a host.
+        let hosts = |k: usize| 2 + vantage + (peers - vantage).div_ceil(k);
+        let peers_per_host = match s.peers_per_host {
+            Some(0) => bail!("peers_per_host must be at least 1"),
+            Some(k) => k,
+            None => (1..=peers.max(1)).find(|&k| hosts(k) <= MAX_BRIDGE_PORTS).unwrap_or(peers.max(1)),
+        };
+        if mode == Mode::Netns && hosts(peers_per_host) > MAX_BRIDGE_PORTS {
+            bail!(
+                "{} hosts would not fit on one bridge (at most {MAX_BRIDGE_PORTS} ports): raise peers_per_host \
+                 (--peers-per-host) or lower vantage",
+                hosts(peers_per_host)
+            );
         }
         let dist = |v: Option<String>, name: &str| -> Result<Option<RateDist>> {
             v.map(|t| t.parse::<RateDist>().map_err(|e| anyhow::anyhow!("{name}: {e}"))).transpose()
@@ -489,6 +504,12 @@ mod tests {
         assert!(bad(Scenario { peers: Some(3), vantage: Some(4), ..Default::default() }).contains("vantage"));
         assert!(bad(Scenario { loss: Some(1.5), ..Default::default() }).contains("loss"));
         assert!(bad(Scenario { time_scale: Some(0.5), ..Default::default() }).contains("time_scale"));
+        let big = Scenario { peers: Some(3000), peers_per_host: Some(1), ..Default::default() };
+        assert!(bad(big).contains("--peers-per-host"));
+        let auto = SwarmConfig::resolve(Scenario { peers: Some(3000), ..Default::default() }, Mode::Netns).unwrap();
+        assert_eq!(auto.peers_per_host, 3, "2 + 5 + 2995/3 = 1006 hosts fit, 2 + 5 + 2995/2 do not");
+        let small = SwarmConfig::resolve(Scenario { peers: Some(1017), ..Default::default() }, Mode::Netns).unwrap();
+        assert_eq!(small.peers_per_host, 1);
         assert!(bad(Scenario { upload: Some("fast".into()), ..Default::default() }).contains("upload"));
     }
 
