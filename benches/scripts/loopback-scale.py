@@ -33,6 +33,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="100,200,300,400,500")
     ap.add_argument("--duration", default="60s")
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="keep each run directory (GBs at 1000 peers: played streams, truth)")
     ap.add_argument("--out", default="target/scale")
     args = ap.parse_args()
     root = pathlib.Path(__file__).resolve().parents[2]
@@ -61,6 +62,8 @@ def main() -> int:
         ok = sum(1 for c in cont if c >= 0.99)
         exact = all(p["played_matches_source"] for p in s["peers"])
         rows.append((n, min(cont), sum(cont) / len(cont), ok, exact, cpu, wall))
+        if not args.keep:
+            subprocess.run(["rm", "-rf", str(out)], check=True)
         print(f"N={n}: min {min(cont):.4f} mean {sum(cont)/len(cont):.4f} ok {ok}/{n} exact {exact} "
               f"cpu {cpu:.1f}s wall {wall:.1f}s", file=sys.stderr)
     print(f"| peers | min continuity | mean continuity | peers >= 0.99 | bytes exact | CPU ms per peer per s of streaming |")

@@ -31,6 +31,7 @@ def main() -> int:
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--peers-per-host", type=int, default=None,
                     help="peers per namespace (default: soplab's, 1 up to the bridge's 1024 ports)")
+    ap.add_argument("--keep", action="store_true", help="keep each run directory (GBs at 1000 peers: played streams, truth)")
     ap.add_argument("--out", default="target/netns-scale")
     args = ap.parse_args()
     root = pathlib.Path(__file__).resolve().parents[2]
@@ -65,6 +66,8 @@ def main() -> int:
         print(f"| {n} | {namespaces} | {run['netns_setup_s']:.2f} | {run['netns_teardown_s']:.2f} | "
               f"{sum(cont) / len(cont):.4f} | {min(cont):.4f} | {ok}/{n} | {packets} | {drops} | {cpu:.1f} | {wall:.0f} |",
               flush=True)
+        if not args.keep:
+            subprocess.run(["rm", "-rf", str(out)], check=True)
     return 0
 
 

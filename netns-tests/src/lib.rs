@@ -66,6 +66,14 @@ pub fn run_dir(name: &str) -> PathBuf {
     d
 }
 
+/// Removes a passing test's run directory (hundreds of MB of streams and captures); a failing
+/// test never gets here, so its directory stays for a look (set SOPLAB_KEEP_RUNS=1 to keep all).
+pub fn remove_run_dir(dir: &Path) {
+    if std::env::var_os("SOPLAB_KEEP_RUNS").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// One UDP packet as `tcpdump -tt -n -r` prints it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UdpLine {

@@ -127,6 +127,7 @@ fn thirty_peers_captured_at_five_vantage_points_and_on_the_bridge() {
     assert!(peers.iter().all(|p| p["played_matches_source"] == true), "{peers:?}");
     let mean = peers.iter().map(|p| p["continuity"].as_f64().unwrap()).sum::<f64>() / 30.0;
     assert!(mean >= 0.99, "mean continuity {mean}");
+    remove_run_dir(&dir);
 }
 
 #[test]
@@ -212,6 +213,7 @@ fn a_compressed_workload_starts_and_stops_every_peer_on_schedule() {
     eprintln!("{sessions} sessions followed the schedule; worst error {worst:.3} s; {silent} silent departures");
     assert!(sessions >= 25, "the workload gave only {sessions} sessions to 25 clients");
     assert!(silent > 0, "some clients left during the run");
+    remove_run_dir(&dir);
 }
 
 #[test]
@@ -262,12 +264,14 @@ fn a_sigkilled_run_is_swept_by_the_next_run_and_by_cleanup() {
             let swept: Vec<&str> = run["swept"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
             assert!(stale.iter().all(|n| swept.contains(&n.as_str())), "{swept:?} {stale:?} {out:?}");
             assert_nothing_left(run["prefix"].as_str().unwrap(), &next);
+            remove_run_dir(&next);
         } else {
             let out = soplab(&["cleanup"]);
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(text.contains("removed"), "{text}");
         }
         assert_nothing_left(&prefix, &dir);
+        remove_run_dir(&dir);
     }
 }
 
@@ -332,4 +336,5 @@ fn tc_rates_cap_what_each_peer_host_uploads() {
     // The slow hosts did not stop the stream: the source and the fast peers carry it.
     let played = summary["peers"].as_array().unwrap().iter().filter(|p| p["blocks_played"].as_u64() > Some(0)).count();
     assert_eq!(played, 12);
+    remove_run_dir(&dir);
 }
