@@ -73,10 +73,13 @@ fn host_mac(k: usize) -> String {
 }
 
 /// A tbf qdisc line for `dev` at `bps`: a burst of 20 ms of traffic (at least 4 kB, so a
-/// 1320-byte packet always fits) and at most 200 ms of queue.
+/// 1320-byte packet always fits) and a queue of 200 ms of traffic but at least 64 kB, so that a
+/// whole video response (up to 4 blocks, 41 kB) waits in it as it would in a home router's
+/// uplink buffer instead of being cut short by drops.
 fn tbf(dev: &str, bps: u64) -> String {
     let burst = (bps / 8 / 50).max(4096);
-    format!("qdisc replace dev {dev} root tbf rate {bps}bit burst {burst} latency 200ms\n")
+    let limit = (bps / 8 / 5).max(65536);
+    format!("qdisc replace dev {dev} root tbf rate {bps}bit burst {burst} limit {limit}\n")
 }
 
 impl Topology {
@@ -293,7 +296,7 @@ mod tests {
 
     #[test]
     fn tbf_bursts_hold_a_packet() {
-        assert_eq!(tbf("eth0", 100_000), "qdisc replace dev eth0 root tbf rate 100000bit burst 4096 latency 200ms\n");
-        assert!(tbf("p1", 100_000_000).contains("burst 250000"));
+        assert_eq!(tbf("eth0", 100_000), "qdisc replace dev eth0 root tbf rate 100000bit burst 4096 limit 65536\n");
+        assert!(tbf("p1", 100_000_000).contains("burst 250000 limit 2500000"));
     }
 }
