@@ -129,6 +129,11 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
         }
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}: check --out", d.display()))?;
     }
+    // So are the files a previous run (or its analysis) left at the top.
+    for f in ["run.json", "summary.json", "workload.csv", "validation.json"] {
+        let _ = std::fs::remove_file(out.join(f));
+    }
+    let _ = std::fs::remove_dir_all(out.join("analysis"));
     std::fs::write(out.join("scenario.toml"), toml::to_string(&cfg.to_scenario())?)
         .with_context(|| format!("cannot write {}", out.join("scenario.toml").display()))?;
     let started_us = soplab_node::shell::realtime_us();
