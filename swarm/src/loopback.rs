@@ -8,8 +8,7 @@ use anyhow::{Context, Result};
 use soplab_source::Content;
 use soplab_wire::BLOCK_LEN;
 
-/// The addresses of one run: a /16 of loopback picked from the process id so that two runs on
-/// one machine do not collide.
+/// The addresses of one run: tracker, source, and peers counting up from the first.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
     pub tracker: SocketAddr,
@@ -18,12 +17,24 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A loopback run: a /16 of 127.0.0.0/8 picked from the run's number (the process id) so
+    /// that two runs on one machine do not collide.
     pub fn for_run(run: u32) -> Plan {
         let x = 100 + (run % 100) as u8;
         Plan {
             tracker: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, x, 0, 1), 3900)),
             source: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, x, 0, 2), 3901)),
             first_peer: SocketAddrV4::new(Ipv4Addr::new(127, x, 1, 1), 3908),
+        }
+    }
+
+    /// A netns run: each run has namespaces of its own, so the addresses can be fixed, in
+    /// 198.18.0.0/15; peers from 198.18.1.1.
+    pub fn netns() -> Plan {
+        Plan {
+            tracker: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 3900)),
+            source: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 3901)),
+            first_peer: SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, 1), 3908),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -91,19 +91,6 @@ fn s(v: impl ToString) -> String {
     v.to_string()
 }
 
-/// Addresses of the run.
-struct Addresses {
-    tracker: SocketAddr,
-    source: SocketAddr,
-    first_peer: SocketAddrV4,
-}
-
-impl Addresses {
-    fn peer(&self, i: usize) -> SocketAddrV4 {
-        SocketAddrV4::new(Ipv4Addr::from(u32::from(*self.first_peer.ip()) + i as u32), self.first_peer.port())
-    }
-}
-
 /// Most peers a netns run can address: 198.18.1.1 up to 198.19.255.254.
 pub const MAX_NETNS_PEERS: usize = (1 << 17) - 256 - 2;
 
@@ -147,16 +134,7 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
         eprintln!("soplab: removed {} namespaces left by a killed run", swept.len());
     }
 
-    let addrs = if netns_mode {
-        Addresses {
-            tracker: "198.18.0.1:3900".parse()?,
-            source: "198.18.0.2:3901".parse()?,
-            first_peer: "198.18.1.1:3908".parse()?,
-        }
-    } else {
-        let plan = Plan::for_run(std::process::id());
-        Addresses { tracker: plan.tracker, source: plan.source, first_peer: plan.first_peer }
-    };
+    let addrs = if netns_mode { Plan::netns() } else { Plan::for_run(std::process::id()) };
 
     // Churn: the non-vantage peers are the workload's clients.
     let churned = cfg.peers - cfg.vantage;
@@ -523,7 +501,7 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
 
 fn host_infos(
     cfg: &SwarmConfig,
-    addrs: &Addresses,
+    addrs: &Plan,
     hosts: &[Host],
     host_of_peer: &[usize],
     netns_mode: bool,
