@@ -1,20 +1,22 @@
-//! `soplab-node`: what the tracker, the source and the peers have in common.
+//! `soplab-node`: the protocol contract the tracker, the source and the peers share, with no
+//! I/O in it.
 //!
 //! Each daemon's protocol logic is a sans-IO state machine (after quinn-proto): it takes the
 //! current time and a datagram or a timer, and hands back datagrams to send, the time it next
 //! wants to be woken, and ground-truth events. It owns no socket and reads no clock, so the same
-//! core runs under a tokio UDP shell and in the deterministic virtual-time [`sim`] network.
+//! core runs under the tokio UDP shell (`soplab-shell`) and in the deterministic virtual-time
+//! [`sim`] network. Both apply the same [`impair`] model of loss, delay and jitter.
+//!
+//! Nothing here depends on tokio, sockets or a logger: a core built on this crate can be
+//! fuzzed, simulated and tested without any runtime.
 
 use std::net::SocketAddr;
 
-pub mod capture;
-pub mod daemon;
-pub mod duration;
-pub mod netns;
-pub mod shell;
+pub mod impair;
 pub mod sim;
-pub mod truth;
 
+/// Ground-truth events, whose JSON lines belong to the run directory's formats.
+pub use soplab_rundir::truth;
 pub use truth::{DropReason, Event};
 
 /// Microseconds on the caller's monotonic clock (virtual time in tests).

@@ -7,27 +7,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 
-use rand::{RngExt, SeedableRng};
-use rand_pcg::Pcg64Mcg;
-
+use crate::impair::{DelayQueue, Impairer, Impairment};
 use crate::{Event, Media, Micros, Node};
-
-/// Link behaviour applied to every datagram.
-#[derive(Debug, Clone, Copy)]
-pub struct LinkModel {
-    /// One-way delay before jitter.
-    pub delay: Micros,
-    /// Extra delay drawn uniformly from `0..=jitter`.
-    pub jitter: Micros,
-    /// Probability that a datagram is lost.
-    pub loss: f64,
-}
-
-impl Default for LinkModel {
-    fn default() -> Self {
-        LinkModel { delay: 20_000, jitter: 10_000, loss: 0.0 }
-    }
-}
 
 /// Counters of what the network carried.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -40,33 +21,11 @@ pub struct NetStats {
     pub bytes: u64,
 }
 
-/// A datagram on its way, ordered by arrival time, then by send order (so ties are stable).
+/// A datagram on its way.
 struct InFlight {
-    at: Micros,
-    id: u64,
     to: usize,
     from: SocketAddr,
     payload: Vec<u8>,
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.id) == (other.at, other.id)
-    }
-}
-
-impl Eq for InFlight {}
-
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for InFlight {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.id).cmp(&(other.at, other.id))
-    }
 }
 
 /// The virtual-time network. Nodes are boxed so tracker, source and peers can share it.
@@ -74,29 +33,26 @@ pub struct Network {
     nodes: Vec<Option<Box<dyn Node>>>,
     index: HashMap<SocketAddr, usize>,
     now: Micros,
-    seq: u64,
-    deliveries: BinaryHeap<Reverse<InFlight>>,
+    deliveries: DelayQueue<InFlight>,
     timers: BinaryHeap<Reverse<(Micros, usize)>>,
     timer_at: Vec<Option<Micros>>,
-    rng: Pcg64Mcg,
-    link: LinkModel,
+    /// Every link's impairment, with one random stream for the whole network.
+    link: Impairer,
     media: Option<Box<dyn FnMut(SocketAddr, Media)>>,
     stats: NetStats,
 }
 
 impl Network {
-    /// An empty network whose loss and jitter draw from `seed`.
-    pub fn new(seed: u64, link: LinkModel) -> Network {
+    /// An empty network whose every link is impaired as `link` says, drawing from `seed`.
+    pub fn new(seed: u64, link: Impairment) -> Network {
         Network {
             nodes: Vec::new(),
             index: HashMap::new(),
             now: 0,
-            seq: 0,
-            deliveries: BinaryHeap::new(),
+            deliveries: DelayQueue::default(),
             timers: BinaryHeap::new(),
             timer_at: Vec::new(),
-            rng: Pcg64Mcg::seed_from_u64(seed),
-            link,
+            link: Impairer::new(link, seed),
             media: None,
             stats: NetStats::default(),
         }
@@ -153,7 +109,7 @@ impl Network {
     /// Runs until virtual time `end`, handing every event to `on_event`.
     pub fn run_until(&mut self, end: Micros, on_event: &mut dyn FnMut(Micros, SocketAddr, &Event)) {
         loop {
-            let next_delivery = self.deliveries.peek().map(|Reverse(d)| d.at);
+            let next_delivery = self.deliveries.next_due();
             // Drop stale timer entries (a node rescheduled or left).
             while let Some(&Reverse((t, i))) = self.timers.peek() {
                 if self.timer_at[i] == Some(t) {
@@ -173,7 +129,7 @@ impl Network {
             }
             self.now = self.now.max(next);
             if next_delivery == Some(next) {
-                let Reverse(d) = self.deliveries.pop().expect("peeked");
+                let (_, d) = self.deliveries.pop().expect("peeked");
                 let Some(node) = self.nodes[d.to].as_mut() else {
                     self.stats.unroutable += 1;
                     continue;
@@ -208,15 +164,11 @@ impl Network {
                 self.stats.unroutable += 1;
                 continue;
             };
-            if self.link.loss > 0.0 && self.rng.random_bool(self.link.loss) {
+            let Some(after) = self.link.fate() else {
                 self.stats.lost += 1;
                 continue;
-            }
-            let jitter = if self.link.jitter > 0 { self.rng.random_range(0..=self.link.jitter) } else { 0 };
-            let at = now + self.link.delay + jitter;
-            let id = self.seq;
-            self.seq += 1;
-            self.deliveries.push(Reverse(InFlight { at, id, to, from, payload: t.payload }));
+            };
+            self.deliveries.push(now + after, InFlight { to, from, payload: t.payload });
         }
         // Events raised while transmitting.
         while let Some(ev) = node.poll_event() {

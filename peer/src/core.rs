@@ -7,7 +7,7 @@ use bytes::Bytes;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
-use soplab_node::truth::DownReason;
+use soplab_node::truth::{DownReason, Role as HostRole};
 use soplab_node::{DropReason, Event, Media, Micros, Node, Transmit};
 use soplab_wire::video::{Insert, Reassembler};
 use soplab_wire::{
@@ -332,7 +332,7 @@ impl Peer {
         self.started = Some(now);
         self.next_tick = now;
         self.tokens_at = now;
-        let role = if self.cfg.role == Role::Source { "source" } else { "peer" };
+        let role = if self.cfg.role == Role::Source { HostRole::Source } else { HostRole::Peer };
         self.events.push_back(Event::SessionStart { role });
     }
 

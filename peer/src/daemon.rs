@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use soplab_node::daemon::{bind_error, create_output, seed_from_clock, stop_signal, write_json};
-use soplab_node::duration::{parse_duration, parse_positive_duration, parse_rate};
-use soplab_node::{Media, shell};
+use soplab_node::Media;
+use soplab_node::impair::{Impairer, Impairment};
+use soplab_shell as shell;
+use soplab_shell::process::{bind_error, create_output, seed_from_clock, stop_signal, write_json};
+use soplab_shell::units::{parse_duration, parse_positive_duration, parse_rate};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinSet;
@@ -372,7 +374,7 @@ pub async fn run(args: Args) -> Result<()> {
         let netns = args.netns.get(if args.netns.len() == 1 { 0 } else { i });
         let at = SocketAddr::V4(*addr);
         let socket = match netns {
-            Some(ns) => soplab_node::netns::run_in(ns, || shell::bind_udp_std(at)),
+            Some(ns) => soplab_shell::netns::run_in(ns, || shell::bind_udp_std(at)),
             None => shell::bind_udp_std(at),
         }
         .and_then(UdpSocket::from_std)
@@ -417,7 +419,7 @@ pub async fn run(args: Args) -> Result<()> {
                 Ok(l)
             };
             let listener = match netns {
-                Some(ns) => soplab_node::netns::run_in(ns, bind),
+                Some(ns) => soplab_shell::netns::run_in(ns, bind),
                 None => bind(),
             }
             .and_then(TcpListener::from_std)
@@ -431,14 +433,12 @@ pub async fn run(args: Args) -> Result<()> {
         };
         let delay = args.stagger.mul_f64(i as f64 / count as f64);
         let opts = shell::Options {
-            impairment: Some(shell::Impairment {
-                delay: args.delay,
-                jitter: args.jitter,
-                loss: args.loss,
-                seed: cfg.seed ^ 0x5eed_1055,
-            }),
+            impairment: Some(Impairer::new(
+                Impairment { delay: micros(args.delay), jitter: micros(args.jitter), loss: args.loss },
+                cfg.seed ^ 0x5eed_1055,
+            )),
             tap: match &args.pcap_dir {
-                Some(dir) => Some(soplab_node::capture::PcapTap::create(&dir.join(format!("{stem}.pcap")))?),
+                Some(dir) => Some(soplab_shell::tap::PcapTap::create(&dir.join(format!("{stem}.pcap")))?),
                 None => None,
             },
             ..shell::Options::default()
@@ -646,6 +646,10 @@ async fn run_peer(h: Hosted, mut stop: watch::Receiver<bool>) -> Outcome {
         None
     };
     (index, stats, err)
+}
+
+fn micros(d: Duration) -> soplab_node::Micros {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).

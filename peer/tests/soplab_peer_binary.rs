@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use soplab_node::shell;
 use soplab_peer::{PeerConfig, PeerStats};
+use soplab_shell as shell;
 use soplab_source::Content;
 use soplab_tracker::{Config as TrackerConfig, Tracker};
 use soplab_wire::BLOCK_LEN;

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use soplab_node::daemon::{bind_error, seed_from_clock, serve};
-use soplab_node::duration::{parse_positive_duration, parse_rate};
-use soplab_node::shell;
 use soplab_peer::PeerConfig;
+use soplab_shell as shell;
+use soplab_shell::process::{bind_error, seed_from_clock, serve};
+use soplab_shell::units::{parse_positive_duration, parse_rate};
 
 use crate::Content;
 

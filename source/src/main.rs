@@ -14,5 +14,5 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    soplab_node::daemon::main(daemon::run(Cli::parse().args))
+    soplab_shell::process::main(daemon::run(Cli::parse().args))
 }

@@ -10,8 +10,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use soplab_node::{Media, shell};
+use soplab_node::Media;
 use soplab_peer::{Peer, PeerConfig, PeerStats};
+use soplab_shell as shell;
 use soplab_source::Content;
 use soplab_tracker::{Config as TrackerConfig, Tracker};
 

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
 
 use crate::process::{Daemon, spawn};
 
@@ -16,22 +15,6 @@ pub struct Tcpdump {
     pub daemon: Daemon,
     pub file: PathBuf,
     pub counter: PcapCounter,
-}
-
-/// What a capture file holds, for run.json.
-#[derive(Debug, Clone, Serialize)]
-pub struct CaptureInfo {
-    /// Path relative to the run directory.
-    pub file: String,
-    /// `bridge`, or the host's name (`peer-<ip>-<port>`).
-    pub host: String,
-    /// The host's address (`ip:port` of the peer), none for the bridge.
-    pub address: Option<String>,
-    pub netns: String,
-    pub interface: String,
-    pub packets: u64,
-    /// What tcpdump reported on exit: packets the kernel dropped before tcpdump read them.
-    pub dropped_by_kernel: Option<u64>,
 }
 
 /// Starts `tcpdump -i iface -w file` in `netns` and waits until it is listening, so that no
@@ -131,7 +114,7 @@ mod tests {
     #[test]
     fn counts_records_as_they_are_appended() {
         let path = std::env::temp_dir().join(format!("soplab-counter-{}.pcap", std::process::id()));
-        let mut tap = soplab_node::capture::PcapTap::create(&path).unwrap();
+        let mut tap = soplab_shell::tap::PcapTap::create(&path).unwrap();
         let (a, b) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.2:2".parse().unwrap());
         let mut c = PcapCounter::default();
         tap.flush().unwrap();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use soplab_node::duration;
+use soplab_shell::units;
 
 /// soplab: an open emulation of the SopCast P2PTV system.
 ///
@@ -124,7 +124,7 @@ struct DemoArgs {
     #[arg(long, default_value = "runs/demo")]
     out: PathBuf,
     /// How long the demo swarm streams.
-    #[arg(long, default_value = "60s", value_parser = duration::parse_positive_duration)]
+    #[arg(long, default_value = "60s", value_parser = units::parse_positive_duration)]
     duration: Duration,
     /// Number of peers.
     #[arg(long, default_value_t = 20)]
@@ -137,7 +137,7 @@ struct WorkloadArgs {
     #[arg(long)]
     preset: soplab::workload::Preset,
     /// Length D of the run, e.g. 10m, 100m, 1h30m: new clients arrive only before D.
-    #[arg(long, default_value = "100m", value_parser = duration::parse_positive_duration)]
+    #[arg(long, default_value = "100m", value_parser = units::parse_positive_duration)]
     duration: Duration,
     /// Seed of every draw: the same arguments give the same file.
     #[arg(long, default_value_t = 1)]
@@ -157,7 +157,7 @@ struct WorkloadArgs {
 
 impl WorkloadArgs {
     fn run(self) -> Result<()> {
-        use soplab::workload::{Schedule, WorkloadSpec};
+        use soplab::workload::{Schedule, ScheduleModel, WorkloadSpec};
         let d = self.duration.as_secs_f64();
         let spec = WorkloadSpec {
             preset: self.preset,
@@ -179,7 +179,7 @@ impl WorkloadArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    soplab_node::daemon::main(async move {
+    soplab_shell::process::main(async move {
         match cli.command {
             Cmd::Swarm(a) => swarm(a).await,
             Cmd::Demo(a) => demo(a).await,

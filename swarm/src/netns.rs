@@ -213,7 +213,7 @@ fn delete_namespaces(names: &[String]) -> Result<()> {
 
 /// Whether namespace `name` exists.
 pub fn exists(name: &str) -> bool {
-    soplab_node::netns::path(name).exists()
+    soplab_shell::netns::path(name).exists()
 }
 
 /// soplab's namespaces on this machine, by name.
@@ -242,7 +242,7 @@ fn owner_alive(pid: i32) -> bool {
 /// /proc/*/ns/net, which is what `ip netns pids` reads).
 fn kill_processes_in(names: &[String]) {
     let inodes: HashSet<u64> =
-        names.iter().filter_map(|n| std::fs::metadata(soplab_node::netns::path(n)).ok()).map(|m| m.ino()).collect();
+        names.iter().filter_map(|n| std::fs::metadata(soplab_shell::netns::path(n)).ok()).map(|m| m.ino()).collect();
     if inodes.is_empty() {
         return;
     }

@@ -35,7 +35,7 @@ pub fn spawn(
         .stderr(file)
         .env("SOPLAB_RUN_ROLE", name)
         .kill_on_drop(true);
-    let ns: Option<OwnedFd> = netns.map(|n| soplab_node::netns::open(n).map(OwnedFd::from)).transpose()?;
+    let ns: Option<OwnedFd> = netns.map(|n| soplab_shell::netns::open(n).map(OwnedFd::from)).transpose()?;
     let ns_fd = ns.as_ref().map(|f| f.as_raw_fd());
     // SAFETY: between fork and exec the closure only makes system calls (prctl, setpgid, setns), which
     // are async-signal-safe; the descriptor stays open in the parent until spawn returns.

@@ -13,60 +13,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
-use serde::Serialize;
 use soplab_peer::PeerStats;
 use soplab_source::Content;
 
-use crate::capture::{self, CaptureInfo, Tcpdump};
+use crate::capture::{self, Tcpdump};
 use crate::loopback::{Plan, check_played};
 use crate::netns::{self, Host, Topology};
 use crate::process::{Daemon, spawn_soplab};
 use crate::scenario::{Mode, SwarmConfig};
 use crate::summary::{PlayCheck, Summary};
 use crate::workload::Schedule;
-
-/// One host of the run, for run.json.
-#[derive(Debug, Clone, Serialize)]
-pub struct HostInfo {
-    pub name: String,
-    pub role: String,
-    pub address: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub netns: Option<String>,
-    pub vantage: bool,
-    /// Whether the peer follows the workload (false: on for the whole run).
-    pub churned: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upload_bps: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub download_bps: Option<u64>,
-}
-
-/// run.json: what ran where, when, and which capture saw what.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunInfo {
-    pub mode: Mode,
-    /// The per-run prefix of namespaces (netns mode).
-    pub prefix: String,
-    pub started_us: u64,
-    /// Time zero of the peers and of the workload schedule (µs since the Unix epoch).
-    pub epoch_us: u64,
-    pub ended_us: u64,
-    pub duration_s: f64,
-    pub interrupted: bool,
-    /// Seconds to create (and to remove) every namespace, link and qdisc.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub netns_setup_s: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub netns_teardown_s: Option<f64>,
-    /// Stale namespaces of killed runs removed at start.
-    pub swept: Vec<String>,
-    pub hosts: Vec<HostInfo>,
-    pub pcaps: Vec<CaptureInfo>,
-    /// The workload file the churned peers followed (relative to the run directory).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub workload: Option<String>,
-}
+use soplab_rundir::run::{CaptureInfo, HostInfo, RunInfo};
+use soplab_rundir::truth::Role;
 
 /// Why `Mode::Auto` picks what it picks: (mode, reason).
 pub fn auto_mode(need_tcpdump: bool) -> (Mode, String) {
@@ -123,7 +81,7 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
     let _ = std::fs::remove_dir_all(out.join("analysis"));
     std::fs::write(out.join("scenario.toml"), toml::to_string(&cfg.to_scenario())?)
         .with_context(|| format!("cannot write {}", out.join("scenario.toml").display()))?;
-    let started_us = soplab_node::shell::realtime_us();
+    let started_us = soplab_shell::realtime_us();
     let netns_mode = cfg.mode == Mode::Netns;
     if netns_mode && cfg.peers > MAX_NETNS_PEERS {
         bail!("at most {MAX_NETNS_PEERS} peers fit in 198.18.0.0/15");
@@ -303,7 +261,7 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Peers: contiguous ranges per process; time zero leaves them a moment to bind.
-    let epoch_us = soplab_node::shell::realtime_us() + 1_000_000 + cfg.peers as u64 * 2_000;
+    let epoch_us = soplab_shell::realtime_us() + 1_000_000 + cfg.peers as u64 * 2_000;
     let procs = cfg.processes.clamp(1, cfg.peers);
     let mut peer_procs: Vec<PeerProcess> = Vec::new();
     let mut first = 0;
@@ -365,7 +323,7 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
     }
 
     // Wait until time zero plus the duration, or Ctrl-C / SIGTERM, watching the daemons.
-    let epoch = Instant::now() + Duration::from_micros(epoch_us.saturating_sub(soplab_node::shell::realtime_us()));
+    let epoch = Instant::now() + Duration::from_micros(epoch_us.saturating_sub(soplab_shell::realtime_us()));
     let end = epoch + cfg.duration;
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         ProgressBar::new(cfg.duration.as_secs().max(1))
@@ -443,7 +401,7 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
         info.packets = d.counter.update(&d.file);
         pcaps.push(info);
     }
-    let ended_us = soplab_node::shell::realtime_us();
+    let ended_us = soplab_shell::realtime_us();
     let mut teardown_s = None;
     if let Some(mut topo) = topology.take() {
         let t = Instant::now();
@@ -511,7 +469,7 @@ fn host_infos(
     let mut v = vec![
         HostInfo {
             name: "tracker".into(),
-            role: "tracker".into(),
+            role: Role::Tracker,
             address: addrs.tracker.to_string(),
             netns: ns(0),
             vantage: false,
@@ -521,7 +479,7 @@ fn host_infos(
         },
         HostInfo {
             name: "source".into(),
-            role: "source".into(),
+            role: Role::Source,
             address: addrs.source.to_string(),
             netns: ns(1),
             vantage: false,
@@ -534,7 +492,7 @@ fn host_infos(
         let a = addrs.peer(k);
         v.push(HostInfo {
             name: peer_name(a),
-            role: "peer".into(),
+            role: Role::Peer,
             address: a.to_string(),
             netns: ns(h),
             vantage: k < cfg.vantage,
@@ -567,7 +525,7 @@ fn summarise(content: &Content, peer_stats: &[PathBuf], logs: &Path, truth: &Pat
             check_played(content, &truth.join(format!("{name}.jsonl")), &played.join(format!("{name}.ts")))?;
         plays.record(addr, checked, bad);
     }
-    let mut summary = Summary::build(&source, &peers, &plays);
+    let mut summary = crate::summary::build(&source, &peers, &plays);
     summary.tracker = Some(tracker);
     Ok(summary)
 }

@@ -22,22 +22,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
-use soplab_node::duration::{parse_duration, parse_rate};
+use soplab_shell::units::{parse_duration, parse_rate};
 
 /// Ports of one Linux bridge (the kernel's BR_MAX_PORTS): at most this many hosts per swarm.
 pub const MAX_BRIDGE_PORTS: usize = 1024;
 
-/// Where the daemons run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Network namespaces when root and iproute2 are there, loopback otherwise.
-    Auto,
-    /// One network namespace per host on a bridge, 198.18.0.0/15 (needs root and iproute2).
-    Netns,
-    /// Processes on 127.0.0.0/8 addresses of this machine's loopback.
-    Loopback,
-}
+pub use soplab_rundir::run::Mode;
 
 /// A distribution of link rates (bits per second) hosts draw from:
 /// `1M` (everyone), `uniform(256k,4M)`, `lognormal(1M,0.8)` (median and sigma of ln),
@@ -432,7 +422,7 @@ mod opt_duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let s = String::deserialize(d)?;
-        soplab_node::duration::parse_duration(&s).map(Some).map_err(serde::de::Error::custom)
+        soplab_shell::units::parse_duration(&s).map(Some).map_err(serde::de::Error::custom)
     }
 }
 
@@ -457,7 +447,7 @@ mod opt_rate {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         match Rate::deserialize(d)? {
             Rate::Number(n) => Ok(Some(n)),
-            Rate::Text(t) => soplab_node::duration::parse_rate(&t).map(Some).map_err(serde::de::Error::custom),
+            Rate::Text(t) => soplab_shell::units::parse_rate(&t).map(Some).map_err(serde::de::Error::custom),
         }
     }
 }

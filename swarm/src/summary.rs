@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-use serde::Serialize;
 use soplab_node::Media;
 use soplab_peer::PeerStats;
+pub use soplab_rundir::summary::Summary;
+use soplab_rundir::summary::{PeerSummary, SourceSummary};
 use soplab_source::Content;
 
 /// Checks played blocks against the content the source publishes.
@@ -37,78 +38,41 @@ impl PlayCheck {
     }
 }
 
-/// One peer's line in summary.json.
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerSummary {
-    pub address: String,
-    pub continuity: Option<f64>,
-    pub played_bytes: u64,
-    pub played_matches_source: bool,
-    pub max_parents: usize,
-    pub neighbors: usize,
-    pub blocks_due: u64,
-    pub blocks_played: u64,
-    pub uploaded_bytes: u64,
-    pub downloaded_bytes: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SourceSummary {
-    pub address: String,
-    pub max_children: usize,
-    pub uploaded_bytes: u64,
-}
-
-/// The whole summary.json.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub peers: Vec<PeerSummary>,
-    pub source: SourceSummary,
-    /// Dropped inputs by reason, over the peers and the source.
-    pub dropped: BTreeMap<String, u64>,
-    /// The tracker's own counters (registrations, replies, expiries, drops by reason), when it
-    /// ran as a daemon.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tracker: Option<serde_json::Value>,
-}
-
-impl Summary {
-    /// Builds the summary from final stats and the play check.
-    pub fn build(source: &PeerStats, peers: &[PeerStats], plays: &PlayCheck) -> Summary {
-        let mut dropped = BTreeMap::new();
-        for s in peers.iter().chain(std::iter::once(source)) {
-            for (k, v) in &s.dropped {
-                *dropped.entry(k.clone()).or_insert(0) += v;
+/// Builds the summary from final stats and the play check.
+pub fn build(source: &PeerStats, peers: &[PeerStats], plays: &PlayCheck) -> Summary {
+    let mut dropped = BTreeMap::new();
+    for s in peers.iter().chain(std::iter::once(source)) {
+        for (k, v) in &s.dropped {
+            *dropped.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+    let peers = peers
+        .iter()
+        .map(|s| {
+            // A stats file with an unreadable address simply has no checked plays.
+            let (checked, bad) = s.addr.parse::<SocketAddr>().map_or((0, 0), |a| plays.of(a));
+            PeerSummary {
+                address: s.addr.clone(),
+                continuity: s.continuity,
+                played_bytes: s.played_bytes,
+                played_matches_source: checked == s.blocks_played && bad == 0 && checked > 0,
+                max_parents: s.max_parents,
+                neighbors: s.neighbors,
+                blocks_due: s.blocks_due,
+                blocks_played: s.blocks_played,
+                uploaded_bytes: s.uploaded_bytes,
+                downloaded_bytes: s.downloaded_bytes,
             }
-        }
-        let peers = peers
-            .iter()
-            .map(|s| {
-                // A stats file with an unreadable address simply has no checked plays.
-                let (checked, bad) = s.addr.parse::<SocketAddr>().map_or((0, 0), |a| plays.of(a));
-                PeerSummary {
-                    address: s.addr.clone(),
-                    continuity: s.continuity,
-                    played_bytes: s.played_bytes,
-                    played_matches_source: checked == s.blocks_played && bad == 0 && checked > 0,
-                    max_parents: s.max_parents,
-                    neighbors: s.neighbors,
-                    blocks_due: s.blocks_due,
-                    blocks_played: s.blocks_played,
-                    uploaded_bytes: s.uploaded_bytes,
-                    downloaded_bytes: s.downloaded_bytes,
-                }
-            })
-            .collect();
-        Summary {
-            peers,
-            source: SourceSummary {
-                address: source.addr.clone(),
-                max_children: source.max_children,
-                uploaded_bytes: source.uploaded_bytes,
-            },
-            dropped,
-            tracker: None,
-        }
+        })
+        .collect();
+    Summary {
+        peers,
+        source: SourceSummary {
+            address: source.addr.clone(),
+            max_children: source.max_children,
+            uploaded_bytes: source.uploaded_bytes,
+        },
+        dropped,
+        tracker: None,
     }
 }

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 
-use soplab_node::sim::{LinkModel, NetStats, Network};
+use soplab_node::impair::Impairment;
+use soplab_node::sim::{NetStats, Network};
 use soplab_node::{Event, Micros};
 use soplab_peer::{Peer, PeerConfig, PeerStats};
 use soplab_source::Content;
@@ -20,7 +21,7 @@ pub struct VirtualSwarm {
     pub peers: usize,
     pub duration: Micros,
     pub seed: u64,
-    pub link: LinkModel,
+    pub link: Impairment,
     pub channel: u32,
     /// Adjusts each peer's configuration (index, config) before it starts.
     pub tweak: fn(usize, &mut PeerConfig),
@@ -28,7 +29,7 @@ pub struct VirtualSwarm {
 
 impl VirtualSwarm {
     pub fn new(peers: usize, duration: Micros, seed: u64) -> VirtualSwarm {
-        VirtualSwarm { peers, duration, seed, link: LinkModel::default(), channel: 1, tweak: |_, _| {} }
+        VirtualSwarm { peers, duration, seed, link: Impairment::LAN, channel: 1, tweak: |_, _| {} }
     }
 }
 
@@ -105,7 +106,7 @@ impl VirtualSwarm {
         let source_stats = net.get::<Peer>(source).expect("source is in the network").stats();
         let peer_stats: Vec<PeerStats> =
             (0..self.peers).filter_map(|i| net.get::<Peer>(peer_addr(i)).map(Peer::stats)).collect();
-        let summary = Summary::build(&source_stats, &peer_stats, &plays.borrow());
+        let summary = crate::summary::build(&source_stats, &peer_stats, &plays.borrow());
         Outcome { summary, source_stats, peer_stats, log, links, net: net.stats(), tracker, source }
     }
 }

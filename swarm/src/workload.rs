@@ -58,24 +58,20 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
-use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp, LogNormal};
 use rand_pcg::Pcg64Mcg;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+pub use soplab_rundir::schedule::{CSV_HEADER, Schedule, ScheduleError, Session};
 
 /// Probability that a client comes back (goes OFF) after a session instead of leaving for good.
 pub const P_OFF: f64 = 0.398;
 
 /// Rate of the Exponential OFF time, per percent of the transmission (mean 1/0.054 = 18.5%).
 pub const OFF_RATE_PER_PERCENT: f64 = 0.054;
-
-/// The exact CSV header of a schedule file.
-pub const CSV_HEADER: [&str; 4] = ["client", "session", "start", "end"];
 
 /// Which of the paper's two fitted client populations to draw from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,7 +153,7 @@ pub struct WorkloadSpec {
 }
 
 impl WorkloadSpec {
-    /// Says what is wrong with the spec, if anything ([`Schedule::generate`] panics on it).
+    /// Says what is wrong with the spec, if anything ([`ScheduleModel::generate`] panics on it).
     pub fn check(&self) -> Result<(), WorkloadError> {
         if !(self.duration_s.is_finite() && self.duration_s >= 0.0) {
             return Err(WorkloadError::Spec(format!(
@@ -173,23 +169,6 @@ impl WorkloadSpec {
         }
         Ok(())
     }
-}
-
-/// One session of one client: it is in the swarm from `start` to `end` (seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Session {
-    /// Numbered from 0 in order of first appearance.
-    pub client: u32,
-    /// The client's session number, from 0.
-    pub session: u32,
-    pub start: f64,
-    pub end: f64,
-}
-
-/// A workload: every session of every client, sorted by start.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Schedule {
-    pub sessions: Vec<Session>,
 }
 
 /// What a schedule looks like against the model, over a run of length `duration_s`.
@@ -227,12 +206,8 @@ pub enum WorkloadError {
     NotPresetOrFile(String),
     #[error("{0}")]
     Spec(String),
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
-    #[error("{}: {source}", path.display())]
-    Csv { path: PathBuf, source: csv::Error },
-    #[error("{}:{line}: {message}", path.display())]
-    Invalid { path: PathBuf, line: u64, message: String },
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
 }
 
 /// A returning client in the heap, ordered by the time it is ready (then by id, so that ties
@@ -263,13 +238,27 @@ impl Ord for Ready {
     }
 }
 
-impl Schedule {
+/// The client-behaviour model's side of a [`Schedule`] (the schedule itself is a run-directory
+/// format, in `soplab-rundir`).
+pub trait ScheduleModel {
     /// Draws a schedule with the slot algorithm described in the [module docs](self).
     ///
     /// # Panics
     ///
     /// If [`WorkloadSpec::check`] fails.
-    pub fn generate(spec: &WorkloadSpec) -> Schedule {
+    fn generate(spec: &WorkloadSpec) -> Schedule;
+
+    /// How the schedule compares with the model over a run of `d` seconds.
+    fn stats(&self, d: f64) -> ScheduleStats;
+}
+
+impl ScheduleModel for Schedule {
+    /// Draws a schedule with the slot algorithm described in the [module docs](self).
+    ///
+    /// # Panics
+    ///
+    /// If [`WorkloadSpec::check`] fails.
+    fn generate(spec: &WorkloadSpec) -> Schedule {
         if let Err(e) = spec.check() {
             panic!("invalid workload spec: {e}");
         }
@@ -314,20 +303,8 @@ impl Schedule {
         Schedule { sessions }.compress(spec.time_scale)
     }
 
-    /// The same schedule played `factor` times faster: every time divided by `factor`.
-    ///
-    /// # Panics
-    ///
-    /// If `factor` is not a finite number above 0.
-    pub fn compress(&self, factor: f64) -> Schedule {
-        assert!(factor.is_finite() && factor > 0.0, "compress factor must be finite and > 0, not {factor}");
-        let sessions =
-            self.sessions.iter().map(|s| Session { start: s.start / factor, end: s.end / factor, ..*s }).collect();
-        Schedule { sessions }
-    }
-
     /// How the schedule compares with the model over a run of `d` seconds.
-    pub fn stats(&self, d: f64) -> ScheduleStats {
+    fn stats(&self, d: f64) -> ScheduleStats {
         let mean = |xs: &[f64]| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
         let pct = |x: Option<f64>| x.map(|x| 100.0 * x / d);
 
@@ -378,100 +355,6 @@ impl Schedule {
             peak_concurrent: peak as usize,
         }
     }
-
-    /// Writes `client,session,start,end` rows (times with 3 decimals), sorted by start.
-    pub fn write_csv(&self, path: impl AsRef<Path>) -> Result<(), WorkloadError> {
-        let path = path.as_ref();
-        let csv_err = |source| WorkloadError::Csv { path: path.to_path_buf(), source };
-        let mut w = csv::Writer::from_path(path).map_err(csv_err)?;
-        w.write_record(CSV_HEADER).map_err(csv_err)?;
-        let mut sorted: Vec<&Session> = self.sessions.iter().collect();
-        sorted.sort_by(|a, b| a.start.total_cmp(&b.start));
-        for s in sorted {
-            let row = [s.client.to_string(), s.session.to_string(), format!("{:.3}", s.start), format!("{:.3}", s.end)];
-            w.write_record(&row).map_err(csv_err)?;
-        }
-        w.flush().map_err(|source| WorkloadError::Io { path: path.to_path_buf(), source })
-    }
-
-    /// Reads a schedule written by [`Schedule::write_csv`] (or by hand): the exact header
-    /// `client,session,start,end`, then one session a line. Times must be finite, start ≥ 0,
-    /// end ≥ start, and a client's sessions must not overlap. Rows may come in any order; the
-    /// schedule is sorted by start.
-    pub fn read_csv(path: impl AsRef<Path>) -> Result<Schedule, WorkloadError> {
-        let path = path.as_ref();
-        let file = File::open(path).map_err(|source| WorkloadError::Io { path: path.to_path_buf(), source })?;
-        let invalid = |line: u64, message: String| WorkloadError::Invalid { path: path.to_path_buf(), line, message };
-        let mut reader =
-            csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(file);
-        let mut records = reader.records();
-
-        let header = match records.next() {
-            None => return Err(invalid(1, format!("empty file; the first line must be `{}`", CSV_HEADER.join(",")))),
-            Some(r) => r.map_err(|source| WorkloadError::Csv { path: path.to_path_buf(), source })?,
-        };
-        if header.iter().ne(CSV_HEADER) {
-            let line = header.position().map_or(1, |p| p.line());
-            let found = header.iter().collect::<Vec<_>>().join(",");
-            return Err(invalid(line, format!("the header must be `{}`, not `{found}`", CSV_HEADER.join(","))));
-        }
-
-        let mut rows: Vec<(Session, u64)> = Vec::new();
-        for record in records {
-            let record = record.map_err(|source| WorkloadError::Csv { path: path.to_path_buf(), source })?;
-            let line = record.position().map_or(0, |p| p.line());
-            if record.len() != CSV_HEADER.len() {
-                return Err(invalid(
-                    line,
-                    format!("{} fields; every line needs 4: {}", record.len(), CSV_HEADER.join(",")),
-                ));
-            }
-            let id = |i: usize| {
-                record[i].parse::<u32>().map_err(|_| {
-                    invalid(line, format!("{} `{}` is not a whole number >= 0", CSV_HEADER[i], &record[i]))
-                })
-            };
-            let time = |i: usize| match record[i].parse::<f64>() {
-                Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
-                Ok(_) => {
-                    Err(invalid(line, format!("{} `{}` must be a time >= 0 in seconds", CSV_HEADER[i], &record[i])))
-                }
-                Err(_) => Err(invalid(line, format!("{} `{}` is not a number of seconds", CSV_HEADER[i], &record[i]))),
-            };
-            let session = Session { client: id(0)?, session: id(1)?, start: time(2)?, end: time(3)? };
-            if session.end < session.start {
-                return Err(invalid(line, format!("end {} is before start {}", &record[3], &record[2])));
-            }
-            rows.push((session, line));
-        }
-
-        // Stable, so rows with equal starts keep the file's order.
-        rows.sort_by(|a, b| a.0.start.total_cmp(&b.0.start));
-        let mut last: HashMap<u32, (f64, u64)> = HashMap::new();
-        let mut seen: HashMap<(u32, u32), u64> = HashMap::new();
-        for &(s, line) in &rows {
-            if let Some(first) = seen.insert((s.client, s.session), line) {
-                return Err(invalid(
-                    line,
-                    format!("client {} session {} appears again (first at line {first})", s.client, s.session),
-                ));
-            }
-            if let Some(&(end, prev)) = last.get(&s.client)
-                && s.start < end
-            {
-                return Err(invalid(
-                    line,
-                    format!(
-                        "client {} starts a session at {} before its session at line {prev} ends at {end}; \
-                         a client is in one session at a time",
-                        s.client, s.start
-                    ),
-                ));
-            }
-            last.insert(s.client, (s.end, line));
-        }
-        Ok(Schedule { sessions: rows.into_iter().map(|(s, _)| s).collect() })
-    }
 }
 
 /// What `soplab swarm --workload ARG` takes: `event` or `non-event` generates that preset with
@@ -490,10 +373,10 @@ pub fn preset_or_file(
         return Ok(Schedule::generate(&spec));
     }
     match Schedule::read_csv(arg) {
-        Err(WorkloadError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+        Err(ScheduleError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             Err(WorkloadError::NotPresetOrFile(arg.to_string()))
         }
-        other => other,
+        other => Ok(other?),
     }
 }
 

@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use soplab_node::shell;
 use soplab_peer::{Peer, PeerConfig};
+use soplab_shell as shell;
 use soplab_source::Content;
 use soplab_tracker::{Config as TrackerConfig, Tracker};
 

@@ -4,7 +4,7 @@
 
 use soplab::virtual_swarm::VirtualSwarm;
 use soplab_node::SECOND;
-use soplab_node::sim::LinkModel;
+use soplab_node::impair::Impairment;
 
 ///
 /// Fails today (seed 5: 15 of 20 peers below 0.99, worst 0.771; every peer's bytes are right).
@@ -14,7 +14,7 @@ use soplab_node::sim::LinkModel;
 /// about 2.7 s behind the source, less than that timeout.
 #[test]
 fn twenty_peers_with_one_percent_loss() {
-    let link = LinkModel { delay: 20_000, jitter: 20_000, loss: 0.01 };
+    let link = Impairment { delay: 20_000, jitter: 20_000, loss: 0.01 };
     let out = VirtualSwarm { link, ..VirtualSwarm::new(20, 120 * SECOND, 5) }.run();
     let net = out.net;
     eprintln!("{net:?}; drops: {:?}", out.summary.dropped);

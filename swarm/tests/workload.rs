@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use soplab::workload::{Preset, Schedule, ScheduleStats, Session, WorkloadError, WorkloadSpec, preset_or_file};
+use soplab::workload::{
+    Preset, Schedule, ScheduleModel, ScheduleStats, Session, WorkloadError, WorkloadSpec, preset_or_file,
+};
 
 /// The published parameters (seed-facts.md, "Client behaviour model").
 const P_OFF: f64 = 0.398;

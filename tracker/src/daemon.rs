@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use soplab_node::daemon::{bind_error, seed_from_clock, serve};
-use soplab_node::duration::parse_positive_duration;
-use soplab_node::{Micros, shell};
+use soplab_node::Micros;
+use soplab_shell as shell;
+use soplab_shell::process::{bind_error, seed_from_clock, serve};
+use soplab_shell::units::parse_positive_duration;
 
 use crate::{Config, Tracker};
 

@@ -12,7 +12,7 @@
 //! [`Tracker`] is a sans-IO core implementing [`soplab_node::Node`]: it owns no socket and reads
 //! no clock, and draws its randomness from a [`Pcg64Mcg`] seeded with [`Config::seed`], so the
 //! same inputs at the same times give the same lists. The `soplab-tracker` binary runs it over
-//! UDP with [`soplab_node::shell::run`]; tests run it in [`soplab_node::sim::Network`].
+//! UDP with [`soplab_shell::run`]; tests run it in [`soplab_node::sim::Network`].
 //!
 //! # Protocol
 //!

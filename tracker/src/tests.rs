@@ -2,7 +2,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use proptest::prelude::*;
-use soplab_node::sim::{LinkModel, Network};
+use soplab_node::impair::Impairment;
+use soplab_node::sim::Network;
 use soplab_wire::{BufferMap, Role};
 
 use super::*;
@@ -495,7 +496,7 @@ fn simulated_swarm_registers_leaves_and_expires() {
     let ttl = 120 * SECOND;
     let cfg = Config { ttl, rate: DEFAULT_RATE, ..config() };
     let tracker = cfg.addr;
-    let mut net = Network::new(9, LinkModel::default());
+    let mut net = Network::new(9, Impairment::LAN);
     let mut log: Vec<(Micros, SocketAddr, Event)> = Vec::new();
     let mut on_event = |t: Micros, node: SocketAddr, e: &Event| log.push((t, node, e.clone()));
     net.add(Box::new(Tracker::new(cfg)), &mut on_event);

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use soplab_node::shell;
 use soplab_peer::{Peer, PeerConfig, PeerStats};
+use soplab_shell as shell;
 use soplab_source::Content;
 use soplab_tracker::Stats;
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use soplab_node::shell;
+use soplab_shell as shell;
 use soplab_tracker::{Config, Tracker};
 use soplab_wire::{Leave, Message, PeerList, Query, Register, Repr, Role};
 use tokio::net::UdpSocket;

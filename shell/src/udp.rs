@@ -15,13 +15,13 @@
 //!    passing, a datagram arriving; the matching input goes to the core.
 //!
 //! Before the first iteration the core gets [`Node::handle_timeout`] at time 0, as in
-//! [`crate::sim::Network::add`], so that it can start (register, say hello). When `stop`
+//! [`soplab_node::sim::Network::add`], so that it can start (register, say hello). When `stop`
 //! resolves, the shell collects the core's last datagrams and events, flushes `truth` and
 //! returns `Ok(())`.
 //!
 //! Per-packet work allocates nothing in the shell itself: the receive buffer is reused, the
 //! timer is one [`tokio::time::Sleep`] reset in place, and the wall-clock stamp is read once per
-//! batch of events. (The core's [`crate::Transmit`] payloads and [`Event::to_json_line`] still
+//! batch of events. (The core's [`soplab_node::Transmit`] payloads and [`Event::to_json_line`] still
 //! allocate.)
 //!
 //! # Sending
@@ -44,7 +44,8 @@
 //! # Example: many nodes in one process
 //!
 //! ```no_run
-//! # use soplab_node::{Node, shell};
+//! # use soplab_node::Node;
+//! # use soplab_shell as shell;
 //! # async fn demo<N: Node + Send + 'static>(nodes: Vec<N>) -> std::io::Result<()> {
 //! let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 //! let mut tasks = Vec::new();
@@ -74,12 +75,12 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rand::{RngExt, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use crate::{Event, Media, Micros, Node};
+use soplab_node::impair::{DelayQueue, Impairer};
+use soplab_node::{Event, Media, Micros, Node};
 
 /// Size of the receive buffer: larger than any soplab datagram (at most 1320 bytes). A longer
 /// datagram is truncated by the kernel and then fails to decode in the core.
@@ -194,32 +195,14 @@ impl From<()> for Stop {
     }
 }
 
-/// Network impairment applied to what the node sends, for kernels without `sch_netem`: each
-/// datagram is lost with probability `loss`, otherwise sent after `delay` plus a uniform
-/// random part of `jitter` (so jitter can reorder, as on a real path). Seeded: the same seed
-/// makes the same choices for the same sequence of datagrams.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Impairment {
-    pub delay: Duration,
-    pub jitter: Duration,
-    pub loss: f64,
-    pub seed: u64,
-}
-
-impl Impairment {
-    /// Whether it changes anything.
-    pub fn is_active(&self) -> bool {
-        !self.delay.is_zero() || !self.jitter.is_zero() || self.loss > 0.0
-    }
-}
-
 /// Optional extras of [`run_with_options`].
 #[derive(Debug, Default)]
 pub struct Options {
-    /// Loss, delay and jitter on the way out.
-    pub impairment: Option<Impairment>,
+    /// Loss, delay and jitter on the way out, for kernels without `sch_netem` (its random
+    /// stream goes on across the runs that share these options).
+    pub impairment: Option<Impairer>,
     /// Write every datagram sent and received to this pcap.
-    pub tap: Option<crate::capture::PcapTap>,
+    pub tap: Option<crate::tap::PcapTap>,
     /// Datagrams the impairment dropped (counted across runs with the same options).
     pub impaired_drops: u64,
 }
@@ -243,23 +226,20 @@ where
     S: Into<Stop>,
 {
     let clock = Clock { start: Instant::now() };
-    let impair = opts.impairment.filter(Impairment::is_active).map(|i| Impair {
-        cfg: i,
-        rng: rand_pcg::Pcg64Mcg::seed_from_u64(i.seed),
-        queue: std::collections::BinaryHeap::new(),
-        seq: 0,
-    });
+    let impair = opts.impairment.take().filter(|i| i.model().is_active());
     let mut out = Output {
         local: node.local_addr(),
         dirty_since: None,
         send_errors: 0,
         batch: Vec::new(),
         impair,
+        delayed: DelayQueue::default(),
         tap: opts.tap.take(),
         impaired_drops: 0,
     };
     let result = drive(node, socket, stop, truth, player, &clock, &mut out).await;
     opts.tap = out.tap.take();
+    opts.impairment = opts.impairment.take().or(out.impair.take());
     opts.impaired_drops += out.impaired_drops;
     if let Some(tap) = opts.tap.as_mut() {
         // Readers (the live progress line, a user's tcpdump -r) see complete records.
@@ -292,7 +272,7 @@ where
 
         let node_deadline = node.poll_timeout();
         let flush_at = out.dirty_since.map(|t| t + TRUTH_FLUSH_INTERVAL);
-        let wake = [node_deadline.map(|t| clock.at(t)), flush_at, out.next_delayed()].into_iter().flatten().min();
+        let wake = [node_deadline.map(|t| clock.at(t)), flush_at, out.next_delayed(clock)].into_iter().flatten().min();
         if let Some(w) = wake
             && sleep.deadline() != w
         {
@@ -315,7 +295,7 @@ where
                     truth.flush()?;
                     out.dirty_since = None;
                 }
-                out.send_due(socket).await;
+                out.send_due(socket, clock).await;
             }
             r = socket.recv_from(&mut buf) => match r {
                 Ok((len, from)) => {
@@ -380,48 +360,17 @@ struct Output {
     /// Send errors other than back-pressure, for thinning the warnings.
     send_errors: u64,
     /// Datagrams collected from the core, sent together with sendmmsg(2).
-    batch: Vec<crate::Transmit>,
-    impair: Option<Impair>,
-    tap: Option<crate::capture::PcapTap>,
+    batch: Vec<soplab_node::Transmit>,
+    impair: Option<Impairer>,
+    /// Datagrams the impairment holds back, due at core times.
+    delayed: DelayQueue<soplab_node::Transmit>,
+    tap: Option<crate::tap::PcapTap>,
     impaired_drops: u64,
-}
-
-/// The impairment's state: its random stream and the datagrams it is holding back.
-struct Impair {
-    cfg: Impairment,
-    rng: rand_pcg::Pcg64Mcg,
-    queue: std::collections::BinaryHeap<Delayed>,
-    seq: u64,
-}
-
-/// A datagram held back until `due`; ordered so that the heap pops the earliest (then the
-/// first held) first.
-struct Delayed {
-    due: Instant,
-    seq: u64,
-    transmit: crate::Transmit,
-}
-
-impl PartialEq for Delayed {
-    fn eq(&self, other: &Self) -> bool {
-        (self.due, self.seq) == (other.due, other.seq)
-    }
-}
-impl Eq for Delayed {}
-impl PartialOrd for Delayed {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Delayed {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (other.due, other.seq).cmp(&(self.due, self.seq))
-    }
 }
 
 impl Output {
     /// Writes the core's pending events, sends its pending datagrams, then writes the events
-    /// raised while sending (the order [`crate::sim::Network`] uses).
+    /// raised while sending (the order [`soplab_node::sim::Network`] uses).
     async fn collect<N, W>(
         &mut self,
         node: &mut N,
@@ -446,7 +395,7 @@ impl Output {
             let more = t.is_some();
             batch.extend(t);
             if batch.len() >= MAX_BATCH || (!more && !batch.is_empty()) {
-                self.impair_batch(&mut batch);
+                self.impair_batch(&mut batch, clock);
                 self.send_batch(socket, &batch).await;
                 batch.clear();
                 sent_any = true;
@@ -464,44 +413,31 @@ impl Output {
 
     /// Applies the impairment to `batch`: drops the lost datagrams and moves the delayed ones
     /// to the queue, leaving in `batch` what goes out now.
-    fn impair_batch(&mut self, batch: &mut Vec<crate::Transmit>) {
+    fn impair_batch(&mut self, batch: &mut Vec<soplab_node::Transmit>, clock: &Clock) {
         let Some(imp) = self.impair.as_mut() else { return };
-        let now = Instant::now();
+        let now = clock.now();
         let mut kept = Vec::with_capacity(batch.len());
         for t in batch.drain(..) {
-            if imp.cfg.loss > 0.0 && imp.rng.random_bool(imp.cfg.loss.min(1.0)) {
-                self.impaired_drops += 1;
-                continue;
-            }
-            let jitter = if imp.cfg.jitter.is_zero() {
-                Duration::ZERO
-            } else {
-                Duration::from_nanos(imp.rng.random_range(0..=imp.cfg.jitter.as_nanos() as u64))
-            };
-            let wait = imp.cfg.delay + jitter;
-            if wait.is_zero() {
-                kept.push(t);
-            } else {
-                imp.seq += 1;
-                imp.queue.push(Delayed { due: now + wait, seq: imp.seq, transmit: t });
+            match imp.fate() {
+                None => self.impaired_drops += 1,
+                Some(0) => kept.push(t),
+                Some(wait) => self.delayed.push(now.saturating_add(wait), t),
             }
         }
         *batch = kept;
     }
 
     /// When the earliest held-back datagram is due.
-    fn next_delayed(&self) -> Option<Instant> {
-        self.impair.as_ref().and_then(|i| i.queue.peek()).map(|d| d.due)
+    fn next_delayed(&self, clock: &Clock) -> Option<Instant> {
+        self.delayed.next_due().map(|t| clock.at(t))
     }
 
     /// Sends the held-back datagrams that are due.
-    async fn send_due(&mut self, socket: &UdpSocket) {
-        let now = Instant::now();
+    async fn send_due(&mut self, socket: &UdpSocket, clock: &Clock) {
+        let now = clock.now();
         let mut due = Vec::new();
-        if let Some(imp) = self.impair.as_mut() {
-            while imp.queue.peek().is_some_and(|d| d.due <= now) {
-                due.extend(imp.queue.pop().map(|d| d.transmit));
-            }
+        while let Some((_, t)) = self.delayed.pop_due(now) {
+            due.push(t);
         }
         if !due.is_empty() {
             self.send_batch(socket, &due).await;
@@ -511,10 +447,8 @@ impl Output {
     /// Sends everything still held back, in due order (at shutdown).
     async fn send_all_delayed(&mut self, socket: &UdpSocket) {
         let mut all = Vec::new();
-        if let Some(imp) = self.impair.as_mut() {
-            while let Some(d) = imp.queue.pop() {
-                all.push(d.transmit);
-            }
+        while let Some((_, t)) = self.delayed.pop() {
+            all.push(t);
         }
         if !all.is_empty() {
             self.send_batch(socket, &all).await;
@@ -567,7 +501,7 @@ impl Output {
     /// response of 32 packets is one system call instead of 32. (UDP GSO would save more, but
     /// tcpdump on a veth sees a GSO send as one large packet, so captures would no longer show
     /// SopCast's packet sizes.) Errors are handled per datagram as in [`Output::send`].
-    async fn send_batch(&mut self, socket: &UdpSocket, batch: &[crate::Transmit]) {
+    async fn send_batch(&mut self, socket: &UdpSocket, batch: &[soplab_node::Transmit]) {
         if let Some(tap) = self.tap.as_mut() {
             let ts = realtime_us();
             for t in batch {
@@ -636,7 +570,7 @@ impl Output {
 const MAX_BATCH: usize = 64;
 
 /// One sendmmsg(2) over `batch` (at most [`MAX_BATCH`] of it); returns how many were sent.
-fn sendmmsg(socket: &UdpSocket, batch: &[crate::Transmit]) -> io::Result<usize> {
+fn sendmmsg(socket: &UdpSocket, batch: &[soplab_node::Transmit]) -> io::Result<usize> {
     use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage};
     use std::os::fd::AsRawFd;
     let batch = &batch[..batch.len().min(MAX_BATCH)];
@@ -684,7 +618,7 @@ mod tests {
     use std::net::{Ipv4Addr, SocketAddr};
 
     use super::*;
-    use crate::{DropReason, SECOND, Transmit};
+    use soplab_node::{DropReason, SECOND, Transmit};
 
     /// Echoes every datagram back, raises one event per datagram, and ticks once a second.
     struct Echo {

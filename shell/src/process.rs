@@ -1,5 +1,5 @@
 //! What the daemon binaries (`soplab-tracker`, `soplab-source`, `soplab-peer`, and the same
-//! daemons under `soplab`) share around the [`crate::shell`]: when to stop, how to explain a
+//! daemons under `soplab`) share around the [`crate::udp`] shell: when to stop, how to explain a
 //! failed bind, output files, seeds.
 
 use std::fs::File;
@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A future that resolves on Ctrl-C, SIGTERM, or `duration` after it is first polled, with the
 /// reason ("Ctrl-C", "SIGTERM", "--duration elapsed"), logged at info level. Hand it (or a
-/// future derived from it) to [`crate::shell::run`] as its `stop`.
+/// future derived from it) to [`crate::run`] as its `stop`.
 ///
 /// The SIGTERM handler is installed now, so a SIGTERM arriving before the first poll is not
 /// lost; the Ctrl-C handler and the timer start at the first poll.
@@ -120,7 +120,7 @@ pub async fn serve<N, S>(
     stats: impl FnOnce(&N) -> S,
 ) -> io::Result<()>
 where
-    N: crate::Node,
+    N: soplab_node::Node,
     S: serde::Serialize,
 {
     let mut truth_out: Box<dyn Write + Send> = match truth {
@@ -129,7 +129,7 @@ where
     };
     let stats_out = stats_file.map(|p| create_output(p, "stats file")).transpose()?;
     let stop = stop_signal(duration)?;
-    let result = crate::shell::run(
+    let result = crate::run(
         node,
         socket,
         async {

@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use soplab_node::shell::{self, Impairment, Options, Stop};
+use soplab_node::impair::{Impairer, Impairment};
 use soplab_node::{Event, Micros, Node, Transmit};
+use soplab_shell::{self as shell, Options, Stop};
 
 /// Sends `count` numbered datagrams to `dst` at start, then idles; records whether it vanished.
 struct Blaster {
@@ -67,13 +68,13 @@ async fn receive_all(sock: &tokio::net::UdpSocket, quiet: Duration) -> Arrivals 
 
 /// Runs a blaster of `count` datagrams with `impairment` for 400 ms; returns what arrived, when
 /// it started and how many datagrams the impairment dropped.
-async fn blast(impairment: Impairment, count: u32, tap: Option<&std::path::Path>) -> (Arrivals, Instant, u64) {
+async fn blast(impairment: Impairer, count: u32, tap: Option<&std::path::Path>) -> (Arrivals, Instant, u64) {
     let rx = shell::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
     let tx = shell::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut node = Blaster::new(&tx, &rx, count);
     let mut opts = Options {
         impairment: Some(impairment),
-        tap: tap.map(|p| soplab_node::capture::PcapTap::create(p).unwrap()),
+        tap: tap.map(|p| soplab_shell::tap::PcapTap::create(p).unwrap()),
         ..Options::default()
     };
     let start = Instant::now();
@@ -102,10 +103,10 @@ fn ids(v: &Arrivals) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn loss_drops_about_the_share_asked_and_the_seed_fixes_which() {
-    let imp = Impairment { loss: 0.3, seed: 7, ..Impairment::default() };
-    let (a, _, drops_a) = blast(imp, 2000, None).await;
-    let (b, _, _) = blast(imp, 2000, None).await;
-    let (c, _, _) = blast(Impairment { seed: 8, ..imp }, 2000, None).await;
+    let imp = Impairment { loss: 0.3, ..Impairment::default() };
+    let (a, _, drops_a) = blast(Impairer::new(imp, 7), 2000, None).await;
+    let (b, _, _) = blast(Impairer::new(imp, 7), 2000, None).await;
+    let (c, _, _) = blast(Impairer::new(imp, 8), 2000, None).await;
     // 2000 trials at p = 0.3: sd ~ 20.5, so ±100 is about 5 sd.
     assert!((1300..=1500).contains(&a.len()), "received {}", a.len());
     assert_eq!(a.len() as u64 + drops_a, 2000);
@@ -115,8 +116,8 @@ async fn loss_drops_about_the_share_asked_and_the_seed_fixes_which() {
 
 #[tokio::test]
 async fn delay_and_jitter_hold_datagrams_back() {
-    let imp = Impairment { delay: Duration::from_millis(80), jitter: Duration::from_millis(40), seed: 1, loss: 0.0 };
-    let (got, start, _) = blast(imp, 50, None).await;
+    let imp = Impairment { delay: 80_000, jitter: 40_000, loss: 0.0 };
+    let (got, start, _) = blast(Impairer::new(imp, 1), 50, None).await;
     assert_eq!(got.len(), 50, "no loss asked, none expected on loopback");
     let waits: Vec<Duration> = got.iter().map(|(t, _)| *t - start).collect();
     assert!(waits.iter().all(|w| *w >= Duration::from_millis(80)), "{waits:?}");
@@ -128,7 +129,8 @@ async fn delay_and_jitter_hold_datagrams_back() {
 #[tokio::test]
 async fn the_tap_records_what_was_sent() {
     let path = std::env::temp_dir().join(format!("soplab-shell-tap-{}.pcap", std::process::id()));
-    let (got, _, drops) = blast(Impairment { loss: 0.5, seed: 3, ..Impairment::default() }, 200, Some(&path)).await;
+    let (got, _, drops) =
+        blast(Impairer::new(Impairment { loss: 0.5, ..Impairment::default() }, 3), 200, Some(&path)).await;
     let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(&path).unwrap()).unwrap();
     let mut n = 0;
     while let Some(p) = r.next_packet() {

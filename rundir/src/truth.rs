@@ -1,13 +1,35 @@
-//! Ground-truth events: what a daemon really did, one JSON line each (schema in
-//! docs/GROUND_TRUTH.md). The core stamps nothing; the shell adds the wall-clock time and the
-//! daemon's address when it writes the line.
+//! Ground-truth events: what a daemon really did, one JSON line each in `truth/*.jsonl`
+//! (schema in docs/GROUND_TRUTH.md). The cores raise them and stamp nothing; the shell adds
+//! the wall-clock time and the daemon's address when it writes the [`Line`]. Readers (the
+//! swarm's live progress, the played-stream check, the analyzer's validation) parse the same
+//! types back.
 
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// Which daemon a host runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Tracker,
+    Source,
+    Peer,
+}
+
+impl Role {
+    /// The role's name as in the JSON files (`tracker`, `source`, `peer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Tracker => "tracker",
+            Role::Source => "source",
+            Role::Peer => "peer",
+        }
+    }
+}
 
 /// Why an input was dropped; counted per reason in summaries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DropReason {
     /// Not a soplab datagram (decode error).
@@ -54,7 +76,7 @@ impl DropReason {
 }
 
 /// Why a neighbour link ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DownReason {
     /// Nothing heard for longer than the neighbour timeout.
@@ -68,12 +90,12 @@ pub enum DownReason {
 }
 
 /// One ground-truth event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The node started (a peer session begins).
     SessionStart {
-        role: &'static str,
+        role: Role,
     },
     /// The node stopped; `graceful` is false when it just went silent.
     SessionEnd {
@@ -161,6 +183,27 @@ pub enum Event {
     },
 }
 
+/// One line of a ground-truth file: when, which node, what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    /// CLOCK_REALTIME microseconds.
+    pub ts_us: i64,
+    /// The address of the node that wrote it.
+    pub node: SocketAddr,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Line {
+    /// Parses one line of a truth file.
+    ///
+    /// # Errors
+    /// When the line is not a ground-truth event as documented in docs/GROUND_TRUTH.md.
+    pub fn parse(line: &str) -> serde_json::Result<Line> {
+        serde_json::from_str(line)
+    }
+}
+
 impl Event {
     /// The event as one JSON object with the time (CLOCK_REALTIME microseconds) and the
     /// writing node's address first.
@@ -193,6 +236,25 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str(), "{r:?}");
         }
+    }
+
+    #[test]
+    fn lines_parse_back_to_what_was_written() {
+        let node: SocketAddr = "198.18.1.7:3908".parse().unwrap();
+        let peer: SocketAddr = "198.18.1.9:3908".parse().unwrap();
+        for event in [
+            Event::SessionStart { role: Role::Source },
+            Event::SessionEnd { graceful: false },
+            Event::NeighborDown { peer, reason: DownReason::HandshakeTimeout },
+            Event::RequestTimeout { parent: peer, request: 3, first_block: 9, count: 4, complete: vec![9, 11] },
+            Event::Dropped { from: peer, reason: DropReason::NotNeighbour },
+            Event::TrackerExpire { peer, channel: 1, leave: true },
+        ] {
+            let text = event.to_json_line(1_700_000_000_123_456, node);
+            assert_eq!(Line::parse(&text).unwrap(), Line { ts_us: 1_700_000_000_123_456, node, event }, "{text}");
+        }
+        assert!(Line::parse(r#"{"ts_us":1,"node":"x","event":"play","block":1,"hit":true}"#).is_err());
+        assert!(Line::parse(r#"{"ts_us":1,"node":"127.0.0.1:1","event":"warp"}"#).is_err());
     }
 
     #[test]

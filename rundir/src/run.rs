@@ -1,0 +1,79 @@
+//! `run.json`: what ran where and when in a run directory, and which capture saw what. The
+//! swarm writes it; the analyzer reads it to name the tracker, the source and the vantage
+//! points.
+
+use serde::{Deserialize, Serialize};
+
+use crate::truth::Role;
+
+/// Where the daemons run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Network namespaces when root and iproute2 are there, loopback otherwise.
+    Auto,
+    /// One network namespace per host on a bridge, 198.18.0.0/15 (needs root and iproute2).
+    Netns,
+    /// Processes on 127.0.0.0/8 addresses of this machine's loopback.
+    Loopback,
+}
+
+/// One host of the run, for run.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub name: String,
+    pub role: Role,
+    pub address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    pub vantage: bool,
+    /// Whether the peer follows the workload (false: on for the whole run).
+    pub churned: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_bps: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_bps: Option<u64>,
+}
+
+/// run.json: what ran where, when, and which capture saw what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub mode: Mode,
+    /// The per-run prefix of namespaces (netns mode).
+    pub prefix: String,
+    pub started_us: u64,
+    /// Time zero of the peers and of the workload schedule (µs since the Unix epoch).
+    pub epoch_us: u64,
+    pub ended_us: u64,
+    pub duration_s: f64,
+    pub interrupted: bool,
+    /// Seconds to create (and to remove) every namespace, link and qdisc.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns_setup_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns_teardown_s: Option<f64>,
+    /// Stale namespaces of killed runs removed at start.
+    pub swept: Vec<String>,
+    pub hosts: Vec<HostInfo>,
+    pub pcaps: Vec<CaptureInfo>,
+    /// The workload file the churned peers followed (relative to the run directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+}
+
+/// What a capture file holds, for run.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureInfo {
+    /// Path relative to the run directory.
+    pub file: String,
+    /// `bridge`, or the host's name (`peer-<ip>-<port>`).
+    pub host: String,
+    /// The host's address (`ip:port` of the peer), none for the bridge.
+    pub address: Option<String>,
+    pub netns: String,
+    pub interface: String,
+    pub packets: u64,
+    /// What tcpdump reported on exit: packets the kernel dropped before tcpdump read them.
+    pub dropped_by_kernel: Option<u64>,
+}
