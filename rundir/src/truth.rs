@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 /// Which daemon a host runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Role {
     Tracker,
     Source,
@@ -20,17 +21,27 @@ pub enum Role {
 impl Role {
     /// The role's name as in the JSON files (`tracker`, `source`, `peer`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Tracker => "tracker",
-            Role::Source => "source",
-            Role::Peer => "peer",
-        }
+        self.into()
     }
 }
 
 /// Why an input was dropped; counted per reason in summaries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DropReason {
     /// Not a soplab datagram (decode error).
     Undecodable,
@@ -57,21 +68,10 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    /// The reason's name as in the JSON logs and summaries (`not_neighbour`, ...).
+    /// The reason's name as in the JSON logs and summaries (`not_neighbour`, ...): the same
+    /// snake_case name serde writes.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::Undecodable => "undecodable",
-            DropReason::WrongChannel => "wrong_channel",
-            DropReason::UnexpectedMessage => "unexpected_message",
-            DropReason::NotNeighbour => "not_neighbour",
-            DropReason::BadNonce => "bad_nonce",
-            DropReason::Unrequested => "unrequested",
-            DropReason::Duplicate => "duplicate",
-            DropReason::MissingBlock => "missing_block",
-            DropReason::Overloaded => "overloaded",
-            DropReason::RateLimited => "rate_limited",
-            DropReason::TableFull => "table_full",
-        }
+        self.into()
     }
 }
 
@@ -220,20 +220,9 @@ mod tests {
 
     #[test]
     fn drop_reason_names_match_the_json() {
-        use DropReason::*;
-        for r in [
-            Undecodable,
-            WrongChannel,
-            UnexpectedMessage,
-            NotNeighbour,
-            BadNonce,
-            Unrequested,
-            Duplicate,
-            MissingBlock,
-            Overloaded,
-            RateLimited,
-            TableFull,
-        ] {
+        use strum::IntoEnumIterator;
+        assert_eq!(DropReason::iter().count(), 11);
+        for r in DropReason::iter() {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str(), "{r:?}");
         }
     }
