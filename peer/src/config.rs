@@ -13,7 +13,7 @@ pub struct PeerConfig {
     pub addr: SocketAddr,
     pub tracker: SocketAddr,
     pub channel: u32,
-    #[serde(serialize_with = "role_name")]
+    #[serde(serialize_with = "serialize_role")]
     pub role: Role,
     /// Seeds nonces, peer choice and exploration, so runs are reproducible.
     pub seed: u64,
@@ -114,11 +114,26 @@ impl PeerConfig {
     pub fn blocks_in(&self, d: Micros) -> u32 {
         d.div_ceil(self.block_interval().max(1)) as u32
     }
+
+    /// Whether this is the source provider. The role is held here and only here: the core is
+    /// given an `Origin` of blocks exactly when this is true.
+    pub(crate) fn is_source(&self) -> bool {
+        self.role == Role::Source
+    }
+
+    /// The role as the stats, the config and the ground truth spell it.
+    pub(crate) fn role_name(&self) -> &'static str {
+        role_name(self.role)
+    }
 }
 
-fn role_name<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(match role {
+fn role_name(role: Role) -> &'static str {
+    match role {
         Role::Peer => "peer",
         Role::Source => "source",
-    })
+    }
+}
+
+fn serialize_role<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(role_name(*role))
 }

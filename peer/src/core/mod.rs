@@ -134,13 +134,15 @@ fn v4(addr: SocketAddr) -> Option<SocketAddrV4> {
 
 impl Peer {
     /// A peer (or, with an origin, the source) that starts when first driven.
+    ///
+    /// # Panics
+    ///
+    /// If `origin` is given to a peer, or not given to the source (`cfg.role`): the role is
+    /// held by the config alone, and the source is the one node whose blocks come from an origin.
     pub fn new(cfg: PeerConfig, origin: Option<Box<dyn Origin>>) -> Peer {
+        assert_eq!(origin.is_some(), cfg.is_source(), "an origin is given to the source, and only to it");
         let slots = cfg.gamma * cfg.outstanding_per_parent + 4;
-        let stats = PeerStats {
-            addr: cfg.addr.to_string(),
-            role: if cfg.role == Role::Source { "source" } else { "peer" }.to_string(),
-            ..PeerStats::default()
-        };
+        let stats = PeerStats { addr: cfg.addr.to_string(), role: cfg.role_name().to_string(), ..PeerStats::default() };
         Peer {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
             origin,
@@ -217,6 +219,11 @@ impl Peer {
         self.events.push_back(Event::SessionEnd { graceful });
     }
 
+    /// The source serves from its origin and never requests, reassembles or plays.
+    fn is_source(&self) -> bool {
+        self.cfg.is_source()
+    }
+
     fn push(&mut self, dst: SocketAddr, seq: u32, message: Message<'_>) {
         self.control.push_back(Transmit { dst, payload: Repr::new(seq, message).to_vec() });
     }
@@ -281,8 +288,7 @@ impl Peer {
         self.started = Some(now);
         self.next_tick = now;
         self.tokens_at = now;
-        let role = if self.cfg.role == Role::Source { "source" } else { "peer" };
-        self.events.push_back(Event::SessionStart { role });
+        self.events.push_back(Event::SessionStart { role: self.cfg.role_name() });
     }
 
     // ---- timers ----
@@ -302,7 +308,7 @@ impl Peer {
         self.keepalives(now);
         self.open_links(now);
         self.expire_children(now);
-        if self.origin.is_none() {
+        if !self.is_source() {
             self.expire_requests(now);
             self.playback(now);
             self.schedule(now);
@@ -909,7 +915,7 @@ impl Node for Peer {
             Message::KeepAlive(m) => self.on_keepalive(now, from, m),
             Message::Request(r) => self.on_request(now, from, r),
             Message::Video(v) => {
-                if self.origin.is_some() {
+                if self.is_source() {
                     self.drop_input(from, DropReason::UnexpectedMessage);
                 } else {
                     self.on_video(now, from, &v);
