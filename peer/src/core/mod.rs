@@ -13,7 +13,7 @@ use soplab_node::{DropReason, Event, Media, Micros, Node, Transmit};
 use soplab_wire::video::{Insert, Reassembler};
 use soplab_wire::{
     BLOCK_LEN, BufferMap, Hello, HelloReply, LinkAck, LinkStatus, MAP_BLOCKS, Message, PeerSet, Register, Repr,
-    Request, Role, segment,
+    Request, segment,
 };
 
 use crate::config::PeerConfig;
@@ -58,7 +58,6 @@ struct Neighbor {
     initiator: bool,
     seq: u32,
     map: BufferMap,
-    is_source: bool,
     /// Measured delivery rate of this neighbour as a parent (bytes/s, EWMA).
     rate: f64,
     /// Last time it requested from us, if it ever did.
@@ -415,7 +414,6 @@ impl Peer {
             initiator,
             seq: 0,
             map: BufferMap::empty(),
-            is_source: false,
             rate: FRESH_RATE,
             last_request: None,
             child: false,
@@ -666,8 +664,7 @@ impl Peer {
             peers.push(up.swap_remove(i));
         }
         if status == LinkStatus::Accepted {
-            let mut n = self.new_neighbor(LinkState::ReplySent { nonce }, now, false);
-            n.is_source = h.role == Role::Source;
+            let n = self.new_neighbor(LinkState::ReplySent { nonce }, now, false);
             self.neighbors.insert(from, n);
             self.candidate_set.remove(&from);
             self.candidates.retain(|a| *a != from);
