@@ -1,6 +1,7 @@
 //! The peer's sans-IO state machine: links, keep-alives, pull scheduling, upload, playback.
 
 mod stats;
+mod timers;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::{SocketAddr, SocketAddrV4};
@@ -20,6 +21,7 @@ use crate::config::PeerConfig;
 use crate::store::BlockStore;
 
 pub use stats::PeerStats;
+use timers::{Timer, Timers};
 
 /// Where the source's blocks come from: the peer core asks it for the newest block at a given
 /// time and for a block's bytes. Implemented by `soplab-source`.
@@ -113,8 +115,7 @@ pub struct Peer {
     control: VecDeque<Transmit>,
     events: VecDeque<Event>,
     played: VecDeque<Media>,
-    next_tick: Micros,
-    next_tracker: Micros,
+    timers: Timers,
     hello_credit: f64,
     // Playback.
     start_block: Option<u32>,
@@ -161,8 +162,7 @@ impl Peer {
             control: VecDeque::new(),
             events: VecDeque::new(),
             played: VecDeque::new(),
-            next_tick: 0,
-            next_tracker: 0,
+            timers: Timers::default(),
             hello_credit: 1.0,
             start_block: None,
             start_chosen_at: 0,
@@ -285,7 +285,7 @@ impl Peer {
 
     fn start(&mut self, now: Micros) {
         self.started = Some(now);
-        self.next_tick = now;
+        self.timers.set(Timer::Tick, now);
         self.tokens_at = now;
         self.events.push_back(Event::SessionStart { role: self.cfg.role_name() });
     }
@@ -293,7 +293,7 @@ impl Peer {
     // ---- timers ----
 
     fn tick(&mut self, now: Micros) {
-        if now >= self.next_tracker {
+        if self.timers.due(Timer::Tracker, now) {
             let reg = Message::Register(Register {
                 role: self.cfg.role,
                 channel: self.cfg.channel,
@@ -301,7 +301,7 @@ impl Peer {
                 want: self.cfg.tracker_want,
             });
             self.push(self.cfg.tracker, 0, reg);
-            self.next_tracker = now + self.cfg.tracker_interval;
+            self.timers.set(Timer::Tracker, now + self.cfg.tracker_interval);
         }
         self.expire_links(now);
         self.keepalives(now);
@@ -937,9 +937,9 @@ impl Node for Peer {
         if self.started.is_none() {
             self.start(now);
         }
-        if now >= self.next_tick {
+        if self.timers.due(Timer::Tick, now) {
             self.tick(now);
-            self.next_tick = now + self.cfg.tick;
+            self.timers.set(Timer::Tick, now + self.cfg.tick);
         }
     }
 
@@ -957,7 +957,7 @@ impl Node for Peer {
         if self.ended {
             return None;
         }
-        let mut t = self.next_tick;
+        let mut t = self.timers.at(Timer::Tick);
         if let (Some(up), Some(bps)) = (self.uploads.front(), self.cfg.upload_bps) {
             let len =
                 soplab_wire::video::VIDEO_HEADER_LEN + soplab_wire::video::fragment_payload_len(up.count, up.next);
