@@ -55,6 +55,11 @@ impl PeerStats {
             *self.dropped.entry(k.clone()).or_default() += v;
         }
         self.sessions += later.sessions;
-        self.continuity = (self.blocks_due > 0).then(|| self.blocks_played as f64 / self.blocks_due as f64);
+        self.continuity = self.computed_continuity();
+    }
+
+    /// Blocks played on time over blocks due, from the counters (None before any block is due).
+    pub(super) fn computed_continuity(&self) -> Option<f64> {
+        (self.blocks_due > 0).then(|| self.blocks_played as f64 / self.blocks_due as f64)
     }
 }
