@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::{SocketAddr, SocketAddrV4};
 
 use rand::RngExt;
+use rand_pcg::Pcg64Mcg;
 use soplab_node::truth::DownReason;
 use soplab_node::{DropReason, Event, Micros};
 use soplab_wire::{BufferMap, Hello, HelloReply, LinkAck, LinkStatus, Message, PeerList, PeerSet};
@@ -156,6 +157,17 @@ impl Links {
         self.candidate_set.insert(a);
     }
 
+    /// Takes a random candidate out of the list.
+    fn draw_candidate(&mut self, rng: &mut Pcg64Mcg) -> Option<SocketAddr> {
+        if self.candidates.is_empty() {
+            return None;
+        }
+        let i = rng.random_range(0..self.candidates.len());
+        let a = self.candidates.swap_remove_back(i).expect("index in range");
+        self.candidate_set.remove(&a);
+        Some(a)
+    }
+
     fn remove_candidate(&mut self, a: SocketAddr) {
         self.candidate_set.remove(&a);
         self.candidates.retain(|c| *c != a);
@@ -170,6 +182,7 @@ fn v4(addr: SocketAddr) -> Option<SocketAddrV4> {
 }
 
 impl Peer {
+    /// Drops links gone silent and handshakes left unanswered.
     pub(super) fn expire_links(&mut self, now: Micros) {
         let (neighbor_timeout, handshake_timeout) = (self.cfg.neighbor_timeout, self.cfg.handshake_timeout);
         let gone: Vec<(SocketAddr, DownReason, bool)> = self
@@ -201,6 +214,8 @@ impl Peer {
         }
     }
 
+    /// Sends our buffer map to each established neighbour whose keep-alive is due: it both
+    /// keeps the link and tells the neighbour what it may request from us.
     pub(super) fn keepalives(&mut self, now: Micros) {
         let due: Vec<SocketAddr> = self.links.up().filter(|(_, n)| n.next_keepalive <= now).map(|(a, _)| a).collect();
         if due.is_empty() {
@@ -220,32 +235,31 @@ impl Peer {
     /// Sends HELLOs to random candidates while below `max_neighbors`, at most
     /// `hellos_per_second` on average.
     pub(super) fn open_links(&mut self, now: Micros) {
-        let links = &mut self.links;
-        links.hello_credit =
-            (links.hello_credit + self.cfg.hellos_per_second as f64 * self.cfg.tick as f64 / 1e6).min(MAX_HELLO_CREDIT);
-        while self.links.hello_credit >= 1.0
-            && self.links.table.len() < self.cfg.max_neighbors
-            && !self.links.candidates.is_empty()
-        {
-            let i = self.rng.random_range(0..self.links.candidates.len());
-            let a = self.links.candidates.swap_remove_back(i).expect("index in range");
-            self.links.candidate_set.remove(&a);
+        let refill = self.cfg.hellos_per_second as f64 * self.cfg.tick as f64 / 1e6;
+        self.links.hello_credit = (self.links.hello_credit + refill).min(MAX_HELLO_CREDIT);
+        while self.links.hello_credit >= 1.0 && self.links.table.len() < self.cfg.max_neighbors {
+            let Some(a) = self.links.draw_candidate(&mut self.rng) else { break };
             if self.links.table.contains_key(&a) {
                 continue;
             }
             self.links.hello_credit -= 1.0;
-            let nonce = self.rng.random::<u32>();
-            let n = self.new_neighbor(LinkState::HelloSent { nonce }, now, true);
-            self.links.table.insert(a, n);
-            let hello = Message::Hello(Hello {
-                role: self.cfg.role,
-                nonce,
-                channel: self.cfg.channel,
-                listen_port: self.cfg.addr.port(),
-                newest: self.newest(now),
-            });
-            self.out.push(a, 0, hello);
+            self.send_hello(now, a);
         }
+    }
+
+    /// Opens a link to `to`, announcing our newest block.
+    fn send_hello(&mut self, now: Micros, to: SocketAddr) {
+        let nonce = self.rng.random::<u32>();
+        let n = self.new_neighbor(LinkState::HelloSent { nonce }, now, true);
+        self.links.table.insert(to, n);
+        let hello = Message::Hello(Hello {
+            role: self.cfg.role,
+            nonce,
+            channel: self.cfg.channel,
+            listen_port: self.cfg.addr.port(),
+            newest: self.newest(now),
+        });
+        self.out.push(to, 0, hello);
     }
 
     /// A neighbour in handshake; its keep-alives get a random phase so they do not all go out
