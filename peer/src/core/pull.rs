@@ -96,6 +96,7 @@ impl Pull {
 }
 
 impl Peer {
+    /// Gives up requests that stalled, and backs off the parents that ignored them.
     pub(super) fn expire_requests(&mut self, now: Micros) {
         let late: Vec<u32> =
             self.pull.outstanding.iter().filter(|(_, o)| Pull::late(o, now, &self.cfg)).map(|(id, _)| *id).collect();
