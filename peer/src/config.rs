@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use serde::Serialize;
+use soplab_node::truth::Role as HostRole;
 use soplab_node::{Micros, SECOND};
 use soplab_wire::{BLOCK_LEN, Role};
 
@@ -13,7 +14,7 @@ pub struct PeerConfig {
     pub addr: SocketAddr,
     pub tracker: SocketAddr,
     pub channel: u32,
-    #[serde(serialize_with = "role_name")]
+    #[serde(serialize_with = "serialize_role")]
     pub role: Role,
     /// Seeds nonces, peer choice and exploration, so runs are reproducible.
     pub seed: u64,
@@ -114,11 +115,31 @@ impl PeerConfig {
     pub fn blocks_in(&self, d: Micros) -> u32 {
         d.div_ceil(self.block_interval().max(1)) as u32
     }
+
+    /// Whether this is the source provider. The role is held here and only here: the core is
+    /// given an `Origin` of blocks exactly when this is true.
+    pub(crate) fn is_source(&self) -> bool {
+        self.role == Role::Source
+    }
+
+    /// The role as the ground truth and run.json name hosts.
+    pub(crate) fn host_role(&self) -> HostRole {
+        host_role(self.role)
+    }
+
+    /// The role as the stats, the config and the ground truth spell it.
+    pub(crate) fn role_name(&self) -> &'static str {
+        self.host_role().as_str()
+    }
 }
 
-fn role_name<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(match role {
-        Role::Peer => "peer",
-        Role::Source => "source",
-    })
+fn host_role(role: Role) -> HostRole {
+    match role {
+        Role::Peer => HostRole::Peer,
+        Role::Source => HostRole::Source,
+    }
+}
+
+fn serialize_role<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(host_role(*role).as_str())
 }

@@ -1,0 +1,393 @@
+//! The neighbour table: links opened with HELLO -> reply -> ACK, kept alive with buffer maps
+//! about every second, and dropped when silent; plus the candidates new links are drawn from
+//! (the tracker's peer lists and peer exchange).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::net::{SocketAddr, SocketAddrV4};
+
+use rand::RngExt;
+use rand_pcg::Pcg64Mcg;
+use soplab_node::truth::DownReason;
+use soplab_node::{DropReason, Event, Micros};
+use soplab_wire::{BufferMap, Hello, HelloReply, LinkAck, LinkStatus, Message, PeerList, PeerSet};
+
+use super::Peer;
+use super::pull::Parent;
+use super::upload::Child;
+
+/// Most addresses kept as candidates for new links.
+const MAX_CANDIDATES: usize = 1024;
+/// HELLOs that can be saved up while no candidate is at hand.
+const MAX_HELLO_CREDIT: f64 = 4.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    /// We sent a HELLO with this nonce.
+    HelloSent {
+        nonce: u32,
+    },
+    /// We answered a HELLO and wait for the ACK echoing this nonce.
+    ReplySent {
+        nonce: u32,
+    },
+    Up,
+}
+
+/// One neighbour: the link itself, and what the pull and upload sides keep about it (held
+/// here so that all of it goes when the link does).
+#[derive(Debug)]
+pub(super) struct Neighbor {
+    state: LinkState,
+    since: Micros,
+    last_heard: Micros,
+    next_keepalive: Micros,
+    initiator: bool,
+    seq: u32,
+    map: BufferMap,
+    /// How it does as our parent.
+    pub(super) as_parent: Parent,
+    /// How we serve it as our child.
+    pub(super) as_child: Child,
+}
+
+impl Neighbor {
+    /// Whether the handshake is done.
+    pub(super) fn is_up(&self) -> bool {
+        self.state == LinkState::Up
+    }
+
+    /// The blocks it announced last.
+    pub(super) fn map(&self) -> BufferMap {
+        self.map
+    }
+
+    /// Notes that it spoke, which keeps the link from expiring.
+    pub(super) fn heard(&mut self, now: Micros) {
+        self.last_heard = now;
+    }
+
+    /// Completes the handshake; keep-alives start at once so it learns our buffer map.
+    fn up(&mut self, now: Micros) {
+        self.state = LinkState::Up;
+        self.last_heard = now;
+        self.next_keepalive = now;
+    }
+
+    /// Why the link is dropped at `now`, if it is.
+    fn expiry(&self, now: Micros, neighbor_timeout: Micros, handshake_timeout: Micros) -> Option<DownReason> {
+        match self.state {
+            LinkState::Up if now.saturating_sub(self.last_heard) > neighbor_timeout => Some(DownReason::Timeout),
+            LinkState::HelloSent { .. } | LinkState::ReplySent { .. }
+                if now.saturating_sub(self.since) > handshake_timeout =>
+            {
+                Some(DownReason::HandshakeTimeout)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Neighbours (established or handshaking) by address, and candidates for new links.
+pub(super) struct Links {
+    /// Ordered by address, so every walk over neighbours (and the random draws made during it)
+    /// is the same for the same seed.
+    table: BTreeMap<SocketAddr, Neighbor>,
+    candidates: VecDeque<SocketAddr>,
+    candidate_set: HashSet<SocketAddr>,
+    /// HELLOs we may send now; refilled at `hellos_per_second`.
+    hello_credit: f64,
+}
+
+impl Links {
+    pub(super) fn new() -> Links {
+        Links { table: BTreeMap::new(), candidates: VecDeque::new(), candidate_set: HashSet::new(), hello_credit: 1.0 }
+    }
+
+    /// Established neighbours, by address.
+    pub(super) fn up(&self) -> impl Iterator<Item = (SocketAddr, &Neighbor)> + '_ {
+        self.table.iter().filter(|(_, n)| n.is_up()).map(|(a, n)| (*a, n))
+    }
+
+    /// Every neighbour, handshaking ones too, by address.
+    pub(super) fn all(&self) -> impl Iterator<Item = (SocketAddr, &Neighbor)> + '_ {
+        self.table.iter().map(|(a, n)| (*a, n))
+    }
+
+    pub(super) fn all_mut(&mut self) -> impl Iterator<Item = (SocketAddr, &mut Neighbor)> + '_ {
+        self.table.iter_mut().map(|(a, n)| (*a, n))
+    }
+
+    /// `a` if it is an established neighbour.
+    pub(super) fn get_up(&self, a: SocketAddr) -> Option<&Neighbor> {
+        self.table.get(&a).filter(|n| n.is_up())
+    }
+
+    pub(super) fn get_mut(&mut self, a: SocketAddr) -> Option<&mut Neighbor> {
+        self.table.get_mut(&a)
+    }
+
+    /// The sequence number of our next datagram to `a` (0 outside a link).
+    pub(super) fn next_seq(&mut self, a: SocketAddr) -> u32 {
+        match self.table.get_mut(&a) {
+            Some(n) => {
+                n.seq = (n.seq + 1) & 0x00ff_ffff;
+                n.seq
+            }
+            None => 0,
+        }
+    }
+
+    /// Forgets every neighbour (the session ends); returns the established ones.
+    pub(super) fn clear(&mut self) -> Vec<SocketAddr> {
+        let up = self.up().map(|(a, _)| a).collect();
+        self.table.clear();
+        up
+    }
+
+    fn add_candidate(&mut self, me: SocketAddr, a: SocketAddr) {
+        if a == me || self.table.contains_key(&a) || self.candidate_set.contains(&a) {
+            return;
+        }
+        if self.candidates.len() >= MAX_CANDIDATES
+            && let Some(old) = self.candidates.pop_front()
+        {
+            self.candidate_set.remove(&old);
+        }
+        self.candidates.push_back(a);
+        self.candidate_set.insert(a);
+    }
+
+    /// Takes a random candidate out of the list.
+    fn draw_candidate(&mut self, rng: &mut Pcg64Mcg) -> Option<SocketAddr> {
+        if self.candidates.is_empty() {
+            return None;
+        }
+        let i = rng.random_range(0..self.candidates.len());
+        let a = self.candidates.swap_remove_back(i).expect("index in range");
+        self.candidate_set.remove(&a);
+        Some(a)
+    }
+
+    fn remove_candidate(&mut self, a: SocketAddr) {
+        self.candidate_set.remove(&a);
+        self.candidates.retain(|c| *c != a);
+    }
+}
+
+fn v4(addr: SocketAddr) -> Option<SocketAddrV4> {
+    match addr {
+        SocketAddr::V4(a) => Some(a),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+impl Peer {
+    /// Drops links gone silent and handshakes left unanswered.
+    pub(super) fn expire_links(&mut self, now: Micros) {
+        let (neighbor_timeout, handshake_timeout) = (self.cfg.neighbor_timeout, self.cfg.handshake_timeout);
+        let gone: Vec<(SocketAddr, DownReason, bool)> = self
+            .links
+            .table
+            .iter()
+            .filter_map(|(a, n)| Some((*a, n.expiry(now, neighbor_timeout, handshake_timeout)?, n.is_up())))
+            .collect();
+        for (a, reason, was_up) in gone {
+            self.remove_neighbor(a, reason, was_up);
+        }
+    }
+
+    /// Drops neighbour `a`, with what we served it and what we asked of it.
+    fn remove_neighbor(&mut self, a: SocketAddr, reason: DownReason, was_up: bool) {
+        let Some(n) = self.links.table.remove(&a) else { return };
+        if was_up {
+            self.out.event(Event::NeighborDown { peer: a, reason });
+        }
+        if n.as_child.is_child() {
+            self.out.event(Event::ChildDown { child: a });
+        }
+        self.upload.forget(a);
+        // Requests to it are given up now and re-requested elsewhere.
+        self.give_up_parent(a);
+        // Dropped until chosen again: it may come back through the tracker or peer exchange.
+        if reason != DownReason::Refused {
+            self.links.add_candidate(self.cfg.addr, a);
+        }
+    }
+
+    /// Sends our buffer map to each established neighbour whose keep-alive is due: it both
+    /// keeps the link and tells the neighbour what it may request from us.
+    pub(super) fn keepalives(&mut self, now: Micros) {
+        let due: Vec<SocketAddr> = self.links.up().filter(|(_, n)| n.next_keepalive <= now).map(|(a, _)| a).collect();
+        if due.is_empty() {
+            return;
+        }
+        let map = self.buffer_map(now);
+        for a in due {
+            let interval = self.cfg.keepalive_interval;
+            if let Some(n) = self.links.table.get_mut(&a) {
+                n.next_keepalive = now + interval;
+            }
+            let seq = self.links.next_seq(a);
+            self.out.push(a, seq, Message::KeepAlive(map));
+        }
+    }
+
+    /// Sends HELLOs to random candidates while below `max_neighbors`, at most
+    /// `hellos_per_second` on average.
+    pub(super) fn open_links(&mut self, now: Micros) {
+        let refill = self.cfg.hellos_per_second as f64 * self.cfg.tick as f64 / 1e6;
+        self.links.hello_credit = (self.links.hello_credit + refill).min(MAX_HELLO_CREDIT);
+        while self.links.hello_credit >= 1.0 && self.links.table.len() < self.cfg.max_neighbors {
+            let Some(a) = self.links.draw_candidate(&mut self.rng) else { break };
+            if self.links.table.contains_key(&a) {
+                continue;
+            }
+            self.links.hello_credit -= 1.0;
+            self.send_hello(now, a);
+        }
+    }
+
+    /// Opens a link to `to`, announcing our newest block.
+    fn send_hello(&mut self, now: Micros, to: SocketAddr) {
+        let nonce = self.rng.random::<u32>();
+        let n = self.new_neighbor(LinkState::HelloSent { nonce }, now, true);
+        self.links.table.insert(to, n);
+        let hello = Message::Hello(Hello {
+            role: self.cfg.role,
+            nonce,
+            channel: self.cfg.channel,
+            listen_port: self.cfg.addr.port(),
+            newest: self.newest(now),
+        });
+        self.out.push(to, 0, hello);
+    }
+
+    /// A neighbour in handshake; its keep-alives get a random phase so they do not all go out
+    /// on the same tick.
+    fn new_neighbor(&mut self, state: LinkState, now: Micros, initiator: bool) -> Neighbor {
+        Neighbor {
+            state,
+            since: now,
+            last_heard: now,
+            next_keepalive: now + self.rng.random_range(0..self.cfg.keepalive_interval.max(1)),
+            initiator,
+            seq: 0,
+            map: BufferMap::empty(),
+            as_parent: Parent::new(),
+            as_child: Child::default(),
+        }
+    }
+
+    pub(super) fn on_hello(&mut self, now: Micros, from: SocketAddr, h: Hello) {
+        if let Some(n) = self.links.table.get(&from) {
+            match n.state {
+                // Simultaneous open: the lower address keeps its HELLO, the other answers.
+                LinkState::HelloSent { .. } if self.cfg.addr < from => return,
+                LinkState::Up => {
+                    // The other side lost the link and starts over: so do we.
+                    self.remove_neighbor(from, DownReason::Timeout, true);
+                }
+                _ => {}
+            }
+        }
+        let status = if h.channel != self.cfg.channel {
+            LinkStatus::WrongChannel
+        } else if self.links.table.len() >= self.cfg.max_neighbors && !self.links.table.contains_key(&from) {
+            LinkStatus::Full
+        } else {
+            LinkStatus::Accepted
+        };
+        let nonce = self.rng.random::<u32>();
+        let peers = self.peer_exchange(from);
+        if status == LinkStatus::Accepted {
+            let n = self.new_neighbor(LinkState::ReplySent { nonce }, now, false);
+            self.links.table.insert(from, n);
+            self.links.remove_candidate(from);
+        } else if status == LinkStatus::WrongChannel {
+            self.out.drop_input(from, DropReason::WrongChannel);
+        }
+        let ack = LinkAck { status, echo: h.nonce, nonce, channel: self.cfg.channel };
+        self.out.push(from, 0, Message::HelloReply(HelloReply { ack, peers }));
+    }
+
+    /// Peer exchange: a few random established neighbours other than the asker.
+    fn peer_exchange(&mut self, asker: SocketAddr) -> PeerSet {
+        let mut up: Vec<SocketAddrV4> =
+            self.links.up().map(|(a, _)| a).filter(|a| *a != asker).filter_map(v4).collect();
+        let mut peers = PeerSet::new();
+        while !up.is_empty() && peers.len() < PeerSet::CAPACITY {
+            let i = self.rng.random_range(0..up.len());
+            peers.push(up.swap_remove(i));
+        }
+        peers
+    }
+
+    pub(super) fn on_reply(&mut self, now: Micros, from: SocketAddr, r: HelloReply) {
+        let Some(n) = self.links.table.get_mut(&from) else {
+            self.out.drop_input(from, DropReason::NotNeighbour);
+            return;
+        };
+        let LinkState::HelloSent { nonce } = n.state else {
+            self.out.drop_input(from, DropReason::UnexpectedMessage);
+            return;
+        };
+        if r.ack.echo != nonce {
+            self.out.drop_input(from, DropReason::BadNonce);
+            return;
+        }
+        for a in r.peers.as_slice() {
+            self.links.add_candidate(self.cfg.addr, SocketAddr::V4(*a));
+        }
+        if r.ack.status != LinkStatus::Accepted {
+            self.remove_neighbor(from, DownReason::Refused, false);
+            return;
+        }
+        self.links.table.get_mut(&from).expect("checked above").up(now);
+        let ack = LinkAck { status: LinkStatus::Accepted, echo: r.ack.nonce, nonce: 0, channel: self.cfg.channel };
+        let seq = self.links.next_seq(from);
+        self.out.push(from, seq, Message::Ack(ack));
+        self.link_up(from);
+    }
+
+    fn link_up(&mut self, a: SocketAddr) {
+        let initiator = self.links.table[&a].initiator;
+        self.out.event(Event::NeighborUp { peer: a, initiator });
+        let n = self.links.up().count();
+        self.out.stats.neighbors_max = self.out.stats.neighbors_max.max(n);
+    }
+
+    pub(super) fn on_ack(&mut self, now: Micros, from: SocketAddr, a: LinkAck) {
+        let Some(n) = self.links.table.get_mut(&from) else {
+            self.out.drop_input(from, DropReason::NotNeighbour);
+            return;
+        };
+        match n.state {
+            LinkState::ReplySent { nonce } if a.echo == nonce => {
+                n.up(now);
+                self.link_up(from);
+            }
+            LinkState::ReplySent { .. } => self.out.drop_input(from, DropReason::BadNonce),
+            _ => self.out.drop_input(from, DropReason::UnexpectedMessage),
+        }
+    }
+
+    pub(super) fn on_keepalive(&mut self, now: Micros, from: SocketAddr, map: BufferMap) {
+        match self.links.table.get_mut(&from) {
+            Some(n) if n.is_up() => {
+                n.last_heard = now;
+                n.map = map;
+            }
+            _ => self.out.drop_input(from, DropReason::NotNeighbour),
+        }
+    }
+
+    /// The tracker's answer to a registration: candidates for new links.
+    pub(super) fn on_peer_list(&mut self, from: SocketAddr, l: PeerList) {
+        if l.channel != self.cfg.channel {
+            return self.out.drop_input(from, DropReason::WrongChannel);
+        }
+        for a in l.peers {
+            self.links.add_candidate(self.cfg.addr, SocketAddr::V4(a));
+        }
+    }
+}

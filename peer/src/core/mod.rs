@@ -1,0 +1,280 @@
+//! The peer's sans-IO state machine. [`Peer`] ties together one part per concern, each in its
+//! own module with its state private to it:
+//!
+//! - [`links`]: the neighbour table — HELLO -> reply -> ACK, keep-alives, expiry, candidates;
+//! - [`pull`]: what we request and from whom — outstanding requests, parent choice, reassembly;
+//! - [`upload`]: serving children — their requests, the upload queue and its rate cap;
+//! - [`playback`]: the start-up buffer, per-block deadlines and the media handed out;
+//! - [`blocks`]: where blocks come from (the source's [`Origin`], a peer's store);
+//! - [`timers`]: when the core wakes; [`stats`]: what it reports.
+//!
+//! This module holds the session (start, end), the tick that drives the concerns in a fixed
+//! order, and the datagram dispatch.
+
+mod blocks;
+mod links;
+mod playback;
+mod pull;
+mod stats;
+mod timers;
+mod upload;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use rand::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+use soplab_node::truth::DownReason;
+use soplab_node::{DropReason, Event, Media, Micros, Node, Transmit};
+use soplab_wire::{Message, Register, Repr};
+
+use crate::config::PeerConfig;
+use blocks::Blocks;
+use links::Links;
+use playback::Playback;
+use pull::Pull;
+use timers::{Timer, Timers};
+use upload::Upload;
+
+pub use blocks::Origin;
+pub use stats::PeerStats;
+
+/// What the core hands its driver besides video: control datagrams, ground-truth events and
+/// the summary's counters. Every concern writes here, so it sits beside them all.
+struct Out {
+    control: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: PeerStats,
+}
+
+impl Out {
+    fn push(&mut self, dst: SocketAddr, seq: u32, message: Message<'_>) {
+        self.control.push_back(Transmit { dst, payload: Repr::new(seq, message).to_vec() });
+    }
+
+    fn event(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    /// Counts a datagram we refuse, by reason, and reports it with its sender.
+    fn drop_input(&mut self, from: SocketAddr, reason: DropReason) {
+        *self.stats.dropped.entry(reason.as_str().to_string()).or_default() += 1;
+        self.events.push_back(Event::Dropped { from, reason });
+    }
+}
+
+/// The peer (or source) core. Drive it through [`Node`].
+pub struct Peer {
+    cfg: PeerConfig,
+    /// Every random choice (nonces, keep-alive phases, peer choice, exploration) draws from
+    /// this one generator in a fixed order, so a seed replays a run exactly.
+    rng: Pcg64Mcg,
+    started: Option<Micros>,
+    ended: bool,
+    timers: Timers,
+    blocks: Blocks,
+    links: Links,
+    pull: Pull,
+    upload: Upload,
+    playback: Playback,
+    out: Out,
+}
+
+impl Peer {
+    /// A peer (or, with an origin, the source) that starts when first driven.
+    ///
+    /// # Panics
+    ///
+    /// If `origin` is given to a peer, or not given to the source (`cfg.role`): the role is
+    /// held by the config alone, and the source is the one node whose blocks come from an origin.
+    pub fn new(cfg: PeerConfig, origin: Option<Box<dyn Origin>>) -> Peer {
+        assert_eq!(origin.is_some(), cfg.is_source(), "an origin is given to the source, and only to it");
+        let stats = PeerStats { addr: cfg.addr.to_string(), role: cfg.role_name().to_string(), ..PeerStats::default() };
+        Peer {
+            rng: Pcg64Mcg::seed_from_u64(cfg.seed),
+            started: None,
+            ended: false,
+            timers: Timers::default(),
+            blocks: Blocks::new(origin),
+            links: Links::new(),
+            pull: Pull::new(&cfg),
+            upload: Upload::new(),
+            playback: Playback::new(),
+            out: Out { control: VecDeque::new(), events: VecDeque::new(), stats },
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &PeerConfig {
+        &self.cfg
+    }
+
+    /// Summary counters, with the current neighbour count.
+    pub fn stats(&self) -> PeerStats {
+        let mut s = self.out.stats.clone();
+        if !self.ended {
+            s.neighbors = self.up_neighbors().count();
+        }
+        s.continuity = s.computed_continuity();
+        s.sessions = u32::from(self.started.is_some());
+        s
+    }
+
+    /// Established neighbours' addresses.
+    pub fn up_neighbors(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.links.up().map(|(a, _)| a)
+    }
+
+    /// Ends the session: emits `SessionEnd` and goes quiet. A graceful end also leaves the
+    /// tracker; SopCast clients that quit just go silent, which is `graceful = false`.
+    pub fn shutdown(&mut self, graceful: bool) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        if graceful {
+            let leave = Message::Leave(soplab_wire::Leave {
+                role: self.cfg.role,
+                channel: self.cfg.channel,
+                listen_port: self.cfg.addr.port(),
+            });
+            self.out.push(self.cfg.tracker, 0, leave);
+        }
+        let up = self.links.clear();
+        self.out.stats.neighbors = up.len();
+        for a in up {
+            self.out.event(Event::NeighborDown { peer: a, reason: DownReason::Shutdown });
+        }
+        self.upload.clear();
+        self.out.event(Event::SessionEnd { graceful });
+    }
+
+    /// The source serves from its origin and never requests, reassembles or plays.
+    fn is_source(&self) -> bool {
+        self.cfg.is_source()
+    }
+
+    fn start(&mut self, now: Micros) {
+        self.started = Some(now);
+        self.timers.set(Timer::Tick, now);
+        self.upload.start(now);
+        self.out.event(Event::SessionStart { role: self.cfg.host_role() });
+    }
+
+    /// Runs every concern's periodic work. The order is part of the behaviour (it orders the
+    /// events, the datagrams and the random draws), so it stays fixed: tracker, links,
+    /// children, then, for a peer, requests and playback.
+    fn tick(&mut self, now: Micros) {
+        if self.timers.due(Timer::Tracker, now) {
+            self.register();
+            self.timers.set(Timer::Tracker, now + self.cfg.tracker_interval);
+        }
+        self.expire_links(now);
+        self.keepalives(now);
+        self.open_links(now);
+        self.expire_children(now);
+        if !self.is_source() {
+            self.expire_requests(now);
+            self.playback(now);
+            self.schedule(now);
+        }
+        let parents = self.pull.parent_count();
+        self.out.stats.max_parents = self.out.stats.max_parents.max(parents);
+    }
+
+    /// Registers with the tracker, which answers with peers for the channel.
+    fn register(&mut self) {
+        let reg = Message::Register(Register {
+            role: self.cfg.role,
+            channel: self.cfg.channel,
+            listen_port: self.cfg.addr.port(),
+            want: self.cfg.tracker_want,
+        });
+        self.out.push(self.cfg.tracker, 0, reg);
+    }
+}
+
+impl Node for Peer {
+    fn local_addr(&self) -> SocketAddr {
+        self.cfg.addr
+    }
+
+    fn handle_datagram(&mut self, now: Micros, from: SocketAddr, data: &[u8]) {
+        if self.ended {
+            return;
+        }
+        if self.started.is_none() {
+            self.start(now);
+        }
+        let repr = match Repr::parse(data) {
+            Ok(r) => r,
+            Err(_) => return self.out.drop_input(from, DropReason::Undecodable),
+        };
+        match repr.message {
+            Message::Hello(h) => self.on_hello(now, from, h),
+            Message::HelloReply(r) => self.on_reply(now, from, r),
+            Message::Ack(a) => self.on_ack(now, from, a),
+            Message::KeepAlive(m) => self.on_keepalive(now, from, m),
+            Message::Request(r) => self.on_request(now, from, r),
+            Message::Video(v) => {
+                if self.is_source() {
+                    self.out.drop_input(from, DropReason::UnexpectedMessage);
+                } else {
+                    self.on_video(now, from, &v);
+                }
+            }
+            Message::PeerList(l) if from == self.cfg.tracker => self.on_peer_list(from, l),
+            _ => self.out.drop_input(from, DropReason::UnexpectedMessage),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Micros) {
+        if self.ended {
+            return;
+        }
+        if self.started.is_none() {
+            self.start(now);
+        }
+        if self.timers.due(Timer::Tick, now) {
+            self.tick(now);
+            self.timers.set(Timer::Tick, now + self.cfg.tick);
+        }
+    }
+
+    fn poll_transmit(&mut self, now: Micros) -> Option<Transmit> {
+        if let Some(t) = self.out.control.pop_front() {
+            return Some(t);
+        }
+        if self.ended {
+            return None;
+        }
+        self.next_video(now)
+    }
+
+    fn poll_timeout(&self) -> Option<Micros> {
+        if self.ended {
+            return None;
+        }
+        let tick = self.timers.at(Timer::Tick);
+        Some(match self.upload.next_packet_at(self.cfg.upload_bps) {
+            Some(video) => tick.min(video),
+            None => tick,
+        })
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    fn handle_shutdown(&mut self, _now: Micros) {
+        self.shutdown(true);
+    }
+
+    fn handle_vanish(&mut self, _now: Micros) {
+        self.shutdown(false);
+    }
+
+    fn poll_media(&mut self) -> Option<Media> {
+        self.playback.next_media()
+    }
+}

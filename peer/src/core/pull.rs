@@ -1,0 +1,298 @@
+//! Pulling the stream: which missing blocks ahead of the playback point to request, from which
+//! parent (at most gamma at once, fast ones preferred), giving up on requests that stall, and
+//! reassembling the video that comes back.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use rand::RngExt;
+use soplab_node::{DropReason, Event, Micros};
+use soplab_wire::video::{Insert, Reassembler};
+use soplab_wire::{BLOCK_LEN, BufferMap, Message, Request, Video};
+
+use super::Peer;
+use crate::config::PeerConfig;
+
+/// Optimistic delivery rate (bytes/s) given to a parent never tried, so new parents get a
+/// chance; measured rates replace it.
+const FRESH_RATE: f64 = 200_000.0;
+
+/// What we know of a neighbour as a parent.
+#[derive(Debug)]
+pub(super) struct Parent {
+    /// Measured delivery rate (bytes/s, EWMA).
+    rate: f64,
+    /// Not asked for video before this time (it ignored a request: overloaded or gone).
+    backoff_until: Micros,
+    backoff: Micros,
+}
+
+impl Parent {
+    pub(super) fn new() -> Parent {
+        Parent { rate: FRESH_RATE, backoff_until: 0, backoff: 0 }
+    }
+
+    /// A parent that ignores requests (overloaded, like a source at its child limit) is left
+    /// alone for a while, longer each time.
+    fn ignored(&mut self, now: Micros, base: Micros) {
+        self.rate *= 0.5;
+        self.backoff = (self.backoff * 2).clamp(base, 16 * base);
+        self.backoff_until = now + self.backoff;
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    parent: SocketAddr,
+    first_block: u32,
+    count: u8,
+    sent_at: Micros,
+    /// Whether any packet of the response has come.
+    answered: bool,
+    /// When the last packet of the response came.
+    last_packet: Micros,
+}
+
+/// Our requests in flight and the responses being reassembled.
+pub(super) struct Pull {
+    reasm: Reassembler<(SocketAddr, u32)>,
+    /// By request id.
+    outstanding: BTreeMap<u32, Outstanding>,
+    /// Blocks of outstanding requests, so no block is asked twice at once.
+    requested: HashSet<u32>,
+    next_request_id: u32,
+}
+
+impl Pull {
+    pub(super) fn new(cfg: &PeerConfig) -> Pull {
+        // One reassembly slot per request we may have outstanding, and a few spare.
+        let slots = cfg.gamma * cfg.outstanding_per_parent + 4;
+        Pull {
+            reasm: Reassembler::new(slots),
+            outstanding: BTreeMap::new(),
+            requested: HashSet::new(),
+            next_request_id: 1,
+        }
+    }
+
+    fn parents(&self) -> HashSet<SocketAddr> {
+        self.outstanding.values().map(|o| o.parent).collect()
+    }
+
+    /// Parents with requests outstanding now.
+    pub(super) fn parent_count(&self) -> usize {
+        self.parents().len()
+    }
+
+    /// Whether request `o` is late at `now`.
+    fn late(o: &Outstanding, now: Micros, cfg: &PeerConfig) -> bool {
+        let age = now.saturating_sub(o.sent_at);
+        age > cfg.request_timeout
+            || (!o.answered && age > cfg.answer_timeout)
+            // Answered, then silent: a packet was lost; keep the whole blocks, re-request the rest.
+            || (o.answered && now.saturating_sub(o.last_packet) > cfg.answer_timeout)
+    }
+}
+
+impl Peer {
+    /// Gives up requests that stalled, and backs off the parents that ignored them.
+    pub(super) fn expire_requests(&mut self, now: Micros) {
+        let late: Vec<u32> =
+            self.pull.outstanding.iter().filter(|(_, o)| Pull::late(o, now, &self.cfg)).map(|(id, _)| *id).collect();
+        for id in late {
+            if let Some(o) = self.pull.outstanding.get(&id).copied()
+                && let Some(n) = self.links.get_mut(o.parent)
+            {
+                n.as_parent.ignored(now, self.cfg.parent_backoff);
+            }
+            self.give_up(id);
+        }
+    }
+
+    /// Gives up every request to `parent` (the link is gone), to re-request elsewhere.
+    pub(super) fn give_up_parent(&mut self, parent: SocketAddr) {
+        let lost: Vec<u32> =
+            self.pull.outstanding.iter().filter(|(_, o)| o.parent == parent).map(|(id, _)| *id).collect();
+        for id in lost {
+            self.give_up(id);
+        }
+    }
+
+    /// Abandons request `id`: keeps the blocks that arrived whole, frees the rest for
+    /// re-requesting.
+    fn give_up(&mut self, id: u32) {
+        let Some(o) = self.pull.outstanding.remove(&id) else { return };
+        let mut complete = Vec::new();
+        if let Some((report, data)) = self.pull.reasm.take((o.parent, id), id) {
+            for (i, b) in (report.first_block..).take(usize::from(report.count)).enumerate() {
+                if report.complete & (1 << i) != 0 {
+                    complete.push((b, Bytes::copy_from_slice(&data[i * BLOCK_LEN..(i + 1) * BLOCK_LEN])));
+                }
+            }
+        }
+        for b in o.first_block..o.first_block + u32::from(o.count) {
+            self.pull.requested.remove(&b);
+        }
+        let ids: Vec<u32> = complete.iter().map(|(b, _)| *b).collect();
+        for (b, data) in complete {
+            self.blocks.store_mut().insert(b, data);
+        }
+        self.out.stats.requests_timed_out += 1;
+        self.out.event(Event::RequestTimeout {
+            parent: o.parent,
+            request: id,
+            first_block: o.first_block,
+            count: o.count,
+            complete: ids,
+        });
+    }
+
+    /// Requests the missing blocks from the playback point up to `request_ahead`, while fewer
+    /// than gamma x `outstanding_per_parent` requests are out.
+    pub(super) fn schedule(&mut self, now: Micros) {
+        let Some(from) = self.play_point(now) else { return };
+        let ahead = self.cfg.blocks_in(self.cfg.request_ahead);
+        // A neighbour may announce any id up to u32::MAX - 1 (u32::MAX means "no block").
+        let end = from.saturating_add(ahead).min(u32::MAX - 1);
+        let max_out = self.cfg.gamma * self.cfg.outstanding_per_parent;
+        let mut parents = self.pull.parents();
+        let mut b = from;
+        while b < end && self.pull.outstanding.len() < max_out {
+            if !self.wanted(b) {
+                b += 1;
+                continue;
+            }
+            let Some(parent) = self.pick_parent(b, &parents, now) else {
+                b += 1;
+                continue;
+            };
+            let map = self.links.get_up(parent).expect("picked among established neighbours").map();
+            let count = self.request_len(b, end, map);
+            self.send_request(parent, b, count, now);
+            parents.insert(parent);
+            b += u32::from(count);
+        }
+    }
+
+    /// Whether block `b` is neither stored nor already asked for.
+    fn wanted(&self, b: u32) -> bool {
+        !self.blocks.store().has(b) && !self.pull.requested.contains(&b)
+    }
+
+    /// How many blocks from `b` to ask in one request: following blocks the same parent has
+    /// (`map`) and we still want, up to `request_blocks`.
+    fn request_len(&self, b: u32, end: u32, map: BufferMap) -> u8 {
+        let mut count: u8 = 1;
+        while count < self.cfg.request_blocks {
+            let next = b.saturating_add(u32::from(count));
+            if next >= end || !map.contains(next) || !self.wanted(next) {
+                break;
+            }
+            count += 1;
+        }
+        count
+    }
+
+    /// The parent to ask for `block`: an established neighbour that has it, is not backed off
+    /// and has room for another request; a new one only while fewer than gamma are in use.
+    fn pick_parent(&mut self, block: u32, parents: &HashSet<SocketAddr>, now: Micros) -> Option<SocketAddr> {
+        let full = parents.len() >= self.cfg.gamma;
+        let mut best: Option<(f64, SocketAddr)> = None;
+        for (a, n) in self.links.up() {
+            if !n.map().contains(block) || (full && !parents.contains(&a)) || n.as_parent.backoff_until > now {
+                continue;
+            }
+            let out = self.pull.outstanding.values().filter(|o| o.parent == a).count();
+            if out >= self.cfg.outstanding_per_parent {
+                continue;
+            }
+            // Prefer fast parents, with noise so slower ones are still tried now and then.
+            let score = n.as_parent.rate * (0.5 + self.rng.random::<f64>());
+            if best.is_none_or(|(s, _)| score > s) {
+                best = Some((score, a));
+            }
+        }
+        best.map(|(_, a)| a)
+    }
+
+    fn send_request(&mut self, parent: SocketAddr, first_block: u32, count: u8, now: Micros) {
+        let request = self.pull.next_request_id;
+        self.pull.next_request_id = self.pull.next_request_id.wrapping_add(1).max(1);
+        for b in first_block..first_block + u32::from(count) {
+            self.pull.requested.insert(b);
+        }
+        self.pull.outstanding.insert(
+            request,
+            Outstanding { parent, first_block, count, sent_at: now, answered: false, last_packet: now },
+        );
+        self.out.stats.requests_sent += 1;
+        self.out.event(Event::RequestSent { parent, request, first_block, count });
+        let seq = self.links.next_seq(parent);
+        let message = Message::Request(Request { request, first_block, count, channel: self.cfg.channel });
+        self.out.push(parent, seq, message);
+    }
+
+    /// A packet of a response to one of our requests.
+    pub(super) fn on_video(&mut self, now: Micros, from: SocketAddr, v: &Video<'_>) {
+        let Some(o) = self.requested_by_us(from, v) else { return };
+        if let Some(n) = self.links.get_mut(from) {
+            n.heard(now);
+            n.as_parent.backoff = 0;
+        }
+        if let Some(o) = self.pull.outstanding.get_mut(&v.request) {
+            o.answered = true;
+            o.last_packet = now;
+        }
+        let blocks = match self.pull.reasm.insert((from, v.request), now, v) {
+            Ok(Insert::Duplicate) => return self.out.drop_input(from, DropReason::Duplicate),
+            Ok(Insert::Stored { .. }) => {
+                self.out.stats.downloaded_bytes += v.payload.len() as u64;
+                return;
+            }
+            Ok(Insert::Complete(c)) => (0..usize::from(c.count))
+                .map(|i| Bytes::copy_from_slice(&c.data[i * BLOCK_LEN..(i + 1) * BLOCK_LEN]))
+                .collect::<Vec<_>>(),
+            Err(_) => return self.out.drop_input(from, DropReason::Unrequested),
+        };
+        self.response_complete(now, from, v.request, o, blocks);
+        self.schedule(now);
+    }
+
+    /// The request `v` answers, if it is ours and went to `from` (else the packet is dropped).
+    fn requested_by_us(&mut self, from: SocketAddr, v: &Video<'_>) -> Option<Outstanding> {
+        if self.links.get_up(from).is_none() {
+            self.out.drop_input(from, DropReason::NotNeighbour);
+            return None;
+        }
+        match self.pull.outstanding.get(&v.request).copied() {
+            Some(o) if o.parent == from && o.first_block == v.first_block && o.count == v.count => Some(o),
+            _ => {
+                self.out.drop_input(from, DropReason::Unrequested);
+                None
+            }
+        }
+    }
+
+    /// Stores a whole response and updates the parent's measured rate.
+    fn response_complete(&mut self, now: Micros, from: SocketAddr, request: u32, o: Outstanding, blocks: Vec<Bytes>) {
+        self.pull.outstanding.remove(&request);
+        let bytes = (blocks.len() * BLOCK_LEN) as u64;
+        for (i, data) in blocks.into_iter().enumerate() {
+            let b = o.first_block + i as u32;
+            self.pull.requested.remove(&b);
+            self.blocks.store_mut().insert(b, data);
+        }
+        let elapsed = now.saturating_sub(o.sent_at).max(1) as f64 / 1e6;
+        if let Some(n) = self.links.get_mut(from) {
+            n.as_parent.rate = 0.7 * n.as_parent.rate + 0.3 * (bytes as f64 / elapsed);
+        }
+        self.out.event(Event::ResponseReceived {
+            parent: from,
+            request,
+            first_block: o.first_block,
+            count: o.count,
+            bytes,
+        });
+    }
+}
