@@ -18,6 +18,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -94,6 +95,44 @@ impl Daemon {
         let written = serde_json::from_slice(&std::fs::read(file).unwrap()).expect("--stats parses");
         let printed = serde_json::from_str(&std::fs::read_to_string(&self.out).unwrap()).expect("stdout parses");
         (written, printed)
+    }
+}
+
+/// `soplab tracker --listen <at> --seed 1 <more>`, once it is bound.
+fn tracker(dir: &TempDir, at: SocketAddr, more: &str) -> Daemon {
+    Daemon::start(dir.path(), "tracker", &format!("tracker --listen {at} --seed 1 {more}")).wait_bound(at)
+}
+
+/// `soplab source --listen <at> --tracker <tracker> --seed 2 <more>`, once it is bound.
+fn source(dir: &TempDir, at: SocketAddr, tracker: SocketAddr, more: &str) -> Daemon {
+    let line = format!("source --listen {at} --tracker {tracker} --seed 2 {more}");
+    Daemon::start(dir.path(), "source", &line).wait_bound(at)
+}
+
+/// `soplab peer --addr <first> --count 3 --tracker <tracker> --bitrate 500k <more>`.
+fn peers(dir: &TempDir, first: SocketAddrV4, tracker: SocketAddr, more: &str) -> Daemon {
+    let line = format!("peer --addr {first} --count {PEERS} --tracker {tracker} --bitrate 500k {more}");
+    Daemon::start(dir.path(), "peers", &line)
+}
+
+/// What each streaming test starts from: its turn (one swarm at a time), its directory, and its
+/// addresses, 127.88.X.`base` for the tracker, `base + 1` for the source, from `base + 2` up for
+/// the peers.
+struct Setup {
+    _one: MutexGuard<'static, ()>,
+    dir: TempDir,
+    tracker: SocketAddr,
+    source: SocketAddr,
+    first: SocketAddrV4,
+}
+
+fn setup(name: &str, base: u8) -> Setup {
+    Setup {
+        _one: serial(),
+        dir: TempDir::new(name),
+        tracker: addr(base, 3900),
+        source: addr(base + 1, 3901),
+        first: SocketAddrV4::new(test_ip(base + 2), 3908),
     }
 }
 
@@ -174,44 +213,20 @@ fn http_get(addr: SocketAddr) -> (String, String, usize) {
 
 #[test]
 fn tracker_introduces_a_swarm_and_stops_by_itself() {
-    let _one = serial();
-    let dir = TempDir::new("tracker-binary");
-    let (tracker, source) = (addr(11, 3900), addr(12, 3901));
+    let Setup { _one, dir, tracker: tracker_addr, source: source_addr, first } = setup("tracker-binary", 11);
     let (truth, stats) = (dir.join("tracker.jsonl"), dir.join("tracker.stats.json"));
     let started = Instant::now();
-    let mut daemon = Daemon::start(
-        dir.path(),
-        "tracker",
-        &format!(
-            "tracker --listen {tracker} --seed 1 --duration {}s --truth {} --stats {}",
-            RUN.as_secs(),
-            path(&truth),
-            path(&stats)
-        ),
-    )
-    .wait_bound(tracker);
+    let run = format!("--duration {}s --truth {} --stats {}", RUN.as_secs(), path(&truth), path(&stats));
+    let mut daemon = tracker(&dir, tracker_addr, &run);
 
     // A source and peers, stopped (so leaving the tracker) a second before the tracker stops.
     let (source_stats, peer_stats) = (dir.join("source.stats.json"), dir.join("peers.stats.json"));
     let end = until(started, Duration::from_secs(1));
-    let mut src = Daemon::start(
-        dir.path(),
-        "source",
-        &format!(
-            "source --listen {source} --tracker {tracker} --synthetic-seed 3 --seed 2 --duration {end} --stats {}",
-            path(&source_stats)
-        ),
-    );
-    let mut peers = Daemon::start(
-        dir.path(),
-        "peers",
-        &format!(
-            "peer --addr {} --count {PEERS} --tracker {tracker} --seed 10 --http-port 0 --duration {end} --stats {}",
-            addr(13, 3908),
-            path(&peer_stats)
-        ),
-    );
-    peers.exits_ok_within(RUN + Duration::from_secs(5));
+    let more = format!("--synthetic-seed 3 --duration {end} --stats {}", path(&source_stats));
+    let mut src = source(&dir, source_addr, tracker_addr, &more);
+    let more = format!("--seed 10 --http-port 0 --duration {end} --stats {}", path(&peer_stats));
+    let mut hosted = peers(&dir, first, tracker_addr, &more);
+    hosted.exits_ok_within(RUN + Duration::from_secs(5));
     src.exits_ok_within(Duration::from_secs(5));
 
     daemon.exits_ok_within(Duration::from_secs(8));
@@ -224,62 +239,49 @@ fn tracker_introduces_a_swarm_and_stops_by_itself() {
     assert_eq!(s.leaves, PEERS as u64 + 1, "everyone left when stopped: {s:?}");
     assert_eq!((s.entries, s.drops.total()), (0, 0), "{s:?}");
     let lines = truth_lines(&truth);
-    assert!(lines.iter().all(|l| l.node == tracker));
+    assert!(lines.iter().all(|l| l.node == tracker_addr));
     let registered = lines.iter().filter(|l| matches!(l.event, Event::TrackerRegister { new: true, .. })).count();
     let left = lines.iter().filter(|l| matches!(l.event, Event::TrackerExpire { leave: true, .. })).count();
     assert_eq!((registered, left), (PEERS + 1, PEERS + 1));
 
     let (source_stats, _): (PeerStats, PeerStats) = src.stats(&source_stats);
     assert!(source_stats.uploaded_bytes > 0);
-    let (peer_stats, _): (Vec<PeerStats>, Vec<PeerStats>) = peers.stats(&peer_stats);
+    let (peer_stats, _): (Vec<PeerStats>, Vec<PeerStats>) = hosted.stats(&peer_stats);
     assert_eq!(peer_stats.len(), PEERS);
     assert_streamed(&peer_stats);
 }
 
 #[test]
 fn source_streams_a_file_to_three_peers_and_stops_by_itself() {
-    let _one = serial();
-    let dir = TempDir::new("source-binary");
-    let (tracker, source) = (addr(41, 3900), addr(42, 3901));
-    let first = SocketAddrV4::new(test_ip(43), 3908);
+    let Setup { _one, dir, tracker: tracker_addr, source: source_addr, first } = setup("source-binary", 41);
     // The media file: 300 kB of pseudo-random bytes (not a whole number of blocks: it loops).
     let media: Vec<u8> = (0..300_001u64).map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8).collect();
     let media_path = dir.file("media.ts", &media);
     let content = Content::file(&media_path).unwrap();
 
-    let mut tracker_daemon =
-        Daemon::start(dir.path(), "tracker", &format!("tracker --listen {tracker} --seed 1")).wait_bound(tracker);
+    let mut tracker_daemon = tracker(&dir, tracker_addr, "");
     let (truth, stats) = (dir.join("source.jsonl"), dir.join("source.stats.json"));
     let started = Instant::now();
-    let mut daemon = Daemon::start(
-        dir.path(),
-        "source",
-        &format!(
-            "source --listen {source} --tracker {tracker} --file {} --bitrate 500k --seed 2 --duration {}s \
-             --truth {} --stats {}",
-            path(&media_path),
-            RUN.as_secs(),
-            path(&truth),
-            path(&stats)
-        ),
-    )
-    .wait_bound(source);
+    let more = format!(
+        "--file {} --bitrate 500k --duration {}s --truth {} --stats {}",
+        path(&media_path),
+        RUN.as_secs(),
+        path(&truth),
+        path(&stats)
+    );
+    let mut daemon = source(&dir, source_addr, tracker_addr, &more);
 
     // Peers that stop before the source does, keeping what they played and their truth.
     let (peer_truth, played, peer_stats) = (dir.join("truth"), dir.join("played"), dir.join("peers.stats.json"));
-    let mut peers = Daemon::start(
-        dir.path(),
-        "peers",
-        &format!(
-            "peer --addr {first} --count {PEERS} --tracker {tracker} --bitrate 500k --seed 10 --http-port 0 \
-             --duration {} --stats {} --truth-dir {} --played-dir {}",
-            until(started, Duration::from_secs(1)),
-            path(&peer_stats),
-            path(&peer_truth),
-            path(&played)
-        ),
+    let more = format!(
+        "--seed 10 --http-port 0 --duration {} --stats {} --truth-dir {} --played-dir {}",
+        until(started, Duration::from_secs(1)),
+        path(&peer_stats),
+        path(&peer_truth),
+        path(&played)
     );
-    peers.exits_ok_within(RUN + Duration::from_secs(5));
+    let mut hosted = peers(&dir, first, tracker_addr, &more);
+    hosted.exits_ok_within(RUN + Duration::from_secs(5));
 
     daemon.exits_ok_within(Duration::from_secs(8));
     let took = started.elapsed();
@@ -287,7 +289,7 @@ fn source_streams_a_file_to_three_peers_and_stops_by_itself() {
     assert!(took >= RUN && took < RUN + Duration::from_secs(5), "stopped after {took:?}");
 
     let (s, printed): (PeerStats, PeerStats) = daemon.stats(&stats);
-    assert_eq!((s.role.as_str(), s.addr.as_str()), ("source", source.to_string().as_str()));
+    assert_eq!((s.role.as_str(), s.addr.as_str()), ("source", source_addr.to_string().as_str()));
     assert_eq!(printed.uploaded_bytes, s.uploaded_bytes);
     assert!(s.uploaded_bytes > 0 && s.responses_sent > 0, "{s:?}");
     assert!((1..=11).contains(&s.max_children), "{s:?}");
@@ -296,7 +298,7 @@ fn source_streams_a_file_to_three_peers_and_stops_by_itself() {
     assert!(lines.iter().any(|l| matches!(l.event, Event::ResponseSent { .. })));
     assert!(matches!(lines.last().unwrap().event, Event::SessionEnd { .. }));
 
-    let (peer_stats, _): (Vec<PeerStats>, Vec<PeerStats>) = peers.stats(&peer_stats);
+    let (peer_stats, _): (Vec<PeerStats>, Vec<PeerStats>) = hosted.stats(&peer_stats);
     assert_eq!(peer_stats.len(), PEERS);
     assert_streamed(&peer_stats);
     // Every played block is the file's.
@@ -308,17 +310,8 @@ fn sigterm_stops_the_source_cleanly() {
     let dir = TempDir::new("source-sigterm");
     let (truth, stats) = (dir.join("source.jsonl"), dir.join("source.stats.json"));
     // No tracker there: the source just keeps registering in vain.
-    let mut daemon = Daemon::start(
-        dir.path(),
-        "source",
-        &format!(
-            "source --listen {} --tracker {} --truth {} --stats {}",
-            addr(49, 3901),
-            addr(48, 3900),
-            path(&truth),
-            path(&stats)
-        ),
-    );
+    let more = format!("--truth {} --stats {}", path(&truth), path(&stats));
+    let mut daemon = source(&dir, addr(49, 3901), addr(48, 3900), &more);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(daemon.guard.is_running(), "the source runs until told to stop");
     daemon.stop();
@@ -332,43 +325,24 @@ fn sigterm_stops_the_source_cleanly() {
 
 #[test]
 fn three_peers_in_one_process_stream_and_stop_by_themselves() {
-    let _one = serial();
-    let dir = TempDir::new("peer-binary");
-    let (tracker, source) = (addr(71, 3900), addr(72, 3901));
-    let first = SocketAddrV4::new(test_ip(73), 3908);
+    let Setup { _one, dir, tracker: tracker_addr, source: source_addr, first } = setup("peer-binary", 71);
 
     // A tracker and a source, stopped after the peers.
     let (tracker_stats, source_stats) = (dir.join("tracker.stats.json"), dir.join("source.stats.json"));
-    let mut tracker_daemon = Daemon::start(
-        dir.path(),
-        "tracker",
-        &format!("tracker --listen {tracker} --seed 1 --stats {}", path(&tracker_stats)),
-    )
-    .wait_bound(tracker);
-    let mut src = Daemon::start(
-        dir.path(),
-        "source",
-        &format!(
-            "source --listen {source} --tracker {tracker} --synthetic-seed 5 --seed 2 --stats {}",
-            path(&source_stats)
-        ),
-    )
-    .wait_bound(source);
+    let mut tracker_daemon = tracker(&dir, tracker_addr, &format!("--stats {}", path(&tracker_stats)));
+    let more = format!("--synthetic-seed 5 --stats {}", path(&source_stats));
+    let mut src = source(&dir, source_addr, tracker_addr, &more);
 
     let (truth, played, stats) = (dir.join("truth"), dir.join("played"), dir.join("peers.stats.json"));
     let started = Instant::now();
-    let mut daemon = Daemon::start(
-        dir.path(),
-        "peers",
-        &format!(
-            "peer --addr {first} --count {PEERS} --tracker {tracker} --bitrate 500k --seed 100 --duration {}s \
-             --stagger 300ms --truth-dir {} --played-dir {} --stats {} --http-port 8902",
-            RUN.as_secs(),
-            path(&truth),
-            path(&played),
-            path(&stats)
-        ),
+    let more = format!(
+        "--seed 100 --duration {}s --stagger 300ms --truth-dir {} --played-dir {} --stats {} --http-port 8902",
+        RUN.as_secs(),
+        path(&truth),
+        path(&played),
+        path(&stats)
     );
+    let mut daemon = peers(&dir, first, tracker_addr, &more);
 
     // Mid-run, a player asks the first peer for its stream.
     std::thread::sleep(Duration::from_secs(8));
