@@ -1,12 +1,23 @@
 //! End-to-end: soplab swarms in network namespaces, captured by real tcpdump, churned by a
 //! compressed workload, and torn down even when the orchestrator is SIGKILLed.
+//!
+//! The tests need root, iproute2, tcpdump and ndpiReader; without them each says what is
+//! missing and passes, unless `SOPLAB_REQUIRE_NETNS=1` (CI), in which case it fails. They run
+//! `soplab` as a separate process, as users do. `cargo test --workspace` builds it (the `soplab`
+//! package's own tests need the binary); to run these tests alone, build it first with
+//! `cargo build -p soplab --profile test`. Helpers come from soplab-testkit.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-use soplab_netns_tests::*;
+use soplab_rundir::truth::{Event, Line};
+use soplab_testkit::{
+    namespaces, ndpi_flows, netns_available, netns_swarm_args, processes_mentioning, read_json, remove_run_dir,
+    run_dir, run_ok, serial, soplab_exe, tcpdump_udp, truth_events,
+};
 
 /// The tracker's address in every netns run.
 const TRACKER: &str = "198.18.0.1:3900";
@@ -16,19 +27,23 @@ const CONTROL: [usize; 5] = [52, 80, 28, 42, 46];
 const VIDEO: [usize; 9] = [1320, 1200, 1080, 960, 840, 720, 600, 480, 360];
 
 fn run_json(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("run.json")).expect("run.json")).expect("run.json is JSON")
+    read_json(&dir.join("run.json"))
 }
 
-fn soplab(args: &[&str]) -> std::process::Output {
-    let out = Command::new(soplab_exe()).args(args).output().expect("run soplab");
-    assert!(
-        out.status.success(),
-        "soplab {} failed:\n{}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+/// Runs `soplab swarm --mode netns --peers <peers> --vantage <vantage> <more...> --out <dir>`,
+/// which must succeed.
+fn netns_swarm(peers: usize, vantage: usize, more: &[&str], dir: &Path) -> Output {
+    run_ok(&soplab_exe(), &netns_swarm_args(peers, vantage, more, dir))
+}
+
+/// One swarm at a time, or `None` (after saying why) when this machine cannot run netns tests.
+fn begin(test: &str) -> Option<MutexGuard<'static, ()>> {
+    netns_available(test).then(serial)
+}
+
+/// A truth line's time in seconds.
+fn secs(l: &Line) -> f64 {
+    l.ts_us as f64 / 1e6
 }
 
 /// Nothing of the run is left: no namespace with its prefix, no process naming its directory.
@@ -47,26 +62,9 @@ fn assert_nothing_left(prefix: &str, dir: &Path) {
 
 #[test]
 fn thirty_peers_captured_at_five_vantage_points_and_on_the_bridge() {
-    if !netns_available("thirty_peers_captured_at_five_vantage_points_and_on_the_bridge") {
-        return;
-    }
-    let _one = serial();
+    let Some(_one) = begin("thirty_peers_captured_at_five_vantage_points_and_on_the_bridge") else { return };
     let dir = run_dir("thirty");
-    let d = dir.display().to_string();
-    soplab(&[
-        "swarm",
-        "--mode",
-        "netns",
-        "--peers",
-        "30",
-        "--vantage",
-        "5",
-        "--bridge-capture",
-        "--duration",
-        "3m",
-        "--out",
-        &d,
-    ]);
+    netns_swarm(30, 5, &["--bridge-capture", "--duration", "3m"], &dir);
     let run = run_json(&dir);
     let prefix = run["prefix"].as_str().unwrap().to_string();
     assert_nothing_left(&prefix, &dir);
@@ -112,7 +110,7 @@ fn thirty_peers_captured_at_five_vantage_points_and_on_the_bridge() {
         assert!(seen.contains(h["address"].as_str().unwrap()), "the bridge never saw {h}");
     }
     let truth = truth_events(&dir);
-    let ts: Vec<f64> = truth.iter().map(|(_, e)| e["ts_us"].as_u64().unwrap() as f64 / 1e6).collect();
+    let ts: Vec<f64> = truth.iter().map(|(_, e)| secs(e)).collect();
     let (t0, t1) = (ts.iter().copied().fold(f64::MAX, f64::min), ts.iter().copied().fold(0.0, f64::max));
     let (c0, c1) = (bridge_udp[0].ts, bridge_udp[bridge_udp.len() - 1].ts);
     assert!(c0 <= t0 + 0.01, "capture starts ({c0}) before the first daemon event ({t0})");
@@ -121,7 +119,7 @@ fn thirty_peers_captured_at_five_vantage_points_and_on_the_bridge() {
     assert!(t0 <= epoch + 1.0 && t1 >= epoch + 179.0, "truth covers the 3 minutes: {t0}..{t1}, epoch {epoch}");
 
     // And the swarm streamed.
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = read_json(&dir.join("summary.json"));
     let peers = summary["peers"].as_array().unwrap();
     assert_eq!(peers.len(), 30);
     assert!(peers.iter().all(|p| p["played_matches_source"] == true), "{peers:?}");
@@ -132,31 +130,9 @@ fn thirty_peers_captured_at_five_vantage_points_and_on_the_bridge() {
 
 #[test]
 fn a_compressed_workload_starts_and_stops_every_peer_on_schedule() {
-    if !netns_available("a_compressed_workload_starts_and_stops_every_peer_on_schedule") {
-        return;
-    }
-    let _one = serial();
+    let Some(_one) = begin("a_compressed_workload_starts_and_stops_every_peer_on_schedule") else { return };
     let dir = run_dir("churn");
-    let d = dir.display().to_string();
-    soplab(&[
-        "swarm",
-        "--mode",
-        "netns",
-        "--peers",
-        "30",
-        "--vantage",
-        "5",
-        "--workload",
-        "event",
-        "--time-scale",
-        "10",
-        "--duration",
-        "90s",
-        "--seed",
-        "5",
-        "--out",
-        &d,
-    ]);
+    netns_swarm(30, 5, &["--workload", "event", "--time-scale", "10", "--duration", "90s", "--seed", "5"], &dir);
     let run = run_json(&dir);
     assert_nothing_left(run["prefix"].as_str().unwrap(), &dir);
     let epoch = run["epoch_us"].as_u64().unwrap() as f64 / 1e6;
@@ -174,7 +150,7 @@ fn a_compressed_workload_starts_and_stops_every_peer_on_schedule() {
     }
     let hosts: Vec<&serde_json::Value> =
         run["hosts"].as_array().unwrap().iter().filter(|h| h["role"] == "peer").collect();
-    let mut by_stem: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    let mut by_stem: BTreeMap<String, Vec<Line>> = BTreeMap::new();
     for (stem, e) in truth_events(&dir) {
         by_stem.entry(stem).or_default().push(e);
     }
@@ -182,14 +158,15 @@ fn a_compressed_workload_starts_and_stops_every_peer_on_schedule() {
     for (k, h) in hosts.iter().enumerate() {
         let stem = format!("peer-{}", h["address"].as_str().unwrap().replace(':', "-"));
         let events = by_stem.get(&stem).cloned().unwrap_or_default();
-        let at = |name: &str| -> Vec<(f64, bool)> {
-            events
-                .iter()
-                .filter(|e| e["event"] == name)
-                .map(|e| (e["ts_us"].as_u64().unwrap() as f64 / 1e6 - epoch, e["graceful"] == true))
-                .collect()
-        };
-        let (starts, ends) = (at("session_start"), at("session_end"));
+        let starts: Vec<f64> =
+            events.iter().filter(|e| matches!(e.event, Event::SessionStart { .. })).map(|e| secs(e) - epoch).collect();
+        let ends: Vec<(f64, bool)> = events
+            .iter()
+            .filter_map(|e| match e.event {
+                Event::SessionEnd { graceful } => Some((secs(e) - epoch, graceful)),
+                _ => None,
+            })
+            .collect();
         if k < 5 {
             assert!(h["vantage"] == true && h["churned"] == false);
             assert_eq!((starts.len(), ends.len()), (1, 1), "vantage peer {stem} runs once, all along");
@@ -199,7 +176,7 @@ fn a_compressed_workload_starts_and_stops_every_peer_on_schedule() {
         let want = schedule.get(&(k - 5)).cloned().unwrap_or_default();
         assert_eq!(starts.len(), want.len(), "{stem}: sessions {starts:?} against the schedule {want:?}");
         assert_eq!(ends.len(), want.len(), "{stem}: ends {ends:?} against the schedule {want:?}");
-        for ((ws, we), ((s, _), (e, graceful))) in want.iter().zip(starts.iter().zip(&ends)) {
+        for ((ws, we), (s, (e, graceful))) in want.iter().zip(starts.iter().zip(&ends)) {
             worst = worst.max((ws - s).abs()).max((we - e).abs());
             assert!((ws - s).abs() <= 1.0 && (we - e).abs() <= 1.0, "{stem}: ran {s:.3}..{e:.3}, scheduled {ws}..{we}");
             // A client leaving before the end vanishes; one still on at the end is stopped.
@@ -218,16 +195,11 @@ fn a_compressed_workload_starts_and_stops_every_peer_on_schedule() {
 
 #[test]
 fn a_sigkilled_run_is_swept_by_the_next_run_and_by_cleanup() {
-    if !netns_available("a_sigkilled_run_is_swept_by_the_next_run_and_by_cleanup") {
-        return;
-    }
-    let _one = serial();
+    let Some(_one) = begin("a_sigkilled_run_is_swept_by_the_next_run_and_by_cleanup") else { return };
     for (i, sweeper) in ["next run", "cleanup"].iter().enumerate() {
         let dir = run_dir(&format!("killed-{i}"));
-        let d = dir.display().to_string();
         let mut child = Command::new(soplab_exe())
-            .args(["swarm", "--mode", "netns", "--peers", "8", "--vantage", "2", "--bridge-capture"])
-            .args(["--duration", "5m", "--out", &d])
+            .args(netns_swarm_args(8, 2, &["--bridge-capture", "--duration", "5m"], &dir))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -247,26 +219,14 @@ fn a_sigkilled_run_is_swept_by_the_next_run_and_by_cleanup() {
 
         if *sweeper == "next run" {
             let next = run_dir(&format!("after-kill-{i}"));
-            let out = soplab(&[
-                "swarm",
-                "--mode",
-                "netns",
-                "--peers",
-                "3",
-                "--vantage",
-                "1",
-                "--duration",
-                "10s",
-                "--out",
-                &next.display().to_string(),
-            ]);
+            let out = netns_swarm(3, 1, &["--duration", "10s"], &next);
             let run = run_json(&next);
             let swept: Vec<&str> = run["swept"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
             assert!(stale.iter().all(|n| swept.contains(&n.as_str())), "{swept:?} {stale:?} {out:?}");
             assert_nothing_left(run["prefix"].as_str().unwrap(), &next);
             remove_run_dir(&next);
         } else {
-            let out = soplab(&["cleanup"]);
+            let out = run_ok(&soplab_exe(), &["cleanup"]);
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(text.contains("removed"), "{text}");
         }
@@ -277,40 +237,13 @@ fn a_sigkilled_run_is_swept_by_the_next_run_and_by_cleanup() {
 
 #[test]
 fn tc_rates_cap_what_each_peer_host_uploads() {
-    if !netns_available("tc_rates_cap_what_each_peer_host_uploads") {
-        return;
-    }
-    let _one = serial();
+    let Some(_one) = begin("tc_rates_cap_what_each_peer_host_uploads") else { return };
     let dir = run_dir("links");
-    let d = dir.display().to_string();
-    soplab(&[
-        "swarm",
-        "--mode",
-        "netns",
-        "--peers",
-        "12",
-        "--vantage",
-        "1",
-        "--bridge-capture",
-        // A source that can feed about two children makes the peers relay, so the slow hosts
-        // are pushed against their cap.
-        "--source-upload",
-        "1M",
-        "--upload",
-        "choice(256k:0.5,20M:0.5)",
-        "--download",
-        "50M",
-        "--delay",
-        "10ms",
-        "--jitter",
-        "5ms",
-        "--loss",
-        "0.005",
-        "--duration",
-        "25s",
-        "--out",
-        &d,
-    ]);
+    // A source that can feed about two children makes the peers relay, so the slow hosts are
+    // pushed against their cap.
+    let links = ["--source-upload", "1M", "--upload", "choice(256k:0.5,20M:0.5)", "--download", "50M"];
+    let impairments = ["--delay", "10ms", "--jitter", "5ms", "--loss", "0.005"];
+    netns_swarm(12, 1, &[&["--bridge-capture"][..], &links, &impairments, &["--duration", "25s"]].concat(), &dir);
     let run = run_json(&dir);
     assert_nothing_left(run["prefix"].as_str().unwrap(), &dir);
     let rates: BTreeMap<String, u64> = run["hosts"]
@@ -350,7 +283,7 @@ fn tc_rates_cap_what_each_peer_host_uploads() {
         }
     }
     assert!(slow_checked > 0, "no 256k host came near its cap, so the test proved nothing: {sent:?}");
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = read_json(&dir.join("summary.json"));
     // The slow hosts did not stop the stream: the source and the fast peers carry it.
     let played = summary["peers"].as_array().unwrap().iter().filter(|p| p["blocks_played"].as_u64() > Some(0)).count();
     assert_eq!(played, 12);

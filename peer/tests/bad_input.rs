@@ -15,6 +15,7 @@ use std::rc::Rc;
 use proptest::prelude::*;
 use soplab_node::{DropReason, Event, Media, Micros, Node, SECOND, Transmit};
 use soplab_peer::{Peer, PeerConfig};
+use soplab_testkit::v4;
 use soplab_wire::video::{Insert, fragment_count};
 use soplab_wire::{
     BLOCK_LEN, BufferMap, Hello, HelloReply, LinkAck, LinkStatus, Message, PeerList, PeerSet, Reassembler, Repr,
@@ -22,10 +23,6 @@ use soplab_wire::{
 };
 
 const CHANNEL: u32 = 7;
-
-fn v4(a: u8, b: u8, c: u8, d: u8, port: u16) -> SocketAddr {
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), port))
-}
 
 /// The peer under test.
 fn me() -> SocketAddr {
@@ -98,22 +95,6 @@ fn video_packets(request: u32, first_block: u32, count: u8) -> Vec<Vec<u8>> {
 
 fn parse(payload: &[u8]) -> Message<'_> {
     Repr::parse(payload).expect("the peer emits valid datagrams").message
-}
-
-fn reason_name(r: DropReason) -> &'static str {
-    match r {
-        DropReason::Undecodable => "undecodable",
-        DropReason::WrongChannel => "wrong_channel",
-        DropReason::UnexpectedMessage => "unexpected_message",
-        DropReason::NotNeighbour => "not_neighbour",
-        DropReason::BadNonce => "bad_nonce",
-        DropReason::Unrequested => "unrequested",
-        DropReason::Duplicate => "duplicate",
-        DropReason::MissingBlock => "missing_block",
-        DropReason::Overloaded => "overloaded",
-        DropReason::RateLimited => "rate_limited",
-        DropReason::TableFull => "table_full",
-    }
 }
 
 // ---- the harness ----
@@ -349,15 +330,15 @@ impl Harness {
         let mut want_events = BTreeMap::new();
         for &(from, reason, n) in expected {
             if n > 0 {
-                *want.entry(reason_name(reason).to_string()).or_insert(0) += n;
-                *want_events.entry((from, reason_name(reason))).or_insert(0u64) += n;
+                *want.entry(reason.as_str().to_string()).or_insert(0) += n;
+                *want_events.entry((from, reason.as_str())).or_insert(0u64) += n;
             }
         }
         assert_eq!(delta, want, "stats().dropped changed by {delta:?}, expected {want:?}");
         let mut seen = BTreeMap::new();
         for e in &self.events[first_event..] {
             if let Event::Dropped { from, reason } = e {
-                *seen.entry((*from, reason_name(*reason))).or_insert(0u64) += 1;
+                *seen.entry((*from, reason.as_str())).or_insert(0u64) += 1;
             }
         }
         assert_eq!(seen, want_events, "Dropped events");

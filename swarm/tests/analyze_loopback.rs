@@ -9,72 +9,14 @@
 //! Both need root and tcpdump (the netns test also iproute2). Without them a test says what is
 //! missing and passes, unless `SOPLAB_REQUIRE_TOOLS=1` is set (CI), in which case it fails.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
-/// The two swarms would compete for the CPU (and tcpdump's buffers): one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn require_tools() -> bool {
-    std::env::var("SOPLAB_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
-}
-
-/// True when the tools are there; otherwise explains and skips (or fails under
-/// SOPLAB_REQUIRE_TOOLS=1).
-fn tools(test: &str, programs: &[&str]) -> bool {
-    let mut missing: Vec<String> = programs.iter().filter(|p| !on_path(p)).map(|p| p.to_string()).collect();
-    if !nix::unistd::geteuid().is_root() {
-        missing.push("root".into());
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("{test}: needs {} (apt-get install -y tcpdump iproute2; run as root)", missing.join(", "));
-    assert!(!require_tools(), "{msg}; SOPLAB_REQUIRE_TOOLS=1 makes this an error");
-    eprintln!("skipped {msg}");
-    false
-}
-
-/// A run directory removed when dropped.
-struct RunDir(PathBuf);
-
-impl RunDir {
-    fn new(name: &str) -> RunDir {
-        let p = std::env::temp_dir().join(format!("soplab-analyze-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        RunDir(p)
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        if std::env::var_os("SOPLAB_KEEP_RUNS").is_none() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
+use soplab_testkit::{TempDir, netns_swarm_args, read_json, root_and_tools_available, run_ok, serial};
 
 fn soplab(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_soplab")).args(args).output().expect("run soplab");
-    assert!(
-        out.status.success(),
-        "soplab {} failed:\n{}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    String::from_utf8_lossy(&run_ok(Path::new(env!("CARGO_BIN_EXE_soplab")), args).stdout).into_owned()
 }
 
 /// Validates and analyses `dir`; checks >= 0.99 for both layers, every peer seen, the roles
@@ -83,7 +25,7 @@ fn check(dir: &Path, peers: u64) {
     let d = dir.to_str().expect("utf-8 path");
     let printed = soplab(&["validate", d, "--min", "0.99"]);
     eprintln!("{printed}");
-    let v = json(&dir.join("validation.json"));
+    let v = read_json(&dir.join("validation.json"));
     for layer in ["neighbor", "video"] {
         let l = &v["layers"][layer];
         let (p, r) = (l["precision"].as_f64().unwrap(), l["recall"].as_f64().unwrap());
@@ -96,7 +38,7 @@ fn check(dir: &Path, peers: u64) {
     assert_eq!(v["roles"]["traffic_agrees"], true, "{:#}", v["roles"]);
     let out = dir.join("analysis");
     soplab(&["analyze", d, "--out", out.to_str().unwrap()]);
-    let r = json(&out.join("report.json"));
+    let r = read_json(&out.join("report.json"));
     assert_eq!(r["summary"]["peers"], peers);
     assert!(r["summary"]["neighbor_mean_outdegree"].as_f64().unwrap() >= 3.0, "{:#}", r["summary"]);
     assert!(r["summary"]["video_mean_indegree"].as_f64().unwrap() >= 1.0, "{:#}", r["summary"]);
@@ -112,15 +54,16 @@ fn check(dir: &Path, peers: u64) {
 
 #[test]
 fn loopback_capture_validates() {
-    if !tools("loopback_capture_validates", &["tcpdump"]) {
+    if !root_and_tools_available("loopback_capture_validates", &["tcpdump"]) {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = RunDir::new("lo");
+    // The two swarms would compete for the CPU (and tcpdump's buffers): one at a time.
+    let _one = serial();
+    let dir = TempDir::new("analyze-e2e-lo");
     let pcap = std::env::temp_dir().join(format!("soplab-analyze-e2e-lo-{}.pcap", std::process::id()));
     let swarm = Command::new(env!("CARGO_BIN_EXE_soplab"))
         .args(["swarm", "--loopback", "--peers", "10", "--duration", "40s", "--http-port", "0", "--out"])
-        .arg(&dir.0)
+        .arg(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -141,38 +84,23 @@ fn loopback_capture_validates() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(tcpdump.id() as i32), nix::sys::signal::Signal::SIGINT).ok();
     tcpdump.wait().expect("tcpdump");
     assert!(out.status.success(), "soplab swarm failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::create_dir_all(dir.0.join("pcap")).unwrap();
-    std::fs::copy(&pcap, dir.0.join("pcap/lo.pcap")).expect("capture written");
+    std::fs::create_dir_all(dir.join("pcap")).unwrap();
+    std::fs::copy(&pcap, dir.join("pcap/lo.pcap")).expect("capture written");
     std::fs::remove_file(&pcap).ok();
-    check(&dir.0, 10);
+    check(dir.path(), 10);
 }
 
 #[test]
 fn netns_capture_validates() {
-    if !tools("netns_capture_validates", &["tcpdump", "ip"]) {
+    if !root_and_tools_available("netns_capture_validates", &["tcpdump", "ip"]) {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = RunDir::new("netns");
-    let d = dir.0.to_str().unwrap().to_string();
-    soplab(&[
-        "swarm",
-        "--mode",
-        "netns",
-        "--peers",
-        "30",
-        "--vantage",
-        "5",
-        "--bridge-capture",
-        "--duration",
-        "30s",
-        "--http-port",
-        "0",
-        "--out",
-        &d,
-    ]);
-    check(&dir.0, 30);
-    let v = json(&dir.0.join("validation.json"));
+    let _one = serial();
+    let dir = TempDir::new("analyze-e2e-netns");
+    let more = ["--bridge-capture", "--duration", "30s", "--http-port", "0"];
+    run_ok(Path::new(env!("CARGO_BIN_EXE_soplab")), &netns_swarm_args(30, 5, &more, dir.path()));
+    check(dir.path(), 30);
+    let v = read_json(&dir.join("validation.json"));
     // Six captures merged: every vantage capture holds only its peer's traffic, and the copies
     // of datagrams seen at a vantage peer and on the bridge were dropped.
     let caps = v["captures"].as_array().unwrap();

@@ -6,19 +6,16 @@
 //! `soplab_wire` and checks every response against the source's content.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 
 use soplab_node::{DropReason, Event, Micros, Node, SECOND, Transmit};
 use soplab_peer::{Peer, PeerConfig};
 use soplab_source::Content;
+use soplab_testkit::v4;
 use soplab_wire::video::Insert;
 use soplab_wire::{BLOCK_LEN, BufferMap, Hello, LinkAck, LinkStatus, Message, Reassembler, Repr, Request, Role};
 
 const CHANNEL: u32 = 3;
-
-fn v4(a: u8, b: u8, c: u8, d: u8, port: u16) -> SocketAddr {
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), port))
-}
 
 fn source_addr() -> SocketAddr {
     v4(10, 0, 0, 2, 3901)

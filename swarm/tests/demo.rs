@@ -3,14 +3,16 @@
 
 use std::process::Command;
 
+use soplab_testkit::{TempDir, read_json};
+
 #[test]
 fn demo_falls_back_to_loopback_with_self_written_pcaps() {
-    let out_dir = std::env::temp_dir().join(format!("soplab-demo-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out_dir);
+    let dir = TempDir::new("demo-test");
+    let out_dir = dir.path();
     // No `ip` or tcpdump on this PATH, so the demo must pick loopback even as root.
     let out = Command::new(env!("CARGO_BIN_EXE_soplab"))
         .args(["demo", "--peers", "5", "--duration", "15s", "--out"])
-        .arg(&out_dir)
+        .arg(out_dir)
         .env("PATH", "/nonexistent")
         .output()
         .expect("run soplab demo");
@@ -20,7 +22,7 @@ fn demo_falls_back_to_loopback_with_self_written_pcaps() {
     assert!(stdout.contains(&format!("summary: {}", out_dir.join("summary.json").display())), "{stdout}");
     assert!(stdout.contains(&out_dir.join("pcap").display().to_string()), "{stdout}");
 
-    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("run.json")).unwrap()).unwrap();
+    let run = read_json(&out_dir.join("run.json"));
     assert_eq!(run["mode"], "loopback");
     let pcaps = run["pcaps"].as_array().unwrap();
     assert_eq!(pcaps.len(), 5, "one pcap per peer");
@@ -30,8 +32,6 @@ fn demo_falls_back_to_loopback_with_self_written_pcaps() {
         assert_eq!(&bytes[..4], &0xa1b2_c3d4u32.to_ne_bytes());
         assert!(p["packets"].as_u64().unwrap() > 100, "{p}");
     }
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let summary = read_json(&out_dir.join("summary.json"));
     assert!(summary["peers"].as_array().unwrap().iter().all(|p| p["played_matches_source"] == true), "{summary}");
-    std::fs::remove_dir_all(&out_dir).ok();
 }

@@ -5,6 +5,7 @@
 use soplab::virtual_swarm::VirtualSwarm;
 use soplab_node::SECOND;
 use soplab_node::impair::Impairment;
+use soplab_testkit::assert_continuity;
 
 ///
 /// Fails today (seed 5: 15 of 20 peers below 0.99, worst 0.771; every peer's bytes are right).
@@ -35,16 +36,7 @@ fn twenty_peers_with_one_percent_loss() {
         assert!(p.blocks_due > 500, "peer {} was due only {} blocks", p.address, p.blocks_due);
     }
     for p in &out.summary.peers {
-        let c = p.continuity.expect("checked above");
-        assert!(
-            c >= 0.99,
-            "peer {} continuity {c:.4} < 0.99 ({} of {} blocks); worst {:.4} at {}",
-            p.address,
-            p.blocks_played,
-            p.blocks_due,
-            worst.0,
-            worst.1
-        );
+        assert_continuity(p, 0.99, &format!("; worst {:.4} at {}", worst.0, worst.1));
     }
     // Losses show up as given-up requests, re-requested elsewhere, not as bad input.
     let timed_out: u64 = out.peer_stats.iter().map(|s| s.requests_timed_out).sum();

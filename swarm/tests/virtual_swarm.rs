@@ -2,6 +2,7 @@
 
 use soplab::virtual_swarm::{Outcome, VirtualSwarm};
 use soplab_node::SECOND;
+use soplab_testkit::assert_continuity;
 
 fn run(seed: u64, peers: usize, secs: u64) -> Outcome {
     VirtualSwarm::new(peers, secs * SECOND, seed).run()
@@ -14,14 +15,7 @@ fn fifty_peers_ten_minutes() {
     eprintln!("50 peers x 600 s simulated in {:.1} s wall; {:?}", wall.elapsed().as_secs_f64(), out.net);
     assert_eq!(out.summary.peers.len(), 50);
     for p in &out.summary.peers {
-        let c = p.continuity.expect("every peer started playback");
-        assert!(
-            c >= 0.99,
-            "peer {} continuity {c:.4} < 0.99 ({} of {} blocks)",
-            p.address,
-            p.blocks_played,
-            p.blocks_due
-        );
+        assert_continuity(p, 0.99, "");
         assert!(p.played_matches_source, "peer {} played bytes that are not the source's", p.address);
         assert!(p.max_parents <= 4, "peer {} had {} parents at once", p.address, p.max_parents);
         assert!(p.blocks_due > 3000, "peer {} played only {} blocks", p.address, p.blocks_due);

@@ -4,13 +4,13 @@
 //! generator), plus determinism, the CSV format and its error messages, compression, the client
 //! limit and the `soplab workload` command.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use soplab::workload::{
     Preset, Schedule, ScheduleModel, ScheduleStats, Session, WorkloadError, WorkloadSpec, preset_or_file,
 };
+use soplab_testkit::TempDir;
 
 /// The published parameters (seed-facts.md, "Client behaviour model").
 const P_OFF: f64 = 0.398;
@@ -196,35 +196,11 @@ fn client_limit_gives_exactly_that_many_clients() {
     assert!(none.sessions.is_empty());
 }
 
-/// A directory of its own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("soplab-workload-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str, contents: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, contents).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn csv_roundtrip() {
-    let dir = TempDir::new("roundtrip");
+    let dir = TempDir::new("workload-roundtrip");
     let s = Schedule::generate(&spec(Preset::NonEvent, 3600.0, 4));
-    let path = dir.0.join("s.csv");
+    let path = dir.join("s.csv");
     s.write_csv(&path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.starts_with("client,session,start,end\n"), "{}", &text[..40]);
@@ -250,7 +226,7 @@ fn read_error(dir: &TempDir, name: &str, contents: &str) -> String {
 
 #[test]
 fn read_csv_says_which_line_is_wrong() {
-    let dir = TempDir::new("bad");
+    let dir = TempDir::new("workload-bad");
     let good = "client,session,start,end\n0,0,0.5,10\n";
     let cases: [(&str, String, u64, &str); 7] = [
         ("header", "client,start,session,end\n0,0,1,2\n".into(), 1, "header"),
@@ -271,7 +247,7 @@ fn read_csv_says_which_line_is_wrong() {
 
 #[test]
 fn preset_or_file_generates_presets_and_reads_files() {
-    let dir = TempDir::new("arg");
+    let dir = TempDir::new("workload-arg");
     let generated = preset_or_file("event", 600.0, 3, None, 1.0).unwrap();
     assert_eq!(generated, Schedule::generate(&spec(Preset::Event, 600.0, 3)));
     let path = dir.file("w.csv", "client,session,start,end\n0,0,1,2\n");
@@ -284,8 +260,8 @@ fn preset_or_file_generates_presets_and_reads_files() {
 
 #[test]
 fn the_command_writes_a_readable_schedule() {
-    let dir = TempDir::new("cli");
-    let out: &Path = &dir.0.join("sub").join("tmp.csv");
+    let dir = TempDir::new("workload-cli");
+    let out: &Path = &dir.join("sub").join("tmp.csv");
     let run = Command::new(env!("CARGO_BIN_EXE_soplab"))
         .args(["workload", "--preset", "event", "--duration", "10m", "--seed", "3", "--out"])
         .arg(out)

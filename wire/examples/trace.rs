@@ -14,44 +14,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use soplab_testkit::udp_frame;
 use soplab_wire::{
     BLOCK_LEN, BufferMap, Hello, HelloReply, LinkAck, LinkStatus, Message, PeerSet, Repr, Request, Role, segment,
 };
 
 const CHANNEL: u32 = 0x5350_0001;
-
-/// One UDP datagram wrapped in Ethernet + IPv4 + UDP headers (UDP checksum 0: optional in IPv4).
-fn frame(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8], ip_id: u16) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + 20 + 8 + payload.len());
-    // Ethernet: locally administered MACs derived from the last address byte.
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, dst.ip().octets()[3]]);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, src.ip().octets()[3]]);
-    f.extend_from_slice(&0x0800u16.to_be_bytes());
-    // IPv4 header.
-    let total = (20 + 8 + payload.len()) as u16;
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
-    ip[6] = 0x40; // don't fragment
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&src.ip().octets());
-    ip[16..20].copy_from_slice(&dst.ip().octets());
-    let mut sum: u32 = ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    f.extend_from_slice(&ip);
-    // UDP header.
-    f.extend_from_slice(&src.port().to_be_bytes());
-    f.extend_from_slice(&dst.port().to_be_bytes());
-    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    f
-}
 
 fn name(m: &Message<'_>) -> String {
     match m {
@@ -87,7 +55,7 @@ fn main() -> Result<()> {
         *s += 1;
         let bytes = repr.to_vec();
         ip_id = ip_id.wrapping_add(1);
-        let data = frame(src, dst, &bytes, ip_id);
+        let data = udp_frame(src, dst, &bytes, ip_id);
         // The line tcpdump -n would print, plus what soplab calls the datagram.
         let secs = t.as_secs() % 86_400;
         println!(

@@ -12,42 +12,15 @@ use std::time::Duration;
 
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use soplab_testkit::{TempDir, tool_available, udp_frame};
 use soplab_wire::video::{FRAGMENT_PAYLOAD, VIDEO_HEADER_LEN};
 use soplab_wire::{BLOCK_LEN, BufferMap, Message, Repr, size};
 
-/// A temporary file removed when dropped, also when the test fails.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(what: &str) -> TempFile {
-        TempFile(std::env::temp_dir().join(format!("soplab-wire-{what}-{}.pcap", std::process::id())))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn require_tools() -> bool {
-    std::env::var("SOPLAB_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
-/// The tool's path if it is an executable file on PATH. `None` means skip, unless tools are
-/// required, in which case this panics.
-fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    });
-    if found.is_none() {
-        assert!(!require_tools(), "{name} not found on PATH and SOPLAB_REQUIRE_TOOLS=1 (apt-get install -y {package})");
-        println!("skipping: {name} not found (apt-get install -y {package})");
-    }
-    found
+/// A scratch pcap file, `<what>.pcap`, in a directory removed when dropped.
+fn temp_pcap(what: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(&format!("wire-{what}"));
+    let file = dir.join(format!("{what}.pcap"));
+    (dir, file)
 }
 
 /// Runs a command, failing the test with its output if it does not succeed.
@@ -131,18 +104,18 @@ fn expected_sizes() -> Vec<usize> {
 
 #[test]
 fn trace_example_as_tcpdump_and_ndpi_see_it() {
-    let pcap = TempFile::new("trace");
+    let (_dir, pcap) = temp_pcap("trace");
     let out = Command::new(env!("CARGO"))
         .args(["run", "-q", "-p", "soplab-wire", "--example", "trace", "--"])
-        .arg(&pcap.0)
+        .arg(&pcap)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cannot run cargo");
     assert!(out.status.success(), "trace example failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(pcap.0.metadata().is_ok_and(|m| m.len() > 24), "no pcap written");
+    assert!(pcap.metadata().is_ok_and(|m| m.len() > 24), "no pcap written");
 
-    if let Some(tcpdump_path) = tool("tcpdump", "tcpdump") {
-        let lines = tcpdump(&tcpdump_path, &pcap.0);
+    if let Some(tcpdump_path) = tool_available("tcpdump", "tcpdump") {
+        let lines = tcpdump(&tcpdump_path, &pcap);
         let sizes: Vec<usize> = lines.iter().map(|l| l.len).collect();
         assert_eq!(sizes, expected_sizes());
         assert_eq!(sizes.len(), 3 + 20 + 1 + 24);
@@ -164,40 +137,12 @@ fn trace_example_as_tcpdump_and_ndpi_see_it() {
         assert!(from_a[24..].iter().all(|&x| !x));
     }
 
-    if let Some(ndpi) = tool("ndpiReader", "libndpi-bin") {
-        let protos = ndpi_protocols(&ndpi, &pcap.0);
+    if let Some(ndpi) = tool_available("ndpiReader", "libndpi-bin") {
+        let protos = ndpi_protocols(&ndpi, &pcap);
         assert_eq!(protos.len(), 1, "nDPI detected {protos:?}");
         assert!(protos[0].0.eq_ignore_ascii_case("sopcast"), "nDPI detected {protos:?}");
         assert_eq!(protos[0].1, 1, "one flow");
     }
-}
-
-/// One UDP datagram in Ethernet + IPv4 + UDP headers (UDP checksum 0, allowed over IPv4).
-fn udp_frame(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8], id: u16) -> Vec<u8> {
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45; // version 4, 5-word header
-    ip[2..4].copy_from_slice(&((20 + 8 + payload.len()) as u16).to_be_bytes());
-    ip[4..6].copy_from_slice(&id.to_be_bytes());
-    ip[8] = 64; // TTL
-    ip[9] = 17; // UDP
-    ip[12..16].copy_from_slice(&src.ip().octets());
-    ip[16..20].copy_from_slice(&dst.ip().octets());
-    let mut sum: u32 = ip.chunks_exact(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-
-    let mut f = Vec::new();
-    f.extend_from_slice(&[0x02, 0x00, 0x5e, 0x00, 0x00, 0x02]); // destination MAC
-    f.extend_from_slice(&[0x02, 0x00, 0x5e, 0x00, 0x00, 0x01]); // source MAC
-    f.extend_from_slice(&[0x08, 0x00]); // IPv4
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&src.port().to_be_bytes());
-    f.extend_from_slice(&dst.port().to_be_bytes());
-    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    f
 }
 
 /// A flow of keep-alives only (no HELLO, reply or ACK), as a capture started in the middle of a
@@ -209,11 +154,11 @@ fn udp_frame(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8], id: u16) -> V
 /// enough.
 #[test]
 fn keepalive_only_flow_as_ndpi_sees_it() {
-    let pcap = TempFile::new("keepalives");
+    let (_dir, pcap) = temp_pcap("keepalives");
     let a = SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 1), 4100);
     let b = SocketAddrV4::new(Ipv4Addr::new(198, 19, 7, 2), 4200);
     let header = PcapHeader { datalink: DataLink::ETHERNET, ..Default::default() };
-    let mut w = PcapWriter::with_header(File::create(&pcap.0).expect("create pcap"), header).expect("pcap header");
+    let mut w = PcapWriter::with_header(File::create(&pcap).expect("create pcap"), header).expect("pcap header");
     let map_a = BufferMap::from_fn(500, |id| id % 3 != 0);
     let map_b = BufferMap::empty();
     for i in 0..10u16 {
@@ -229,14 +174,14 @@ fn keepalive_only_flow_as_ndpi_sees_it() {
     }
     drop(w);
 
-    if let Some(tcpdump_path) = tool("tcpdump", "tcpdump") {
-        let lines = tcpdump(&tcpdump_path, &pcap.0);
+    if let Some(tcpdump_path) = tool_available("tcpdump", "tcpdump") {
+        let lines = tcpdump(&tcpdump_path, &pcap);
         assert_eq!(lines.len(), 20);
         assert!(lines.iter().all(|l| l.len == 42), "{lines:?}");
         assert!(lines.iter().all(|l| in_benchmark_net(&l.src) && in_benchmark_net(&l.dst)));
     }
-    if let Some(ndpi) = tool("ndpiReader", "libndpi-bin") {
-        let protos = ndpi_protocols(&ndpi, &pcap.0);
+    if let Some(ndpi) = tool_available("ndpiReader", "libndpi-bin") {
+        let protos = ndpi_protocols(&ndpi, &pcap);
         assert_eq!(protos.len(), 1, "nDPI detected {protos:?}");
         assert!(protos[0].0.eq_ignore_ascii_case("sopcast"), "keep-alives alone: nDPI detected {protos:?}");
         assert_eq!(protos[0].1, 1, "one flow");

@@ -1,0 +1,134 @@
+//! Files tests write and read: scratch directories, netns run directories, JSON files and
+//! ground-truth files (parsed with [`soplab_rundir::truth::Line`], the format's one owner).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use soplab_rundir::truth::Line;
+
+/// A fresh directory under the system temp dir, removed when dropped, except when the test is
+/// failing (it stays for a look, and says where) or `SOPLAB_KEEP_RUNS` is set.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `soplab-<name>-<pid>-<n>`: unique to this process and this call.
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("soplab-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `name` inside the directory.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `contents` to `name` inside the directory (creating its parents) and returns its path.
+    pub fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.0.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+        }
+        std::fs::write(&p, contents).unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept {} for a look at the failure", self.0.display());
+        } else if std::env::var_os("SOPLAB_KEEP_RUNS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A fresh directory for one netns test's run, `target/netns-tests/<name>`.
+pub fn run_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/netns-tests").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create the run directory");
+    d
+}
+
+/// Removes a passing test's run directory (hundreds of MB of streams and captures); a failing
+/// test never gets here, so its directory stays for a look (set SOPLAB_KEEP_RUNS=1 to keep all).
+pub fn remove_run_dir(dir: &Path) {
+    if std::env::var_os("SOPLAB_KEEP_RUNS").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A JSON file (run.json, summary.json, a daemon's stats, ...); fails the test, naming the file,
+/// if it cannot be read or parsed.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every line of a ground-truth file, each a documented event with a time and a node; fails
+/// the test if the file is missing, empty or holds anything else.
+pub fn truth_lines(path: &Path) -> Vec<Line> {
+    let lines = parse_truth(path);
+    assert!(!lines.is_empty(), "{} is empty", path.display());
+    lines
+}
+
+/// Every event in a run directory's truth files (`<run>/truth/*.jsonl`), with its file's stem.
+/// (A file may be empty: a churned peer that never ran.)
+pub fn truth_events(run: &Path) -> Vec<(String, Line)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(run.join("truth")).expect("truth dir").flatten() {
+        let stem = e.path().file_stem().unwrap().to_string_lossy().to_string();
+        v.extend(parse_truth(&e.path()).into_iter().map(|l| (stem.clone(), l)));
+    }
+    v
+}
+
+fn parse_truth(path: &Path) -> Vec<Line> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let lines: Vec<Line> = text
+        .lines()
+        .map(|l| Line::parse(l).unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", path.display())))
+        .collect();
+    for l in &lines {
+        assert!(l.ts_us >= 0, "{}: a time before 1970: {l:?}", path.display());
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_dirs_are_fresh_apart_and_removed() {
+        let (a, b) = (TempDir::new("testkit"), TempDir::new("testkit"));
+        assert_ne!(a.path(), b.path());
+        let f = a.file("sub/x.txt", "hi");
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "hi");
+        let p = a.path().to_path_buf();
+        drop(a);
+        assert_eq!(p.exists(), std::env::var_os("SOPLAB_KEEP_RUNS").is_some());
+    }
+
+    #[test]
+    fn truth_lines_parse_with_the_format_owner() {
+        let d = TempDir::new("testkit-truth");
+        let f = d
+            .file("t.jsonl", "{\"ts_us\":5,\"node\":\"127.0.0.1:3900\",\"event\":\"session_end\",\"graceful\":true}\n");
+        let lines = truth_lines(&f);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].event, soplab_rundir::truth::Event::SessionEnd { graceful: true });
+        let empty = d.file("empty.jsonl", "");
+        assert!(std::panic::catch_unwind(|| truth_lines(&empty)).is_err());
+    }
+}
