@@ -16,13 +16,14 @@ use rand::SeedableRng;
 use soplab_peer::PeerStats;
 use soplab_source::Content;
 
-use crate::capture::{self, Tcpdump};
-use crate::loopback::{Plan, check_played};
 use crate::netns::{self, Host, Topology};
+use crate::played::check_played;
 use crate::process::{Daemon, spawn_soplab};
 use crate::scenario::{Mode, SwarmConfig};
 use crate::summary::{PlayCheck, Summary};
+use crate::tcpdump::{self, Tcpdump};
 use crate::workload::Schedule;
+use soplab_rundir::plan::Plan;
 use soplab_rundir::run::{CaptureInfo, HostInfo, RunInfo};
 use soplab_rundir::truth::Role;
 
@@ -183,7 +184,7 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
             let a = addrs.peer(k);
             let host = &hosts[host_of_peer[k]];
             let file = pcap_dir.join(format!("{}.pcap", peer_name(a)));
-            let d = capture::start(&format!("tcpdump-{}", peer_name(a)), &host.ns, "eth0", &file, &logs).await?;
+            let d = tcpdump::start(&format!("tcpdump-{}", peer_name(a)), &host.ns, "eth0", &file, &logs).await?;
             dumps.push((
                 d,
                 CaptureInfo {
@@ -200,7 +201,7 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
         if cfg.bridge_capture {
             let hub = format!("{prefix}-hub");
             let file = pcap_dir.join("bridge.pcap");
-            let d = capture::start("tcpdump-bridge", &hub, "br0", &file, &logs).await?;
+            let d = tcpdump::start("tcpdump-bridge", &hub, "br0", &file, &logs).await?;
             dumps.push((
                 d,
                 CaptureInfo {
@@ -418,7 +419,7 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
         for k in 0..cfg.peers {
             let a = addrs.peer(k);
             let file = format!("pcap/{}.pcap", peer_name(a));
-            let packets = capture::PcapCounter::default().update(&out.join(&file));
+            let packets = tcpdump::PcapCounter::default().update(&out.join(&file));
             pcaps.push(CaptureInfo {
                 file,
                 host: peer_name(a),
@@ -536,7 +537,7 @@ fn summarise(content: &Content, peer_stats: &[PathBuf], logs: &Path, truth: &Pat
 struct Live {
     files: HashMap<PathBuf, (u64, Vec<u8>)>,
     peers: BTreeMap<String, PeerLive>,
-    self_counters: HashMap<PathBuf, capture::PcapCounter>,
+    self_counters: HashMap<PathBuf, tcpdump::PcapCounter>,
 }
 
 #[derive(Default)]

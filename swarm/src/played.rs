@@ -1,13 +1,11 @@
-//! Loopback swarms: the addresses a run takes in 127.0.0.0/8, and the check of what each peer
-//! played against the source's content (used by every mode).
+//! The check of what each peer played against the source's content, from the peer's played
+//! stream and the blocks its ground truth says it played (used by every mode).
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use soplab_source::Content;
 use soplab_wire::BLOCK_LEN;
-
-pub use soplab_rundir::plan::Plan;
 
 /// Compares a peer's played file with the source's content over the blocks its truth log says
 /// it played. Returns (blocks checked, blocks that differ or are missing from the file).
