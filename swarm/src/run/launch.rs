@@ -53,7 +53,7 @@ impl Swarm<'_> {
         let hub = topology.hub.clone();
         for k in 0..self.cfg.vantage {
             let a = self.hosts.addrs.peer(k);
-            let ns = self.hosts.netns_of_peer(k).unwrap_or_default().to_string();
+            let ns = self.hosts.hosts[self.hosts.host_of_peer[k]].ns.clone();
             self.start_capture(capture_info(host_stem(a.into()), Some(a), &ns, "eth0")).await?;
         }
         if self.cfg.bridge_capture {
