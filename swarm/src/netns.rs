@@ -91,6 +91,13 @@ impl Topology {
     /// Creates every namespace, link, address and qdisc. On error, what was made is removed
     /// when the topology is dropped.
     pub fn create(&mut self) -> Result<()> {
+        self.add_namespaces()?;
+        self.build_bridge()?;
+        self.configure_hosts()
+    }
+
+    /// One `ip -batch` adding the hub's namespace and every host's.
+    fn add_namespaces(&mut self) -> Result<()> {
         let mut names: Vec<String> = vec![self.hub.clone()];
         names.extend(self.hosts.iter().map(|h| h.ns.clone()));
         let mut seen = HashSet::new();
@@ -100,8 +107,12 @@ impl Topology {
         let batch: String = names.iter().map(|n| format!("netns add {n}\n")).collect();
         // Recorded first: a half-done batch is still swept.
         self.created = names;
-        run_batch("ip", &["-batch", "-"], &batch).context("cannot create network namespaces (are you root?)")?;
+        run_batch("ip", &["-batch", "-"], &batch).context("cannot create network namespaces (are you root?)")
+    }
 
+    /// In the hub: the bridge, every host's veth pair, a static forwarding table, and the
+    /// download rates (tbf on each host's bridge port).
+    fn build_bridge(&self) -> Result<()> {
         let mut hub = String::from(
             "link add br0 type bridge\nlink set dev br0 addrgenmode none\nlink set dev br0 up\nlink set dev lo up\n",
         );
@@ -128,12 +139,17 @@ impl Topology {
             run_batch("tc", &["-n", &self.hub, "-batch", "-"], &tc_hub)
                 .context("cannot set download rates (tc tbf)")?;
         }
+        Ok(())
+    }
 
-        // Inside each host: addresses, links up, every other host's MAC address, upload rate.
-        // Static neighbours instead of ARP: on one bridge, N hosts each resolving their
-        // partners broadcast N * partners requests to N ports; at 500 hosts that storm alone
-        // overran the kernel's queues and left most peers without a tracker. With static
-        // entries the captures also hold only the swarm's own traffic.
+    /// Inside each host: addresses, links up, every other host's MAC address, upload rate;
+    /// [`PARALLEL`] hosts at a time.
+    ///
+    /// Static neighbours instead of ARP: on one bridge, N hosts each resolving their partners
+    /// broadcast N * partners requests to N ports; at 500 hosts that storm alone overran the
+    /// kernel's queues and left most peers without a tracker. With static entries the captures
+    /// also hold only the swarm's own traffic.
+    fn configure_hosts(&self) -> Result<()> {
         let neighbours: String = self
             .hosts
             .iter()

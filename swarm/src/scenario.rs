@@ -22,12 +22,19 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
+use soplab_peer::PeerConfig;
+use soplab_peer::daemon::{DEFAULT_ADDR, DEFAULT_HTTP_PORT, DEFAULT_TRACKER};
 use soplab_shell::units::{parse_duration, parse_rate};
 
 /// Ports of one Linux bridge (the kernel's BR_MAX_PORTS): at most this many hosts per swarm.
 pub const MAX_BRIDGE_PORTS: usize = 1024;
 
 pub use soplab_rundir::run::Mode;
+
+/// The stream bitrate of a run unless set: the peers' own default, as the peer daemon takes it.
+fn default_bitrate() -> u64 {
+    PeerConfig::peer(DEFAULT_ADDR, DEFAULT_TRACKER, 1, 0).bitrate_bps
+}
 
 /// A distribution of link rates (bits per second) hosts draw from:
 /// `1M` (everyone), `uniform(256k,4M)`, `lognormal(1M,0.8)` (median and sigma of ln),
@@ -355,12 +362,12 @@ impl SwarmConfig {
             peers,
             duration: s.duration.unwrap_or(Duration::from_secs(60)),
             out: s.out.unwrap_or_else(|| PathBuf::from("runs/latest")),
-            bitrate: s.bitrate.unwrap_or(500_000),
+            bitrate: s.bitrate.unwrap_or_else(default_bitrate),
             seed: s.seed.unwrap_or(1),
             file: s.file,
             processes: s.processes.unwrap_or(peers.div_ceil(250)).clamp(1, peers),
             stagger: s.stagger.unwrap_or(Duration::from_secs(5)),
-            http_port: s.http_port.unwrap_or(8902),
+            http_port: s.http_port.unwrap_or(DEFAULT_HTTP_PORT),
             vantage,
             bridge_capture: s.bridge_capture.unwrap_or(false),
             peers_per_host,

@@ -1,5 +1,5 @@
 //! Capture with real tcpdump inside the hosts' namespaces, and a cheap live count of the
-//! packets written so far.
+//! packets written so far to a pcap (tcpdump's, or one a peer writes itself).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -47,6 +47,11 @@ pub async fn start(name: &str, netns: &str, iface: &str, file: &Path, logs: &Pat
 }
 
 impl Tcpdump {
+    /// Packets in its pcap so far (complete records only).
+    pub fn packets(&mut self) -> u64 {
+        self.counter.update(&self.file)
+    }
+
     /// Stops tcpdump (SIGINT: it writes what it holds and prints its counters) and returns the
     /// kernel-drop count it reported.
     pub async fn stop(&mut self) -> Result<Option<u64>> {

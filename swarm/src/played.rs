@@ -1,13 +1,12 @@
-//! Loopback swarms: the addresses a run takes in 127.0.0.0/8, and the check of what each peer
-//! played against the source's content (used by every mode).
+//! The check of what each peer played against the source's content, from the peer's played
+//! stream and the blocks its ground truth says it played (used by every mode).
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use soplab_rundir::truth::{Event, Line};
 use soplab_source::Content;
 use soplab_wire::BLOCK_LEN;
-
-pub use soplab_rundir::plan::Plan;
 
 /// Compares a peer's played file with the source's content over the blocks its truth log says
 /// it played. Returns (blocks checked, blocks that differ or are missing from the file).
@@ -16,10 +15,9 @@ pub fn check_played(content: &Content, truth: &Path, played: &Path) -> Result<(u
     let data = std::fs::read(played).with_context(|| format!("cannot read {}", played.display()))?;
     let mut blocks = Vec::new();
     for line in log.lines() {
-        let v: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("bad line in {}", truth.display()))?;
-        if v["event"] == "play" && v["hit"] == true {
-            blocks.push(v["block"].as_u64().context("play event without a block")? as u32);
+        let line = Line::parse(line).with_context(|| format!("bad line in {}", truth.display()))?;
+        if let Event::Play { block, hit: true } = line.event {
+            blocks.push(block);
         }
     }
     let mut bad = 0;

@@ -1,0 +1,150 @@
+//! The end of a run: everything started is stopped in order and the namespaces removed, then
+//! run.json and summary.json are written.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use soplab_peer::PeerStats;
+use soplab_rundir::run::{CaptureInfo, RunInfo};
+use soplab_rundir::stem::host_stem;
+use soplab_source::Content;
+
+use super::dir::RunDir;
+use super::launch::capture_info;
+use super::{Ran, Started, Swarm};
+use crate::played::check_played;
+use crate::scenario::Mode;
+use crate::summary::{PlayCheck, Summary};
+use crate::tcpdump::PcapCounter;
+
+/// How long a daemon has to exit after SIGTERM before it is killed.
+const GRACE: Duration = Duration::from_secs(15);
+
+/// What stopping found out, for run.json.
+pub(super) struct Stopped {
+    /// Every daemon exited with status 0.
+    pub clean: bool,
+    /// tcpdump's pcaps, with their packets counted and what tcpdump said it dropped.
+    pub pcaps: Vec<CaptureInfo>,
+    pub ended_us: u64,
+    pub netns_teardown_s: Option<f64>,
+}
+
+impl Started {
+    /// Stops the peers first (they leave the tracker), then the source and the tracker, then
+    /// tcpdump, so that every packet of the run is captured; then removes the namespaces. A
+    /// failure to stop one does not keep the others running: every step is taken, and the
+    /// first error is returned.
+    pub(super) async fn stop(&mut self) -> Result<Stopped> {
+        let mut first_error = None;
+        let mut note = |e: anyhow::Error| {
+            first_error.get_or_insert(e);
+        };
+        let mut clean = true;
+        let daemons = self.peers.iter_mut().map(|p| &mut p.daemon).chain(self.source.iter_mut());
+        for d in daemons.chain(self.tracker.iter_mut()) {
+            clean &= d.stop(GRACE).await.unwrap_or_else(|e| {
+                note(e);
+                false
+            });
+        }
+        let mut pcaps = Vec::new();
+        for mut c in self.captures.drain(..) {
+            match c.tcpdump.stop().await {
+                Ok(dropped) => c.info.dropped_by_kernel = dropped,
+                Err(e) => note(e),
+            }
+            c.info.packets = c.tcpdump.packets();
+            pcaps.push(c.info);
+        }
+        let ended_us = soplab_shell::realtime_us();
+        let netns_teardown_s = self.topology.take().map(|mut topology| {
+            let t = Instant::now();
+            topology.destroy().unwrap_or_else(&mut note);
+            t.elapsed().as_secs_f64()
+        });
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(Stopped { clean, pcaps, ended_us, netns_teardown_s }),
+        }
+    }
+}
+
+impl Swarm<'_> {
+    /// Writes run.json, then checks what every peer played against `content` and writes
+    /// summary.json.
+    pub(super) fn write_outputs(
+        &self,
+        content: &Content,
+        ran: Ran,
+        stopped: Stopped,
+        started_us: u64,
+        swept: Vec<String>,
+    ) -> Result<(Summary, RunInfo)> {
+        let mut pcaps = stopped.pcaps;
+        pcaps.extend(self.self_captures());
+        let info = RunInfo {
+            mode: self.cfg.mode,
+            prefix: self.hosts.prefix.clone(),
+            started_us,
+            epoch_us: ran.epoch_us,
+            ended_us: stopped.ended_us,
+            duration_s: self.cfg.duration.as_secs_f64(),
+            interrupted: ran.interrupted,
+            netns_setup_s: ran.netns_setup_s,
+            netns_teardown_s: stopped.netns_teardown_s,
+            swept,
+            hosts: self.hosts.infos(self.cfg),
+            pcaps,
+            workload: self.hosts.schedule.as_ref().map(|_| "workload.csv".to_string()),
+        };
+        self.dir.write_json("run.json", &info)?;
+        let stats: Vec<PathBuf> = self.started.peers.iter().map(|p| p.stats.clone()).collect();
+        let summary = summarise(content, &stats, &self.dir)?;
+        self.dir.write_json("summary.json", &summary)?;
+        Ok((summary, info))
+    }
+
+    /// The pcaps the peers wrote themselves (loopback's --self-capture), one per peer.
+    fn self_captures(&self) -> Vec<CaptureInfo> {
+        if !self.cfg.self_capture || self.cfg.mode == Mode::Netns {
+            return Vec::new();
+        }
+        (0..self.cfg.peers)
+            .map(|k| {
+                let a = self.hosts.addrs.peer(k);
+                let mut info = capture_info(host_stem(a.into()), Some(a), "", "self");
+                info.packets = PcapCounter::default().update(&self.dir.path(&info.file));
+                info
+            })
+            .collect()
+    }
+}
+
+/// The summary: the peers' and the source's final stats, the tracker's, and a check of every
+/// peer's played stream against the source's content.
+fn summarise(content: &Content, peer_stats: &[PathBuf], dir: &RunDir) -> Result<Summary> {
+    let read = |p: &PathBuf| -> Result<Vec<u8>> {
+        std::fs::read(p)
+            .with_context(|| format!("cannot read {} (did the daemon stop cleanly? see its log)", p.display()))
+    };
+    let mut peers: Vec<PeerStats> = Vec::new();
+    for f in peer_stats {
+        let v: Vec<PeerStats> =
+            serde_json::from_slice(&read(f)?).with_context(|| format!("{} is not peer stats", f.display()))?;
+        peers.extend(v);
+    }
+    let source: PeerStats = serde_json::from_slice(&read(&dir.logs.join("source.stats.json"))?)?;
+    let tracker: serde_json::Value = serde_json::from_slice(&read(&dir.logs.join("tracker.stats.json"))?)?;
+    let mut plays = PlayCheck::default();
+    for st in &peers {
+        let addr: SocketAddr = st.addr.parse()?;
+        let (checked, bad) = check_played(content, &dir.truth_of(addr), &dir.played_of(addr))?;
+        plays.record(addr, checked, bad);
+    }
+    let mut summary = crate::summary::build(&source, &peers, &plays);
+    summary.tracker = Some(tracker);
+    Ok(summary)
+}
