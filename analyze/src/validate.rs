@@ -605,13 +605,12 @@ pub fn validate(dir: &Path, opts: &ValidateOptions) -> Result<Validation> {
     // The interval both sides cover.
     let mut from = trace.start_us.max(truth.start_us().unwrap_or(truth.first_us));
     let mut to = trace.end_us.min(truth.last_us);
-    if let Some(r) = &run.run {
-        if let Some(s) = r.started_us {
-            from = from.max(s);
-        }
-        if let Some(e) = r.ended_us {
-            to = to.min(e);
-        }
+    let (started, ended) = run.span_us();
+    if let Some(s) = started {
+        from = from.max(s);
+    }
+    if let Some(e) = ended {
+        to = to.min(e);
     }
     if to <= from {
         return Err(Error::Option(format!(
