@@ -654,7 +654,7 @@ pub fn validate(dir: &Path, opts: &ValidateOptions) -> Result<Validation> {
     }
 
     // Peers active per snapshot (session overlaps it).
-    let truth_peers: Vec<(u32, &crate::truth::Node)> = truth.peers().map(|n| (ids.id(n.addr), n)).collect();
+    let truth_peers: Vec<(u32, &crate::truth::NodeHistory)> = truth.peers().map(|n| (ids.id(n.addr), n)).collect();
     let active_in = |grid: &Grid| -> Vec<Vec<u32>> {
         (0..grid.count)
             .map(|k| {
