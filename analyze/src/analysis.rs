@@ -191,9 +191,10 @@ pub struct LoadReport {
     pub supernodes: Supernodes,
 }
 
-/// The headline numbers.
+/// The headline numbers (`summary` in report.json; not summary.json's
+/// `soplab_rundir::summary::Summary`).
 #[derive(Debug, Clone, Serialize)]
-pub struct Summary {
+pub struct Headline {
     pub peers: u64,
     pub neighbor_tau_s: f64,
     pub neighbor_mean_outdegree: f64,
@@ -232,7 +233,7 @@ pub struct Report {
     pub wire_crosscheck: WireCounts,
     pub roles: Roles,
     pub interval: Interval,
-    pub summary: Summary,
+    pub summary: Headline,
     pub activation: Activation,
     pub neighbor: NeighborReport,
     pub video: VideoReport,
@@ -253,23 +254,7 @@ fn taus(default: f64, more: &[f64]) -> Vec<f64> {
 pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
     let trace = &ing.trace;
     if trace.pairs.is_empty() {
-        let sum = |f: fn(&FileStats) -> u64| ing.files.iter().map(f).sum::<u64>();
-        return Err(Error::Option(format!(
-            "no UDP datagrams to analyse in {}: {} records, {} UDP ({} to or from the excluded ports {:?}), {} not IP, \
-             {} IP but not UDP, {} malformed, {} of unsupported link types {:?}, {} cut by the snapshot length; check \
-             the capture filter and the link type",
-            ing.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(", "),
-            sum(|f| f.records),
-            sum(|f| f.udp),
-            trace.excluded,
-            opts.excluded_ports,
-            sum(|f| f.not_ip),
-            sum(|f| f.not_udp),
-            sum(|f| f.malformed),
-            sum(|f| f.unsupported_link),
-            ing.files.iter().flat_map(|f| f.link_types.iter().copied()).collect::<Vec<_>>(),
-            sum(|f| f.cut_headers),
-        )));
+        return Err(nothing_to_analyse(ing, opts));
     }
     let roles = overlay::roles(
         trace,
@@ -278,52 +263,17 @@ pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
     );
     let is_peer = overlay::peers(trace, &roles);
     let (from_us, to_us) = trace.interval();
-    let dur = (trace.end_us - trace.start_us) as f64 / 1e6;
-    let n_pairs = overlay::layer_pairs(trace, &is_peer, Layer::Neighbor);
     let v_pairs = overlay::layer_pairs(trace, &is_peer, Layer::Video);
-    let mut neighbor = Vec::new();
-    for tau in taus(opts.tau_neighbor_s, &opts.neighbor_taus_s) {
-        let grid = Grid::new(trace, tau, from_us, to_us)?;
-        neighbor.push(overlay::neighbor_snapshots(trace, &n_pairs, &grid, tau));
-    }
-    let mut video = Vec::new();
-    for tau in taus(opts.tau_video_s, &opts.video_taus_s) {
-        let grid = Grid::new(trace, tau, from_us, to_us)?;
-        video.push(overlay::video_snapshots(trace, &v_pairs, &grid, tau));
-    }
-    let mut ts: Vec<f64> = opts.accumulate_s.iter().copied().filter(|&t| t <= dur + 1e-9).collect();
-    if ts.is_empty() || *ts.last().unwrap_or(&0.0) < dur {
-        ts.push(dur);
-    }
-    let accumulated: Vec<Accumulated> =
-        ts.iter().map(|&t| overlay::accumulated(trace, &is_peer, &n_pairs, t)).collect();
-    let step = (dur / 600.0).max(1.0);
-    let over_time = overlay::accumulated_over_time(trace, &is_peer, &n_pairs, step);
+    let neighbor = neighbor_report(trace, &is_peer, opts)?;
+    let video = video_report(trace, &v_pairs, opts)?;
     let vgrid = Grid::new(trace, opts.tau_video_s, from_us, to_us)?;
     let (peers, source, supernodes) = overlay::load(trace, &roles, &is_peer, &v_pairs, &vgrid, opts.tau_video_s);
     let activation = Activation {
         keepalive: overlay::gaps(&trace.keepalive_gaps, 5.0),
         request: overlay::gaps(&trace.request_gaps, 5.0),
     };
-    let n0 = &neighbor[0];
-    let v0 = &video[0];
-    let summary = Summary {
-        peers: is_peer.iter().filter(|&&p| p).count() as u64,
-        neighbor_tau_s: n0.tau_s,
-        neighbor_mean_outdegree: n0.outdegree.mean,
-        neighbor_sd_outdegree: n0.outdegree.sd,
-        video_tau_s: v0.tau_s,
-        video_mean_indegree: v0.indegree.mean,
-        video_mean_outdegree: v0.outdegree.mean,
-        video_max_indegree: v0.indegree.max,
-        keepalive_gap_p95_s: activation.keepalive.p95_s,
-        request_gap_p95_s: activation.request.p95_s,
-        source_max_children: source.max,
-        peers_ever_fed_by_source: source.peers_ever,
-        upload_gini: supernodes.upload_gini,
-        download_gini: supernodes.download_gini,
-        pearson_children_upload: supernodes.pearson_children_upload,
-    };
+    let load = LoadReport { interval_s: (to_us - from_us) as f64 / 1e6, peers, source, supernodes };
+    let summary = headline(&is_peer, &neighbor, &video, &activation, &load);
     let classification = Kind::ALL
         .iter()
         .map(|&k| KindCount { kind: k, packets: trace.packets[k as usize], bytes: trace.bytes[k as usize] })
@@ -332,19 +282,7 @@ pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
         tool: format!("soplab-analyze {}", env!("CARGO_PKG_VERSION")),
         inputs: ing.files.clone(),
         merge: ing.merge.clone(),
-        trace: TraceSummary {
-            start_us: trace.start_us,
-            end_us: trace.end_us,
-            duration_s: dur,
-            resolution_s: trace.opts.resolution_us as f64 / 1e6,
-            datagrams: trace.packets.iter().sum(),
-            excluded_datagrams: trace.excluded,
-            excluded_ports: trace.opts.excluded_ports.clone(),
-            endpoints: trace.endpoints.len() as u64,
-            pairs: trace.pairs.len() as u64,
-            activity_bytes: trace.activity_bytes() as u64,
-            read_seconds: ing.seconds,
-        },
+        trace: trace_summary(ing),
         classification,
         wire_crosscheck: trace.wire.clone(),
         roles,
@@ -356,14 +294,117 @@ pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
         },
         summary,
         activation,
-        neighbor: NeighborReport {
-            tau_s: opts.tau_neighbor_s,
-            snapshots: neighbor,
-            accumulated,
-            mean_outdegree_over_time: over_time,
-            links_ever: n_pairs.len() as u64,
-        },
-        video: VideoReport { tau_s: opts.tau_video_s, snapshots: video, links_ever: v_pairs.len() as u64 },
-        load: LoadReport { interval_s: (to_us - from_us) as f64 / 1e6, peers, source, supernodes },
+        neighbor,
+        video,
+        load,
     })
+}
+
+/// Why a trace without datagrams cannot be analysed, with the counts that say where they went.
+fn nothing_to_analyse(ing: &Ingest, opts: &AnalyzeOptions) -> Error {
+    let sum = |f: fn(&FileStats) -> u64| ing.files.iter().map(f).sum::<u64>();
+    Error::Option(format!(
+        "no UDP datagrams to analyse in {}: {} records, {} UDP ({} to or from the excluded ports {:?}), {} not IP, \
+         {} IP but not UDP, {} malformed, {} of unsupported link types {:?}, {} cut by the snapshot length; check \
+         the capture filter and the link type",
+        ing.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(", "),
+        sum(|f| f.records),
+        sum(|f| f.udp),
+        ing.trace.excluded,
+        opts.excluded_ports,
+        sum(|f| f.not_ip),
+        sum(|f| f.not_udp),
+        sum(|f| f.malformed),
+        sum(|f| f.unsupported_link),
+        ing.files.iter().flat_map(|f| f.link_types.iter().copied()).collect::<Vec<_>>(),
+        sum(|f| f.cut_headers),
+    ))
+}
+
+/// Seconds from the first to the last datagram.
+fn duration_s(trace: &Trace) -> f64 {
+    (trace.end_us - trace.start_us) as f64 / 1e6
+}
+
+/// G_N: snapshots at every tau (the default first), graphs accumulated over [0, T] and their
+/// mean out-degree over time.
+fn neighbor_report(trace: &Trace, is_peer: &[bool], opts: &AnalyzeOptions) -> Result<NeighborReport> {
+    let (from_us, to_us) = trace.interval();
+    let dur = duration_s(trace);
+    let pairs = overlay::layer_pairs(trace, is_peer, Layer::Neighbor);
+    let mut snapshots = Vec::new();
+    for tau in taus(opts.tau_neighbor_s, &opts.neighbor_taus_s) {
+        let grid = Grid::new(trace, tau, from_us, to_us)?;
+        snapshots.push(overlay::neighbor_snapshots(trace, &pairs, &grid, tau));
+    }
+    let mut ts: Vec<f64> = opts.accumulate_s.iter().copied().filter(|&t| t <= dur + 1e-9).collect();
+    if ts.is_empty() || *ts.last().unwrap_or(&0.0) < dur {
+        ts.push(dur);
+    }
+    let accumulated: Vec<Accumulated> = ts.iter().map(|&t| overlay::accumulated(trace, is_peer, &pairs, t)).collect();
+    let step = (dur / 600.0).max(1.0);
+    Ok(NeighborReport {
+        tau_s: opts.tau_neighbor_s,
+        snapshots,
+        accumulated,
+        mean_outdegree_over_time: overlay::accumulated_over_time(trace, is_peer, &pairs, step),
+        links_ever: pairs.len() as u64,
+    })
+}
+
+/// G_V over its `pairs`: snapshots at every tau, the default first.
+fn video_report(trace: &Trace, pairs: &[u32], opts: &AnalyzeOptions) -> Result<VideoReport> {
+    let (from_us, to_us) = trace.interval();
+    let mut snapshots = Vec::new();
+    for tau in taus(opts.tau_video_s, &opts.video_taus_s) {
+        let grid = Grid::new(trace, tau, from_us, to_us)?;
+        snapshots.push(overlay::video_snapshots(trace, pairs, &grid, tau));
+    }
+    Ok(VideoReport { tau_s: opts.tau_video_s, snapshots, links_ever: pairs.len() as u64 })
+}
+
+/// The headline numbers, at the default snapshot lengths.
+fn headline(
+    is_peer: &[bool],
+    neighbor: &NeighborReport,
+    video: &VideoReport,
+    activation: &Activation,
+    load: &LoadReport,
+) -> Headline {
+    let (n0, v0) = (&neighbor.snapshots[0], &video.snapshots[0]);
+    Headline {
+        peers: is_peer.iter().filter(|&&p| p).count() as u64,
+        neighbor_tau_s: n0.tau_s,
+        neighbor_mean_outdegree: n0.outdegree.mean,
+        neighbor_sd_outdegree: n0.outdegree.sd,
+        video_tau_s: v0.tau_s,
+        video_mean_indegree: v0.indegree.mean,
+        video_mean_outdegree: v0.outdegree.mean,
+        video_max_indegree: v0.indegree.max,
+        keepalive_gap_p95_s: activation.keepalive.p95_s,
+        request_gap_p95_s: activation.request.p95_s,
+        source_max_children: load.source.max,
+        peers_ever_fed_by_source: load.source.peers_ever,
+        upload_gini: load.supernodes.upload_gini,
+        download_gini: load.supernodes.download_gini,
+        pearson_children_upload: load.supernodes.pearson_children_upload,
+    }
+}
+
+/// The trace as a whole.
+fn trace_summary(ing: &Ingest) -> TraceSummary {
+    let trace = &ing.trace;
+    TraceSummary {
+        start_us: trace.start_us,
+        end_us: trace.end_us,
+        duration_s: duration_s(trace),
+        resolution_s: trace.opts.resolution_us as f64 / 1e6,
+        datagrams: trace.packets.iter().sum(),
+        excluded_datagrams: trace.excluded,
+        excluded_ports: trace.opts.excluded_ports.clone(),
+        endpoints: trace.endpoints.len() as u64,
+        pairs: trace.pairs.len() as u64,
+        activity_bytes: trace.activity_bytes() as u64,
+        read_seconds: ing.seconds,
+    }
 }

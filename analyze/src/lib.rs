@@ -18,7 +18,6 @@ pub mod capture;
 pub mod classify;
 pub mod cli;
 mod error;
-mod fxhash;
 pub mod output;
 pub mod overlay;
 #[cfg(feature = "plots")]

@@ -45,28 +45,57 @@ fn opt(x: Option<f64>) -> String {
     x.map(f).unwrap_or_default()
 }
 
+/// One CSV table of a report, written into a directory; returns its path.
+type TableWriter = fn(&Path, &Report) -> Result<PathBuf>;
+
+/// The tables in the order they are written (docs/ANALYZE.md lists them).
+const TABLES: [TableWriter; 10] = [
+    classification,
+    activation_gaps,
+    neighbor_snapshot_outdegree,
+    neighbor_snapshot_series,
+    neighbor_accumulated_outdegree,
+    neighbor_mean_outdegree,
+    video_degree,
+    peers,
+    source_children,
+    inputs,
+];
+
 /// Writes report.json and the CSV tables into `dir` (created); returns the files written.
 pub fn write_report(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
-    let mut written = Vec::new();
     let json = dir.join("report.json");
     write_json(&json, r)?;
-    written.push(json);
+    let mut written = vec![json];
+    for table in TABLES {
+        written.push(table(dir, r)?);
+    }
+    Ok(written)
+}
 
+/// `classification.csv`: packets and bytes per size class (Table 1).
+fn classification(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t = Table::create(dir, "classification.csv", &["kind", "packets", "bytes"])?;
     for c in &r.classification {
         t.row(&[c.kind.name().into(), c.packets.to_string(), c.bytes.to_string()])?;
     }
-    written.push(t.finish()?);
+    t.finish()
+}
 
+/// `activation_gaps.csv`: the gap distributions of Fig. 2.
+fn activation_gaps(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t = Table::create(dir, "activation_gaps.csv", &["kind", "bin_start_s", "bin_end_s", "probability"])?;
     for (name, g) in [("keep_alive", &r.activation.keepalive), ("request", &r.activation.request)] {
         for (i, p) in g.pdf.iter().enumerate() {
             t.row(&[name.into(), f(i as f64 * g.bin_s), f((i + 1) as f64 * g.bin_s), f(*p)])?;
         }
     }
-    written.push(t.finish()?);
+    t.finish()
+}
 
+/// `neighbor_snapshot_outdegree.csv`: G_N snapshot out-degree and its Gaussian fit per tau (Fig. 5).
+fn neighbor_snapshot_outdegree(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t =
         Table::create(dir, "neighbor_snapshot_outdegree.csv", &["tau_s", "degree", "samples", "pdf", "gaussian_pdf"])?;
     for s in &r.neighbor.snapshots {
@@ -81,8 +110,11 @@ pub fn write_report(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
             ])?;
         }
     }
-    written.push(t.finish()?);
+    t.finish()
+}
 
+/// `neighbor_snapshot_series.csv`: G_N edges and out-degree per snapshot.
+fn neighbor_snapshot_series(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t = Table::create(
         dir,
         "neighbor_snapshot_series.csv",
@@ -100,8 +132,11 @@ pub fn write_report(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
             ])?;
         }
     }
-    written.push(t.finish()?);
+    t.finish()
+}
 
+/// `neighbor_accumulated_outdegree.csv`: accumulated G_N out-degree against the random graph (Fig. 3).
+fn neighbor_accumulated_outdegree(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t = Table::create(
         dir,
         "neighbor_accumulated_outdegree.csv",
@@ -120,14 +155,20 @@ pub fn write_report(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
             ])?;
         }
     }
-    written.push(t.finish()?);
+    t.finish()
+}
 
+/// `neighbor_mean_outdegree.csv`: mean accumulated G_N out-degree over time (Fig. 4).
+fn neighbor_mean_outdegree(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t = Table::create(dir, "neighbor_mean_outdegree.csv", &["t_s", "peers", "mean", "sd"])?;
     for d in &r.neighbor.mean_outdegree_over_time {
         t.row(&[f(d.t_s), d.nodes.to_string(), f(d.mean), f(d.sd)])?;
     }
-    written.push(t.finish()?);
+    t.finish()
+}
 
+/// `video_degree.csv`: G_V in- and out-degree with their fits (Figs. 5 and 6).
+fn video_degree(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t = Table::create(dir, "video_degree.csv", &["tau_s", "direction", "degree", "samples", "pdf", "fit_pdf"])?;
     for s in &r.video.snapshots {
         let pin = s.indegree.pdf();
@@ -146,8 +187,11 @@ pub fn write_report(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
             t.row(&[f(s.tau_s), "out".into(), k.to_string(), c.to_string(), f(pout[k]), opt(fit)])?;
         }
     }
-    written.push(t.finish()?);
+    t.finish()
+}
 
+/// `peers.csv`: load per peer (Fig. 7).
+fn peers(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t = Table::create(
         dir,
         "peers.csv",
@@ -180,15 +224,21 @@ pub fn write_report(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
             p.neighbors_ever.to_string(),
         ])?;
     }
-    written.push(t.finish()?);
+    t.finish()
+}
 
+/// `source_children.csv`: the source's children per snapshot.
+fn source_children(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t = Table::create(dir, "source_children.csv", &["tau_s", "snapshot", "start_s", "children"])?;
     let s = &r.load.source;
     for (k, c) in s.by_snapshot.iter().enumerate() {
         t.row(&[f(s.tau_s), k.to_string(), f(r.interval.from_s + k as f64 * s.tau_s), c.to_string()])?;
     }
-    written.push(t.finish()?);
+    t.finish()
+}
 
+/// `inputs.csv`: what was read from each input file.
+fn inputs(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t = Table::create(
         dir,
         "inputs.csv",
@@ -225,6 +275,5 @@ pub fn write_report(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
             i.truncated.to_string(),
         ])?;
     }
-    written.push(t.finish()?);
-    Ok(written)
+    t.finish()
 }

@@ -497,44 +497,79 @@ pub fn load(
     grid: &Grid,
     tau_s: f64,
 ) -> (Vec<PeerLoad>, SourceChildren, Supernodes) {
+    let totals = Totals::of(trace, roles, is_peer, grid);
+    // Peers in address order, so that "peer id" in Fig. 7 is stable.
+    let mut peer_ids: Vec<usize> = (0..trace.endpoints.len()).filter(|&i| is_peer[i]).collect();
+    peer_ids.sort_by_key(|&i| trace.endpoints[i].addr);
+    let loads = peer_loads(trace, &totals, &peer_ids, video_pairs, grid);
+    let source = source_children(trace, roles, is_peer, grid, tau_s, &totals, &peer_ids);
+    let supernodes = supernodes(&loads, source.peers_ever);
+    (loads, source, supernodes)
+}
+
+/// Per endpoint: video bytes and distinct G_V and G_N partners over the interval.
+struct Totals {
+    upload: Vec<u64>,
+    download: Vec<u64>,
+    from_source: Vec<u64>,
+    children: Vec<u64>,
+    parents: Vec<u64>,
+    neighbors: Vec<u64>,
+    /// Had the source as a parent in the interval.
+    fed: Vec<bool>,
+}
+
+impl Totals {
+    /// Over the pairs from a peer or the source to a peer.
+    fn of(trace: &Trace, roles: &Roles, is_peer: &[bool], grid: &Grid) -> Totals {
+        let n = trace.endpoints.len();
+        let (lo, hi) = (grid.first, grid.first + grid.count * grid.tau);
+        let zeros = vec![0u64; n];
+        let mut t = Totals {
+            upload: zeros.clone(),
+            download: zeros.clone(),
+            from_source: zeros.clone(),
+            children: zeros.clone(),
+            parents: zeros.clone(),
+            neighbors: zeros,
+            fed: vec![false; n],
+        };
+        for p in &trace.pairs {
+            let (s, d) = (p.src as usize, p.dst as usize);
+            if !is_peer[d] {
+                continue;
+            }
+            let source_edge = Some(p.src) == roles.source_id;
+            if !is_peer[s] && !source_edge {
+                continue;
+            }
+            t.download[d] += p.video_bytes;
+            if source_edge {
+                t.from_source[d] += p.video_bytes;
+                if p.video.any(lo, hi) {
+                    t.fed[d] = true;
+                    t.parents[d] += 1;
+                }
+                continue;
+            }
+            t.upload[s] += p.video_bytes;
+            if p.video.any(lo, hi) {
+                t.children[s] += 1;
+                t.parents[d] += 1;
+            }
+            if p.keepalive.any(lo, hi) {
+                t.neighbors[s] += 1;
+            }
+        }
+        t
+    }
+}
+
+/// Fig. 7's rows: each peer's throughput and children, in `peer_ids` order.
+fn peer_loads(trace: &Trace, t: &Totals, peer_ids: &[usize], video_pairs: &[u32], grid: &Grid) -> Vec<PeerLoad> {
     let (from, to) = trace.interval();
     let secs = ((to - from) as f64 / 1e6).max(1e-6);
     let n = trace.endpoints.len();
-    let (lo, hi) = (grid.first, grid.first + grid.count * grid.tau);
-    let mut upload = vec![0u64; n];
-    let mut download = vec![0u64; n];
-    let mut from_source = vec![0u64; n];
-    let mut children = vec![0u64; n];
-    let mut parents = vec![0u64; n];
-    let mut neighbors = vec![0u64; n];
-    let mut fed = vec![false; n];
-    for p in &trace.pairs {
-        let (s, d) = (p.src as usize, p.dst as usize);
-        if !is_peer[d] {
-            continue;
-        }
-        let source_edge = Some(p.src) == roles.source_id;
-        if !is_peer[s] && !source_edge {
-            continue;
-        }
-        download[d] += p.video_bytes;
-        if source_edge {
-            from_source[d] += p.video_bytes;
-            if p.video.any(lo, hi) {
-                fed[d] = true;
-                parents[d] += 1;
-            }
-            continue;
-        }
-        upload[s] += p.video_bytes;
-        if p.video.any(lo, hi) {
-            children[s] += 1;
-            parents[d] += 1;
-        }
-        if p.keepalive.any(lo, hi) {
-            neighbors[s] += 1;
-        }
-    }
     let mut child_sum = vec![0u64; n];
     let mut child_max = vec![0u64; n];
     let (mut out, mut inn) = (Vec::new(), Vec::new());
@@ -545,26 +580,34 @@ pub fn load(
             child_max[i] = child_max[i].max(u64::from(d));
         }
     });
-    // Peers in address order, so that "peer id" in Fig. 7 is stable.
-    let mut peer_ids: Vec<usize> = (0..n).filter(|&i| is_peer[i]).collect();
-    peer_ids.sort_by_key(|&i| trace.endpoints[i].addr);
-    let loads: Vec<PeerLoad> = peer_ids
+    peer_ids
         .iter()
         .map(|&i| PeerLoad {
             address: trace.endpoints[i].addr.to_string(),
-            upload_bps: upload[i] as f64 / secs,
-            download_bps: download[i] as f64 / secs,
-            download_from_source_bps: from_source[i] as f64 / secs,
-            download_from_peers_bps: (download[i] - from_source[i]) as f64 / secs,
+            upload_bps: t.upload[i] as f64 / secs,
+            download_bps: t.download[i] as f64 / secs,
+            download_from_source_bps: t.from_source[i] as f64 / secs,
+            download_from_peers_bps: (t.download[i] - t.from_source[i]) as f64 / secs,
             mean_children: if grid.count == 0 { 0.0 } else { child_sum[i] as f64 / grid.count as f64 },
             max_children: child_max[i],
-            children_ever: children[i],
-            parents_ever: parents[i],
-            had_source_as_parent: fed[i],
-            neighbors_ever: neighbors[i],
+            children_ever: t.children[i],
+            parents_ever: t.parents[i],
+            had_source_as_parent: t.fed[i],
+            neighbors_ever: t.neighbors[i],
         })
-        .collect();
-    // The source's children per snapshot.
+        .collect()
+}
+
+/// The source's children per snapshot, and how much of the peers' video came from it.
+fn source_children(
+    trace: &Trace,
+    roles: &Roles,
+    is_peer: &[bool],
+    grid: &Grid,
+    tau_s: f64,
+    t: &Totals,
+    peer_ids: &[usize],
+) -> SourceChildren {
     let source_pairs: Vec<u32> = match roles.source_id {
         Some(s) => trace
             .pairs
@@ -577,25 +620,29 @@ pub fn load(
     };
     let mut by_snapshot = Vec::new();
     for_each_snapshot(trace, &source_pairs, Layer::Video, grid, |_, edges| by_snapshot.push(edges.len() as u64));
-    let total_down: u64 = peer_ids.iter().map(|&i| download[i]).sum();
-    let total_from_source: u64 = peer_ids.iter().map(|&i| from_source[i]).sum();
-    let source = SourceChildren {
+    let total_down: u64 = peer_ids.iter().map(|&i| t.download[i]).sum();
+    let total_from_source: u64 = peer_ids.iter().map(|&i| t.from_source[i]).sum();
+    SourceChildren {
         tau_s,
         max: by_snapshot.iter().copied().max().unwrap_or(0),
         mean: stats::mean_sd(&by_snapshot.iter().map(|&x| x as f64).collect::<Vec<_>>()).0,
         by_snapshot,
-        peers_ever: peer_ids.iter().filter(|&&i| fed[i]).count() as u64,
+        peers_ever: peer_ids.iter().filter(|&&i| t.fed[i]).count() as u64,
         share_of_download: if total_down == 0 { 0.0 } else { total_from_source as f64 / total_down as f64 },
-    };
+    }
+}
+
+/// The top uploaders (as many as peers the source fed, at least 1) and how upload spreads.
+fn supernodes(loads: &[PeerLoad], fed_by_source: u64) -> Supernodes {
     let mut order: Vec<usize> = (0..loads.len()).collect();
     order.sort_by(|&a, &b| loads[b].upload_bps.total_cmp(&loads[a].upload_bps));
-    let k = (source.peers_ever as usize).max(1).min(loads.len());
+    let k = (fed_by_source as usize).max(1).min(loads.len());
     let top = &order[..k];
     let ups: Vec<f64> = loads.iter().map(|l| l.upload_bps).collect();
     let downs: Vec<f64> = loads.iter().map(|l| l.download_bps).collect();
     let kids: Vec<f64> = loads.iter().map(|l| l.mean_children).collect();
     let up_total: f64 = ups.iter().sum();
-    let supernodes = Supernodes {
+    Supernodes {
         top_uploaders: top.iter().map(|&i| loads[i].address.clone()).collect(),
         top_fed_by_source: if k == 0 {
             0.0
@@ -607,8 +654,7 @@ pub fn load(
         spearman_children_upload: stats::spearman(&kids, &ups),
         upload_gini: gini(&ups),
         download_gini: gini(&downs),
-    };
-    (loads, source, supernodes)
+    }
 }
 
 #[cfg(test)]

@@ -1,47 +1,16 @@
 //! A run directory as `soplab swarm` writes it: `pcap/*.pcap` (or `*.pcapng`), `truth/*.jsonl`
-//! and, from netns runs, `run.json` naming the hosts and which capture was taken where.
+//! and `run.json` naming the hosts and which capture was taken where. The formats belong to
+//! `soplab-rundir`; this module only finds the analyzer's inputs in them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use soplab_rundir::run::RunInfo;
+use soplab_rundir::stem::parse_host_stem;
+use soplab_rundir::truth::{Line, Role};
 
 use crate::error::{Error, Result};
-
-/// `run.json` (only the fields the analyzer uses; others are ignored).
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
-pub struct RunJson {
-    #[serde(default)]
-    pub mode: Option<String>,
-    #[serde(default)]
-    pub started_us: Option<i64>,
-    #[serde(default)]
-    pub ended_us: Option<i64>,
-    #[serde(default)]
-    pub hosts: Vec<Host>,
-    #[serde(default)]
-    pub pcaps: Vec<PcapEntry>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Host {
-    pub name: String,
-    #[serde(default)]
-    pub role: Option<String>,
-    #[serde(default)]
-    pub address: Option<String>,
-    #[serde(default)]
-    pub vantage: Option<bool>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct PcapEntry {
-    pub file: String,
-    #[serde(default)]
-    pub host: Option<String>,
-    #[serde(default)]
-    pub address: Option<String>,
-}
 
 /// One capture of a run and where it was taken.
 #[derive(Debug, Clone, Serialize)]
@@ -59,34 +28,12 @@ pub struct Capture {
 pub struct RunDir {
     pub root: PathBuf,
     pub captures: Vec<Capture>,
-    pub run: Option<RunJson>,
+    pub run: Option<RunInfo>,
     pub tracker: Option<SocketAddr>,
     pub source: Option<SocketAddr>,
     /// Where the tracker and source names come from: "run.json", "truth" or "none".
     pub named_by: &'static str,
     pub has_truth: bool,
-}
-
-fn parse_addr(s: &Option<String>) -> Option<SocketAddr> {
-    s.as_deref().and_then(|s| s.parse().ok())
-}
-
-/// The address in a capture file name `peer-<ip>-<port>.pcap`.
-fn address_from_name(name: &str) -> Option<SocketAddr> {
-    let stem = name.strip_suffix(".pcapng").or_else(|| name.strip_suffix(".pcap"))?;
-    let rest = stem.strip_prefix("peer-")?;
-    let (ip, port) = rest.rsplit_once('-')?;
-    format!("{ip}:{port}").parse().ok()
-}
-
-/// The `node` of the first line of a truth file.
-fn truth_node(path: &Path) -> Option<SocketAddr> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(path).ok()?;
-    let mut line = String::new();
-    std::io::BufReader::new(f).read_line(&mut line).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&line).ok()?;
-    v.get("node")?.as_str()?.parse().ok()
 }
 
 impl RunDir {
@@ -98,61 +45,17 @@ impl RunDir {
     /// Reads a run directory. Captures come from `run.json` when it lists them, otherwise from
     /// `pcap/*.pcap` and `pcap/*.pcapng`.
     pub fn open(root: &Path) -> Result<RunDir> {
-        let run_path = root.join("run.json");
-        let run: Option<RunJson> = if run_path.is_file() {
-            let text =
-                std::fs::read_to_string(&run_path).map_err(|e| Error::Read { path: run_path.clone(), cause: e })?;
-            Some(serde_json::from_str(&text).map_err(|e| Error::Truth {
-                path: run_path.clone(),
-                line: e.line(),
-                why: e.to_string(),
-            })?)
-        } else {
-            None
+        let run = read_run_json(&root.join("run.json"))?;
+        let captures = match run.as_ref().filter(|r| !r.pcaps.is_empty()) {
+            Some(r) => listed_captures(root, r),
+            None => pcap_dir_captures(&root.join("pcap")),
         };
-        let mut captures = Vec::new();
-        if let Some(r) = run.as_ref().filter(|r| !r.pcaps.is_empty()) {
-            for p in &r.pcaps {
-                let path = root.join(&p.file);
-                if path.is_file() {
-                    captures.push(Capture { path, host: p.host.clone(), address: parse_addr(&p.address) });
-                } else {
-                    tracing::warn!(file = %path.display(), "run.json lists a capture that does not exist; skipped");
-                }
-            }
-        } else {
-            let dir = root.join("pcap");
-            if let Ok(rd) = std::fs::read_dir(&dir) {
-                let mut names: Vec<PathBuf> = rd
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
-                    .collect();
-                names.sort();
-                for path in names {
-                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    let host = name.rsplit_once('.').map(|(s, _)| s.to_string());
-                    captures.push(Capture { address: address_from_name(&name), host, path });
-                }
-            }
-        }
         let truth = root.join("truth");
         let has_truth = truth.is_dir();
-        let (mut tracker, mut source, mut named_by) = (None, None, "none");
-        if let Some(r) = &run {
-            for h in &r.hosts {
-                match h.role.as_deref() {
-                    Some("tracker") => tracker = parse_addr(&h.address),
-                    Some("source") => source = parse_addr(&h.address),
-                    _ => {}
-                }
-            }
-            if tracker.is_some() || source.is_some() {
-                named_by = "run.json";
-            }
-        }
+        let (mut tracker, mut source, mut named_by) = run.as_ref().map_or((None, None, "none"), named_by_run);
         if named_by == "none" && has_truth {
-            tracker = truth_node(&truth.join("tracker.jsonl"));
-            source = truth_node(&truth.join("source.jsonl"));
+            tracker = first_node(&truth.join("tracker.jsonl"));
+            source = first_node(&truth.join("source.jsonl"));
             if tracker.is_some() || source.is_some() {
                 named_by = "truth";
             }
@@ -172,6 +75,88 @@ impl RunDir {
         }
         Ok(self.captures.iter().map(|c| c.path.clone()).collect())
     }
+
+    /// When the run started and ended (µs since the Unix epoch) as run.json tells, each `None`
+    /// when not recorded (no run.json, or a zero from a file without the field).
+    pub fn span_us(&self) -> (Option<i64>, Option<i64>) {
+        let known = |t: u64| i64::try_from(t).ok().filter(|&t| t > 0);
+        match &self.run {
+            Some(r) => (known(r.started_us), known(r.ended_us)),
+            None => (None, None),
+        }
+    }
+}
+
+/// `run.json`, if the directory has one.
+fn read_run_json(path: &Path) -> Result<Option<RunInfo>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Read { path: path.into(), cause: e })?;
+    let run = serde_json::from_str(&text).map_err(|e| Error::Truth {
+        path: path.into(),
+        line: e.line(),
+        why: e.to_string(),
+    })?;
+    Ok(Some(run))
+}
+
+/// The captures run.json lists that exist.
+fn listed_captures(root: &Path, run: &RunInfo) -> Vec<Capture> {
+    let mut captures = Vec::new();
+    for p in &run.pcaps {
+        let path = root.join(&p.file);
+        if path.is_file() {
+            let host = Some(p.host.clone()).filter(|h| !h.is_empty());
+            let address = p.address.as_deref().and_then(|a| a.parse().ok());
+            captures.push(Capture { path, host, address });
+        } else {
+            tracing::warn!(file = %path.display(), "run.json lists a capture that does not exist; skipped");
+        }
+    }
+    captures
+}
+
+/// `*.pcap` and `*.pcapng` in `dir`, in name order; a `peer-<ip>-<port>` name gives the vantage
+/// address.
+fn pcap_dir_captures(dir: &Path) -> Vec<Capture> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let host = name.rsplit_once('.').map(|(s, _)| s.to_string());
+            Capture { address: parse_host_stem(&name), host, path }
+        })
+        .collect()
+}
+
+/// The tracker and the source as run.json's hosts name them, and whether it named either.
+fn named_by_run(run: &RunInfo) -> (Option<SocketAddr>, Option<SocketAddr>, &'static str) {
+    let (mut tracker, mut source) = (None, None);
+    for h in &run.hosts {
+        match h.role {
+            Role::Tracker => tracker = h.address.parse().ok(),
+            Role::Source => source = h.address.parse().ok(),
+            Role::Peer => {}
+        }
+    }
+    let named_by = if tracker.is_some() || source.is_some() { "run.json" } else { "none" };
+    (tracker, source, named_by)
+}
+
+/// The `node` of the first line of a truth file.
+fn first_node(path: &Path) -> Option<SocketAddr> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(f).read_line(&mut line).ok()?;
+    Line::parse(&line).ok().map(|l| l.node)
 }
 
 #[cfg(test)]
@@ -180,8 +165,31 @@ mod tests {
 
     #[test]
     fn vantage_address_from_file_name() {
-        assert_eq!(address_from_name("peer-198.18.1.1-3908.pcap"), Some("198.18.1.1:3908".parse().unwrap()));
-        assert_eq!(address_from_name("bridge.pcap"), None);
-        assert_eq!(address_from_name("peer-x.pcapng"), None);
+        assert_eq!(parse_host_stem("peer-198.18.1.1-3908.pcap"), Some("198.18.1.1:3908".parse().unwrap()));
+        assert_eq!(parse_host_stem("bridge.pcap"), None);
+        assert_eq!(parse_host_stem("peer-x.pcapng"), None);
+    }
+
+    #[test]
+    fn a_hand_written_run_json_names_roles_captures_and_span() {
+        let root = std::env::temp_dir().join(format!("soplab-rundir-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("pcap")).unwrap();
+        std::fs::write(root.join("pcap/at-one.pcap"), b"").unwrap();
+        std::fs::write(
+            root.join("run.json"),
+            r#"{"started_us": 5, "hosts": [{"name": "t", "role": "tracker", "address": "10.0.0.1:3900"},
+                {"name": "p"}], "pcaps": [{"file": "pcap/at-one.pcap", "address": "10.0.1.1:3908"},
+                {"file": "pcap/gone.pcap"}]}"#,
+        )
+        .unwrap();
+        let run = RunDir::open(&root).unwrap();
+        assert_eq!((run.tracker, run.source, run.named_by), (Some("10.0.0.1:3900".parse().unwrap()), None, "run.json"));
+        assert_eq!(run.captures.len(), 1);
+        assert_eq!(
+            (run.captures[0].host.clone(), run.captures[0].address),
+            (None, Some("10.0.1.1:3908".parse().unwrap()))
+        );
+        assert_eq!(run.span_us(), (Some(5), None));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

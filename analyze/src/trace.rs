@@ -3,11 +3,11 @@
 //! keep-alives and requests of a pair. Memory grows with endpoints, pairs and trace duration
 //! (one bit per pair, layer and slot), not with the number of packets.
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::capture::{Datagram, Endpoint};
 use crate::classify::{KINDS, Kind, WireCheck, classify, wire_check};
-use crate::fxhash::FxHashMap;
 
 /// UDP ports of common non-SopCast services, left out by default so that the size classifier
 /// does not read a 42-byte DNS answer as a keep-alive in a foreign trace.

@@ -6,22 +6,14 @@ use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use soplab_rundir::truth::{Event, Line, Role};
 
 use crate::error::{Error, Result};
 
-/// A node's role in the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Tracker,
-    Source,
-    Peer,
-}
-
-/// One daemon as its truth file tells it.
+/// One daemon's sessions as its truth file tells them.
 #[derive(Debug, Clone, Serialize)]
-pub struct Node {
+pub struct NodeHistory {
     pub addr: SocketAddr,
     pub role: Role,
     /// Sessions: (start, end). The end is `session_end`'s time, or the last event of the session
@@ -71,34 +63,12 @@ impl Response {
 /// The whole run's ground truth.
 #[derive(Debug, Clone, Default)]
 pub struct Truth {
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<NodeHistory>,
     pub links: Vec<Link>,
     pub responses: Vec<Response>,
     pub files: Vec<PathBuf>,
     pub first_us: i64,
     pub last_us: i64,
-}
-
-#[derive(Deserialize)]
-struct Line {
-    ts_us: i64,
-    node: String,
-    event: String,
-    #[serde(default)]
-    role: Option<String>,
-    #[serde(default)]
-    peer: Option<String>,
-    #[serde(default)]
-    parent: Option<String>,
-    #[serde(default)]
-    child: Option<String>,
-    #[serde(default)]
-    request: Option<u32>,
-}
-
-fn addr(path: &Path, line: usize, s: &Option<String>, field: &str) -> Result<SocketAddr> {
-    let s = s.as_deref().ok_or_else(|| Error::Truth { path: path.into(), line, why: format!("no `{field}`") })?;
-    s.parse().map_err(|_| Error::Truth { path: path.into(), line, why: format!("`{field}` is not ip:port: {s}") })
 }
 
 impl Truth {
@@ -128,107 +98,19 @@ impl Truth {
         Ok(t)
     }
 
-    fn read_file(&mut self, path: &Path, responses: &mut Steps) -> Result<()> {
+    fn read_file(&mut self, path: &Path, steps: &mut Steps) -> Result<()> {
         let f = std::fs::File::open(path).map_err(|e| Error::Read { path: path.into(), cause: e })?;
         let is_tracker = path.file_name().is_some_and(|n| n == "tracker.jsonl");
-        let mut node: Option<Node> = None;
-        let mut open: HashMap<SocketAddr, i64> = HashMap::new();
-        let mut session_start: Option<i64> = None;
-        let mut last = i64::MIN;
-        let close_all = |open: &mut HashMap<SocketAddr, i64>, links: &mut Vec<Link>, me: SocketAddr, at: i64| {
-            for (to, up) in open.drain() {
-                links.push(Link { from: me, to, up_us: up, down_us: at.max(up) });
-            }
-        };
+        let mut reader = FileReader::new(if is_tracker { Role::Tracker } else { Role::Peer });
         for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
             let line = line.map_err(|e| Error::Read { path: path.into(), cause: e })?;
-            // Playback events are the bulk of a peer's file and say nothing about edges.
-            if line.trim().is_empty() || line.contains("\"event\":\"play\"") {
-                if let Some(ts) = quick_ts(&line) {
-                    last = last.max(ts);
-                }
-                continue;
-            }
-            let l: Line = serde_json::from_str(&line).map_err(|e| Error::Truth {
+            reader.line(&line, &mut self.links, steps).map_err(|e| Error::Truth {
                 path: path.into(),
                 line: i + 1,
                 why: e.to_string(),
             })?;
-            let me: SocketAddr = l.node.parse().map_err(|_| Error::Truth {
-                path: path.into(),
-                line: i + 1,
-                why: format!("`node` is not ip:port: {}", l.node),
-            })?;
-            let n = node.get_or_insert_with(|| Node {
-                addr: me,
-                role: if is_tracker { Role::Tracker } else { Role::Peer },
-                sessions: Vec::new(),
-                silent_ends: 0,
-                first_us: l.ts_us,
-                last_us: l.ts_us,
-            });
-            let ts = l.ts_us;
-            match l.event.as_str() {
-                "session_start" => {
-                    if l.role.as_deref() == Some("source") {
-                        n.role = Role::Source;
-                    }
-                    if let Some(s) = session_start.take() {
-                        // A new session without an end: the previous one went silent.
-                        close_all(&mut open, &mut self.links, me, last);
-                        n.sessions.push((s, last.max(s)));
-                        n.silent_ends += 1;
-                    }
-                    session_start = Some(ts);
-                }
-                "session_end" => {
-                    close_all(&mut open, &mut self.links, me, ts);
-                    let graceful = line.contains("\"graceful\":true");
-                    if !graceful {
-                        n.silent_ends += 1;
-                    }
-                    n.sessions.push((session_start.take().unwrap_or(n.first_us), ts));
-                }
-                "neighbor_up" => {
-                    let peer = addr(path, i + 1, &l.peer, "peer")?;
-                    if let Some(up) = open.insert(peer, ts) {
-                        self.links.push(Link { from: me, to: peer, up_us: up, down_us: ts });
-                    }
-                }
-                "neighbor_down" => {
-                    let peer = addr(path, i + 1, &l.peer, "peer")?;
-                    if let Some(up) = open.remove(&peer) {
-                        self.links.push(Link { from: me, to: peer, up_us: up, down_us: ts.max(up) });
-                    }
-                }
-                "request_sent" | "response_received" | "request_timeout" => {
-                    let parent = addr(path, i + 1, &l.parent, "parent")?;
-                    let which = match l.event.as_str() {
-                        "request_sent" => Step::Requested,
-                        _ => Step::Resolved,
-                    };
-                    responses.entry((parent, me, l.request.unwrap_or(0))).or_default().push((ts, which));
-                }
-                "response_sent" => {
-                    let child = addr(path, i + 1, &l.child, "child")?;
-                    responses.entry((me, child, l.request.unwrap_or(0))).or_default().push((ts, Step::Sent));
-                }
-                _ => {}
-            }
-            last = last.max(ts);
-            n.last_us = n.last_us.max(ts);
         }
-        let Some(mut n) = node else { return Ok(()) };
-        n.last_us = n.last_us.max(last);
-        if let Some(s) = session_start.take() {
-            // No session_end: the node went silent (or was killed) after its last event.
-            n.sessions.push((s, n.last_us));
-            n.silent_ends += 1;
-        }
-        close_all(&mut open, &mut self.links, n.addr, n.last_us);
-        if n.role == Role::Tracker && n.sessions.is_empty() {
-            n.sessions.push((n.first_us, n.last_us));
-        }
+        let Some(n) = reader.finish(&mut self.links) else { return Ok(()) };
         self.first_us = self.first_us.min(n.first_us);
         self.last_us = self.last_us.max(n.last_us);
         self.nodes.push(n);
@@ -244,7 +126,7 @@ impl Truth {
     }
 
     /// Peers (role peer).
-    pub fn peers(&self) -> impl Iterator<Item = &Node> {
+    pub fn peers(&self) -> impl Iterator<Item = &NodeHistory> {
         self.nodes.iter().filter(|n| n.role == Role::Peer)
     }
 
@@ -252,6 +134,117 @@ impl Truth {
     pub fn start_us(&self) -> Option<i64> {
         self.nodes.iter().filter(|n| n.role != Role::Tracker).flat_map(|n| n.sessions.iter().map(|s| s.0)).min()
     }
+}
+
+/// One truth file while it is read: the node so far, its open links and its open session.
+struct FileReader {
+    /// The role until a `session_start` says "source".
+    role: Role,
+    node: Option<NodeHistory>,
+    /// Established neighbours and since when.
+    open: HashMap<SocketAddr, i64>,
+    session_start: Option<i64>,
+    /// The latest time of any line, playback included.
+    last: i64,
+}
+
+impl FileReader {
+    fn new(role: Role) -> FileReader {
+        FileReader { role, node: None, open: HashMap::new(), session_start: None, last: i64::MIN }
+    }
+
+    /// Takes one line of the file.
+    fn line(&mut self, text: &str, links: &mut Vec<Link>, steps: &mut Steps) -> serde_json::Result<()> {
+        // Playback events are the bulk of a peer's file and say nothing about edges.
+        if text.trim().is_empty() || text.contains("\"event\":\"play\"") {
+            if let Some(ts) = quick_ts(text) {
+                self.last = self.last.max(ts);
+            }
+            return Ok(());
+        }
+        let Line { ts_us: ts, node: me, event } = Line::parse(text)?;
+        let role = self.role;
+        let n = self.node.get_or_insert_with(|| NodeHistory {
+            addr: me,
+            role,
+            sessions: Vec::new(),
+            silent_ends: 0,
+            first_us: ts,
+            last_us: ts,
+        });
+        match event {
+            Event::SessionStart { role } => {
+                if role == Role::Source {
+                    n.role = Role::Source;
+                }
+                if let Some(s) = self.session_start.take() {
+                    // A new session without an end: the previous one went silent.
+                    close_all(&mut self.open, links, me, self.last);
+                    n.sessions.push((s, self.last.max(s)));
+                    n.silent_ends += 1;
+                }
+                self.session_start = Some(ts);
+            }
+            Event::SessionEnd { graceful } => {
+                close_all(&mut self.open, links, me, ts);
+                if !graceful {
+                    n.silent_ends += 1;
+                }
+                n.sessions.push((self.session_start.take().unwrap_or(n.first_us), ts));
+            }
+            Event::NeighborUp { peer, .. } => {
+                if let Some(up) = self.open.insert(peer, ts) {
+                    links.push(Link { from: me, to: peer, up_us: up, down_us: ts });
+                }
+            }
+            Event::NeighborDown { peer, .. } => {
+                if let Some(up) = self.open.remove(&peer) {
+                    links.push(Link { from: me, to: peer, up_us: up, down_us: ts.max(up) });
+                }
+            }
+            other => add_step(steps, me, ts, &other),
+        }
+        self.last = self.last.max(ts);
+        n.last_us = n.last_us.max(ts);
+        Ok(())
+    }
+
+    /// The node the file told of, its open session and links closed at its last event; `None`
+    /// for a file without events.
+    fn finish(mut self, links: &mut Vec<Link>) -> Option<NodeHistory> {
+        let mut n = self.node.take()?;
+        n.last_us = n.last_us.max(self.last);
+        if let Some(s) = self.session_start.take() {
+            // No session_end: the node went silent (or was killed) after its last event.
+            n.sessions.push((s, n.last_us));
+            n.silent_ends += 1;
+        }
+        close_all(&mut self.open, links, n.addr, n.last_us);
+        if n.role == Role::Tracker && n.sessions.is_empty() {
+            n.sessions.push((n.first_us, n.last_us));
+        }
+        Some(n)
+    }
+}
+
+/// Ends every open link of `me` at `at`.
+fn close_all(open: &mut HashMap<SocketAddr, i64>, links: &mut Vec<Link>, me: SocketAddr, at: i64) {
+    for (to, up) in open.drain() {
+        links.push(Link { from: me, to, up_us: up, down_us: at.max(up) });
+    }
+}
+
+/// Records a step of a request that `me` logged at `ts` (other events are no steps).
+fn add_step(steps: &mut Steps, me: SocketAddr, ts: i64, event: &Event) {
+    let (key, step) = match *event {
+        Event::RequestSent { parent, request, .. } => ((parent, me, request), Step::Requested),
+        Event::ResponseReceived { parent, request, .. } | Event::RequestTimeout { parent, request, .. } => {
+            ((parent, me, request), Step::Resolved)
+        }
+        Event::ResponseSent { child, request, .. } => ((me, child, request), Step::Sent),
+        _ => return,
+    };
+    steps.entry(key).or_default().push((ts, step));
 }
 
 /// What happened to a request, from either side.

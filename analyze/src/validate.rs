@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::overlay::{self, Grid, Layer, Roles};
 use crate::rundir::RunDir;
 use crate::trace::Trace;
-use crate::truth::Truth;
+use crate::truth::{NodeHistory, Truth};
 
 /// What `validate` can be told.
 #[derive(Debug, Clone)]
@@ -148,8 +148,9 @@ pub struct Coverage {
     pub rows: Vec<CoverageRow>,
 }
 
+/// One capture of the run and how much of it is its vantage peer's own traffic.
 #[derive(Debug, Clone, Serialize)]
-pub struct CaptureInfo {
+pub struct CaptureCheck {
     pub path: PathBuf,
     pub host: Option<String>,
     pub address: Option<SocketAddr>,
@@ -193,7 +194,7 @@ pub struct Validation {
     pub tool: String,
     pub run_dir: PathBuf,
     pub definitions: &'static str,
-    pub captures: Vec<CaptureInfo>,
+    pub captures: Vec<CaptureCheck>,
     pub roles: RolesCheck,
     pub interval: ValidationInterval,
     pub keepalive_period_s: f64,
@@ -212,23 +213,29 @@ snapshot; possible = truth allows it (link up for part of the snapshot; response
 certain = truth requires it (link up >= 1.5 keep-alive periods of the snapshot; response's last packet in the \
 snapshot); precision = measured&possible/measured, recall = certain&measured/certain, summed over snapshots";
 
-/// Ids for the addresses of both sides.
+/// Ids for the addresses of both sides: the trace's endpoint ids, then the truth's other
+/// addresses in the order they are met.
 struct Ids {
     map: HashMap<Endpoint, u32>,
-    next: u32,
+    /// Each id's address, for the examples of misses.
+    names: Vec<String>,
 }
 
 impl Ids {
     fn new(trace: &Trace) -> Ids {
         let map: HashMap<Endpoint, u32> = trace.endpoints.iter().enumerate().map(|(i, e)| (e.addr, i as u32)).collect();
-        Ids { next: trace.endpoints.len() as u32, map }
+        Ids { map, names: trace.endpoints.iter().map(|e| e.addr.to_string()).collect() }
     }
     fn id(&mut self, a: SocketAddr) -> u32 {
         let e = Endpoint::from_socket_addr(a);
+        let next = self.names.len() as u32;
         *self.map.entry(e).or_insert_with(|| {
-            self.next += 1;
-            self.next - 1
+            self.names.push(e.to_string());
+            next
         })
+    }
+    fn name(&self, id: u32) -> String {
+        self.names.get(id as usize).cloned().unwrap_or_else(|| format!("#{id}"))
     }
 }
 
@@ -465,21 +472,98 @@ impl Rng {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn coverage(
-    trace: &Trace,
-    grid: &Grid,
-    tau_s: f64,
-    peers: &[u32],
-    active: &[Vec<u32>],
-    certain: &PerSnapshot,
-    measured: &PerSnapshot,
-    draws: u32,
-) -> Coverage {
-    let n = peers.len();
-    let index: HashMap<u32, usize> = peers.iter().enumerate().map(|(i, &p)| (p, i)).collect();
-    let words = n.div_ceil(64).max(1);
-    // Per snapshot: adjacency bitsets of "any datagram between the two peers".
+/// What the coverage table is drawn from: per snapshot, which peers were active, which pairs
+/// of peers exchanged anything, and which certain G_N edges were measured; peers as indices.
+struct CoverageData {
+    n: usize,
+    /// u64 words per bitset of peers.
+    words: usize,
+    /// Per snapshot: adjacency bitsets of "any datagram between the two peers".
+    adj: Vec<Vec<u64>>,
+    active: Vec<Vec<usize>>,
+    seen_edges: Vec<Vec<(usize, usize)>>,
+    total_active: u64,
+    total_certain: u64,
+}
+
+impl CoverageData {
+    fn new(
+        trace: &Trace,
+        grid: &Grid,
+        peers: &[u32],
+        active: &[Vec<u32>],
+        certain: &PerSnapshot,
+        measured: &PerSnapshot,
+    ) -> Self {
+        let n = peers.len();
+        let index: HashMap<u32, usize> = peers.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+        let words = n.div_ceil(64).max(1);
+        let active: Vec<Vec<usize>> =
+            active.iter().map(|a| a.iter().filter_map(|p| index.get(p).copied()).collect()).collect();
+        let seen_edges = certain
+            .iter()
+            .zip(measured)
+            .map(|(c, m)| {
+                c.iter()
+                    .filter(|e| m.binary_search(e).is_ok())
+                    .filter_map(|e| Some((*index.get(&e.0)?, *index.get(&e.1)?)))
+                    .collect()
+            })
+            .collect();
+        let total_active = active.iter().map(|a| a.len() as u64).sum();
+        let total_certain = certain
+            .iter()
+            .map(|c| c.iter().filter(|e| index.contains_key(&e.0) && index.contains_key(&e.1)).count() as u64)
+            .sum();
+        let adj = adjacency(trace, grid, &index, words);
+        CoverageData { n, words, adj, active, seen_edges, total_active, total_certain }
+    }
+
+    /// The row for `k` vantage points: `draws` random sets (one when all peers are vantage).
+    fn row(&self, k: usize, draws: u32, rng: &mut Rng) -> CoverageRow {
+        let (n, words) = (self.n, self.words);
+        let draws_k = if k == n { 1 } else { draws.max(1) };
+        let (mut ps, mut es) = (Vec::new(), Vec::new());
+        for _ in 0..draws_k {
+            let mut order: Vec<usize> = (0..n).collect();
+            for i in 0..k {
+                let j = i + rng.below(n - i);
+                order.swap(i, j);
+            }
+            let mut v = vec![0u64; words];
+            for &i in &order[..k] {
+                v[i / 64] |= 1 << (i % 64);
+            }
+            let inv = |i: usize| v[i / 64] & (1 << (i % 64)) != 0;
+            let (mut seen, mut seen_e) = (0u64, 0u64);
+            for (s, act) in self.active.iter().enumerate() {
+                let a = &self.adj[s];
+                for &p in act {
+                    if inv(p) || a[p * words..(p + 1) * words].iter().zip(&v).any(|(x, y)| x & y != 0) {
+                        seen += 1;
+                    }
+                }
+                seen_e += self.seen_edges[s].iter().filter(|&&(x, y)| inv(x) || inv(y)).count() as u64;
+            }
+            ps.push(ratio(seen, self.total_active));
+            es.push(ratio(seen_e, self.total_certain));
+        }
+        let (pm, psd) = crate::stats::mean_sd(&ps);
+        let (em, esd) = crate::stats::mean_sd(&es);
+        CoverageRow {
+            k: k as u64,
+            draws: draws_k,
+            peers_seen: pm,
+            peers_seen_sd: psd,
+            edges_seen: em,
+            edges_seen_sd: esd,
+        }
+    }
+}
+
+/// Per snapshot of `grid`: bitsets of the peers each peer exchanged any datagram with.
+fn adjacency(trace: &Trace, grid: &Grid, index: &HashMap<u32, usize>, words: usize) -> Vec<Vec<u64>> {
+    let n = index.len();
     let peer_pairs: Vec<(usize, usize, u32)> = trace
         .pairs
         .iter()
@@ -498,72 +582,79 @@ fn coverage(
         }
         adj.push(a);
     }
-    let active_idx: Vec<Vec<usize>> =
-        active.iter().map(|a| a.iter().filter_map(|p| index.get(p).copied()).collect()).collect();
-    let seen_edges: Vec<Vec<(usize, usize)>> = certain
-        .iter()
-        .zip(measured)
-        .map(|(c, m)| {
-            c.iter()
-                .filter(|e| m.binary_search(e).is_ok())
-                .filter_map(|e| Some((*index.get(&e.0)?, *index.get(&e.1)?)))
-                .collect()
-        })
-        .collect();
-    let total_active: u64 = active_idx.iter().map(|a| a.len() as u64).sum();
-    let total_certain: u64 = certain
-        .iter()
-        .map(|c| c.iter().filter(|e| index.contains_key(&e.0) && index.contains_key(&e.1)).count() as u64)
-        .sum();
+    adj
+}
+
+/// The coverage table (Table 1 of Borges et al.): active peers and certain G_N edges seen by
+/// k vantage points, k = 1, 2, 5, ... and all peers.
+fn coverage(trace: &Trace, layer: &LayerRun, tau_s: f64, peers: &[u32], active: &[Vec<u32>], draws: u32) -> Coverage {
+    let data = CoverageData::new(trace, &layer.grid, peers, active, &layer.truths.strict, &layer.measured);
+    let n = data.n;
     let mut ks: Vec<usize> = [1, 2, 5, 10, 20, 50, 70, 100, 200, 500].into_iter().filter(|&k| k < n).collect();
     if n > 0 {
         ks.push(n);
     }
     let mut rng = Rng(0x5eed_50bc_a575_0001);
-    let mut rows = Vec::new();
-    for k in ks {
-        let draws_k = if k == n { 1 } else { draws.max(1) };
-        let (mut ps, mut es) = (Vec::new(), Vec::new());
-        for _ in 0..draws_k {
-            let mut order: Vec<usize> = (0..n).collect();
-            for i in 0..k {
-                let j = i + rng.below(n - i);
-                order.swap(i, j);
-            }
-            let mut v = vec![0u64; words];
-            for &i in &order[..k] {
-                v[i / 64] |= 1 << (i % 64);
-            }
-            let inv = |i: usize| v[i / 64] & (1 << (i % 64)) != 0;
-            let (mut seen, mut seen_e) = (0u64, 0u64);
-            for (s, act) in active_idx.iter().enumerate() {
-                let a = &adj[s];
-                for &p in act {
-                    if inv(p) || a[p * words..(p + 1) * words].iter().zip(&v).any(|(x, y)| x & y != 0) {
-                        seen += 1;
-                    }
-                }
-                seen_e += seen_edges[s].iter().filter(|&&(x, y)| inv(x) || inv(y)).count() as u64;
-            }
-            ps.push(ratio(seen, total_active));
-            es.push(ratio(seen_e, total_certain));
-        }
-        let (pm, psd) = crate::stats::mean_sd(&ps);
-        let (em, esd) = crate::stats::mean_sd(&es);
-        rows.push(CoverageRow {
-            k: k as u64,
-            draws: draws_k,
-            peers_seen: pm,
-            peers_seen_sd: psd,
-            edges_seen: em,
-            edges_seen_sd: esd,
-        });
-    }
+    let rows = ks.into_iter().map(|k| data.row(k, draws, &mut rng)).collect();
+    let count = layer.grid.count;
     Coverage {
         method: "emulated: vantage point v sees the datagrams v sent or received (from the merged captures)",
         tau_s,
-        active_peers_per_snapshot: if grid.count == 0 { 0.0 } else { total_active as f64 / grid.count as f64 },
+        active_peers_per_snapshot: if count == 0 { 0.0 } else { data.total_active as f64 / count as f64 },
         rows,
+    }
+}
+
+/// What the layer comparisons of one validation share.
+struct Comparison<'a> {
+    trace: &'a Trace,
+    truth: &'a Truth,
+    /// The interval both sides cover.
+    from: i64,
+    to: i64,
+    /// The tracker and the source, in neither layer.
+    excluded: Vec<SocketAddr>,
+    neighbor_pairs: Vec<u32>,
+    video_pairs: Vec<u32>,
+    /// How long a link must be up in a snapshot for a keep-alive to be certain.
+    certain_us: i64,
+}
+
+/// One layer compared at one snapshot length.
+struct LayerRun {
+    result: LayerResult,
+    measured: PerSnapshot,
+    truths: Truths,
+    grid: Grid,
+}
+
+impl Comparison<'_> {
+    fn run(&self, layer: Layer, tau: f64, ids: &mut Ids) -> Result<LayerRun> {
+        let (trace, truth) = (self.trace, self.truth);
+        let grid = Grid::new(trace, tau, self.from, self.to)?;
+        let (truths, pairs) = match layer {
+            Layer::Neighbor => {
+                (neighbor_truth(trace, truth, &grid, ids, &self.excluded, self.certain_us), &self.neighbor_pairs)
+            }
+            Layer::Video => (video_truth(trace, truth, &grid, ids, &self.excluded), &self.video_pairs),
+        };
+        let measured = measured(trace, pairs, layer, &grid);
+        let result = compare(layer, tau, &measured, &truths, &|i| ids.name(i));
+        Ok(LayerRun { result, measured, truths, grid })
+    }
+
+    /// Both layers at the further snapshot lengths (those that are not the defaults).
+    fn other_taus(&self, opts: &ValidateOptions, ids: &mut Ids) -> Result<OtherTaus> {
+        let mut other = OtherTaus { neighbor: Vec::new(), video: Vec::new() };
+        for &tau in &opts.taus_s {
+            if (tau - opts.analyze.tau_neighbor_s).abs() > 1e-9 {
+                other.neighbor.push(self.run(Layer::Neighbor, tau, ids)?.result);
+            }
+            if (tau - opts.analyze.tau_video_s).abs() > 1e-9 {
+                other.video.push(self.run(Layer::Video, tau, ids)?.result);
+            }
+        }
+        Ok(other)
     }
 }
 
@@ -574,44 +665,88 @@ pub fn validate(dir: &Path, opts: &ValidateOptions) -> Result<Validation> {
         return Err(Error::NoTruth { path: dir.into() });
     }
     let truth = Truth::read_dir(&dir.join("truth"))?;
-    let files = run.capture_paths()?;
-    let vantage: Vec<Option<SocketAddr>> = run.captures.iter().map(|c| c.address).collect();
-    let mut aopts = opts.analyze.clone();
-    let tracker = aopts.tracker.or(run.tracker).or(truth.tracker());
-    let source = aopts.source.or(run.source).or(truth.source());
-    aopts.tracker = tracker;
-    aopts.source = source;
-    let ing: Ingest = analysis::ingest(&files, &aopts, &vantage)?;
+    let tracker = opts.analyze.tracker.or(run.tracker).or(truth.tracker());
+    let source = opts.analyze.source.or(run.source).or(truth.source());
+    let ing = ingest_run(&run, opts, tracker, source)?;
     let trace = &ing.trace;
-    if trace.pairs.is_empty() {
-        return Err(Error::Option(format!(
-            "no UDP datagrams in the captures of {}; was tcpdump running?",
-            dir.display()
-        )));
-    }
-    let named_by = if opts.analyze.tracker.is_some() || opts.analyze.source.is_some() {
-        "option"
-    } else if run.named_by != "none" {
-        run.named_by
-    } else {
-        "truth"
-    };
-    let traffic: Roles = overlay::roles(trace, None, None);
     let roles: Roles =
         overlay::roles(trace, tracker.map(Endpoint::from_socket_addr), source.map(Endpoint::from_socket_addr));
     let is_peer = overlay::peers(trace, &roles);
-    let excluded: Vec<SocketAddr> = [tracker, source].into_iter().flatten().collect();
+    let (from, to) = interval(trace, &truth, &run)?;
+    let cmp = Comparison {
+        trace,
+        truth: &truth,
+        from,
+        to,
+        excluded: [tracker, source].into_iter().flatten().collect(),
+        neighbor_pairs: overlay::layer_pairs(trace, &is_peer, Layer::Neighbor),
+        video_pairs: overlay::layer_pairs(trace, &is_peer, Layer::Video),
+        certain_us: (1.5 * opts.keepalive_period_s * 1e6).round() as i64,
+    };
+    let mut ids = Ids::new(trace);
+    let neighbor = cmp.run(Layer::Neighbor, opts.analyze.tau_neighbor_s, &mut ids)?;
+    let video = cmp.run(Layer::Video, opts.analyze.tau_video_s, &mut ids)?;
+    let other_taus = cmp.other_taus(opts, &mut ids)?;
 
-    // The interval both sides cover.
+    let truth_peers: Vec<(u32, &NodeHistory)> = truth.peers().map(|n| (ids.id(n.addr), n)).collect();
+    let n_active = active_peers(trace, &neighbor.grid, &truth_peers);
+    let v_active = active_peers(trace, &video.grid, &truth_peers);
+    let degrees = Degrees {
+        neighbor_out: degree_error(&degree_samples(&neighbor.measured, &neighbor.truths, &n_active, true)),
+        video_in: degree_error(&degree_samples(&video.measured, &video.truths, &v_active, false)),
+        video_out: degree_error(&degree_samples(&video.measured, &video.truths, &v_active, true)),
+    };
+    let peer_ids: Vec<u32> = truth_peers.iter().map(|(id, _)| *id).collect();
+    let tau_n = opts.analyze.tau_neighbor_s;
+    let coverage = coverage(trace, &neighbor, tau_n, &peer_ids, &n_active, opts.coverage_draws);
+    Ok(Validation {
+        tool: format!("soplab-analyze {}", env!("CARGO_PKG_VERSION")),
+        run_dir: dir.to_path_buf(),
+        definitions: DEFINITIONS,
+        captures: capture_checks(&run, &ing),
+        roles: roles_check(trace, tracker, source, named_by(&run, opts)),
+        interval: ValidationInterval { from_us: from, to_us: to, seconds: (to - from) as f64 / 1e6 },
+        keepalive_period_s: opts.keepalive_period_s,
+        layers: LayerPair { neighbor: neighbor.result, video: video.result },
+        other_taus,
+        degrees,
+        peers: peers_seen(trace, &truth, &truth_peers),
+        coverage,
+        inputs: ing.files.clone(),
+        merge: ing.merge.clone(),
+    })
+}
+
+/// The run's captures read with the tracker and the source named.
+fn ingest_run(
+    run: &RunDir,
+    opts: &ValidateOptions,
+    tracker: Option<SocketAddr>,
+    source: Option<SocketAddr>,
+) -> Result<Ingest> {
+    let files = run.capture_paths()?;
+    let vantage: Vec<Option<SocketAddr>> = run.captures.iter().map(|c| c.address).collect();
+    let aopts = AnalyzeOptions { tracker, source, ..opts.analyze.clone() };
+    let ing = analysis::ingest(&files, &aopts, &vantage)?;
+    if ing.trace.pairs.is_empty() {
+        return Err(Error::Option(format!(
+            "no UDP datagrams in the captures of {}; was tcpdump running?",
+            run.root.display()
+        )));
+    }
+    Ok(ing)
+}
+
+/// The interval both the captures and the truth (and run.json, when it says) cover.
+fn interval(trace: &Trace, truth: &Truth, run: &RunDir) -> Result<(i64, i64)> {
     let mut from = trace.start_us.max(truth.start_us().unwrap_or(truth.first_us));
     let mut to = trace.end_us.min(truth.last_us);
-    if let Some(r) = &run.run {
-        if let Some(s) = r.started_us {
-            from = from.max(s);
-        }
-        if let Some(e) = r.ended_us {
-            to = to.min(e);
-        }
+    let (started, ended) = run.span_us();
+    if let Some(s) = started {
+        from = from.max(s);
+    }
+    if let Some(e) = ended {
+        to = to.min(e);
     }
     if to <= from {
         return Err(Error::Option(format!(
@@ -620,66 +755,60 @@ pub fn validate(dir: &Path, opts: &ValidateOptions) -> Result<Validation> {
             trace.start_us, trace.end_us, truth.first_us, truth.last_us
         )));
     }
-    let mut ids = Ids::new(trace);
-    let mut id_names: HashMap<u32, String> = HashMap::new();
-    let n_pairs = overlay::layer_pairs(trace, &is_peer, Layer::Neighbor);
-    let v_pairs = overlay::layer_pairs(trace, &is_peer, Layer::Video);
-    let certain_us = (1.5 * opts.keepalive_period_s * 1e6).round() as i64;
+    Ok((from, to))
+}
 
-    let mut run_layer = |layer: Layer, tau: f64, ids: &mut Ids| -> Result<(LayerResult, PerSnapshot, Truths, Grid)> {
-        let grid = Grid::new(trace, tau, from, to)?;
-        let t = match layer {
-            Layer::Neighbor => neighbor_truth(trace, &truth, &grid, ids, &excluded, certain_us),
-            Layer::Video => video_truth(trace, &truth, &grid, ids, &excluded),
-        };
-        let pairs = if layer == Layer::Neighbor { &n_pairs } else { &v_pairs };
-        let m = measured(trace, pairs, layer, &grid);
-        for (e, id) in &ids.map {
-            id_names.entry(*id).or_insert_with(|| e.to_string());
-        }
-        let name = |i: u32| id_names.get(&i).cloned().unwrap_or_else(|| format!("#{i}"));
-        let r = compare(layer, tau, &m, &t, &name);
-        Ok((r, m, t, grid))
-    };
-
-    let (neighbor, n_meas, n_truth, n_grid) = run_layer(Layer::Neighbor, opts.analyze.tau_neighbor_s, &mut ids)?;
-    let (video, v_meas, v_truth, _v_grid) = run_layer(Layer::Video, opts.analyze.tau_video_s, &mut ids)?;
-    let mut other = OtherTaus { neighbor: Vec::new(), video: Vec::new() };
-    for &tau in &opts.taus_s {
-        if (tau - opts.analyze.tau_neighbor_s).abs() > 1e-9 {
-            other.neighbor.push(run_layer(Layer::Neighbor, tau, &mut ids)?.0);
-        }
-        if (tau - opts.analyze.tau_video_s).abs() > 1e-9 {
-            other.video.push(run_layer(Layer::Video, tau, &mut ids)?.0);
-        }
+/// Who named the tracker and the source: an option, run.json or the truth.
+fn named_by(run: &RunDir, opts: &ValidateOptions) -> &'static str {
+    if opts.analyze.tracker.is_some() || opts.analyze.source.is_some() {
+        "option"
+    } else if run.named_by != "none" {
+        run.named_by
+    } else {
+        "truth"
     }
+}
 
-    // Peers active per snapshot (session overlaps it).
-    let truth_peers: Vec<(u32, &crate::truth::Node)> = truth.peers().map(|n| (ids.id(n.addr), n)).collect();
-    let active_in = |grid: &Grid| -> Vec<Vec<u32>> {
-        (0..grid.count)
-            .map(|k| {
-                let (lo, hi) = grid_time(trace, grid, k);
-                truth_peers
-                    .iter()
-                    .filter(|(_, n)| n.sessions.iter().any(|&(s, e)| s < hi && e >= lo))
-                    .map(|(id, _)| *id)
-                    .collect()
-            })
-            .collect()
-    };
-    let n_active = active_in(&n_grid);
-    let v_grid = Grid::new(trace, opts.analyze.tau_video_s, from, to)?;
-    let v_active = active_in(&v_grid);
-    let degrees = Degrees {
-        neighbor_out: degree_error(&degree_samples(&n_meas, &n_truth, &n_active, true)),
-        video_in: degree_error(&degree_samples(&v_meas, &v_truth, &v_active, false)),
-        video_out: degree_error(&degree_samples(&v_meas, &v_truth, &v_active, true)),
-    };
+/// The named roles against what the traffic alone says.
+fn roles_check(
+    trace: &Trace,
+    tracker: Option<SocketAddr>,
+    source: Option<SocketAddr>,
+    named_by: &'static str,
+) -> RolesCheck {
+    let traffic: Roles = overlay::roles(trace, None, None);
+    let first = |v: &[String]| v.first().cloned();
+    let traffic_agrees = traffic.tracker.map(|e| e.socket_addr())
+        == tracker.or(traffic.tracker.map(|e| e.socket_addr()))
+        && traffic.source.map(|e| e.socket_addr()) == source.or(traffic.source.map(|e| e.socket_addr()));
+    RolesCheck {
+        tracker,
+        source,
+        named_by,
+        tracker_from_traffic: first(&traffic.tracker_candidates),
+        source_from_traffic: first(&traffic.source_candidates),
+        traffic_agrees,
+    }
+}
 
-    // Which peers were seen.
+/// Per snapshot of `grid`: the truth's peers whose session overlaps it.
+fn active_peers(trace: &Trace, grid: &Grid, truth_peers: &[(u32, &NodeHistory)]) -> Vec<Vec<u32>> {
+    (0..grid.count)
+        .map(|k| {
+            let (lo, hi) = grid_time(trace, grid, k);
+            truth_peers
+                .iter()
+                .filter(|(_, n)| n.sessions.iter().any(|&(s, e)| s < hi && e >= lo))
+                .map(|(id, _)| *id)
+                .collect()
+        })
+        .collect()
+}
+
+/// Which of the truth's peers the captures saw, and which endpoints the truth does not know.
+fn peers_seen(trace: &Trace, truth: &Truth, truth_peers: &[(u32, &NodeHistory)]) -> Peers {
     let mut per_peer = Vec::new();
-    for (_, n) in &truth_peers {
+    for (_, n) in truth_peers {
         let e = trace.endpoint_id(&Endpoint::from_socket_addr(n.addr)).map(|i| &trace.endpoints[i as usize]);
         let sent: u64 = e.map(|e| e.sent.iter().sum()).unwrap_or(0);
         let received: u64 = e.map(|e| e.received.iter().sum()).unwrap_or(0);
@@ -702,62 +831,25 @@ pub fn validate(dir: &Path, opts: &ValidateOptions) -> Result<Validation> {
         .collect();
     unknown.sort_by_key(|u| std::cmp::Reverse(u.1));
     unknown.truncate(50);
-    let peers = Peers {
+    Peers {
         in_truth: per_peer.len() as u64,
         seen: per_peer.iter().filter(|p| p.seen).count() as u64,
         missing: per_peer.iter().filter(|p| !p.seen).map(|p| p.address.clone()).collect(),
         unknown_endpoints: unknown,
         per_peer,
-    };
+    }
+}
 
-    let peer_ids: Vec<u32> = truth_peers.iter().map(|(id, _)| *id).collect();
-    let coverage = coverage(
-        trace,
-        &n_grid,
-        opts.analyze.tau_neighbor_s,
-        &peer_ids,
-        &n_active,
-        &n_truth.strict,
-        &n_meas,
-        opts.coverage_draws,
-    );
-
-    let captures = run
-        .captures
+/// Each capture with the share of its datagrams that are its vantage peer's own.
+fn capture_checks(run: &RunDir, ing: &Ingest) -> Vec<CaptureCheck> {
+    run.captures
         .iter()
         .zip(&ing.vantage_match)
-        .map(|(c, m)| CaptureInfo {
+        .map(|(c, m)| CaptureCheck {
             path: c.path.clone(),
             host: c.host.clone(),
             address: c.address,
             own_traffic_share: m.map(|(a, b)| ratio(a, b)),
         })
-        .collect();
-    let first = |v: &[String]| v.first().cloned();
-    let traffic_agrees = traffic.tracker.map(|e| e.socket_addr())
-        == tracker.or(traffic.tracker.map(|e| e.socket_addr()))
-        && traffic.source.map(|e| e.socket_addr()) == source.or(traffic.source.map(|e| e.socket_addr()));
-    Ok(Validation {
-        tool: format!("soplab-analyze {}", env!("CARGO_PKG_VERSION")),
-        run_dir: dir.to_path_buf(),
-        definitions: DEFINITIONS,
-        captures,
-        roles: RolesCheck {
-            tracker,
-            source,
-            named_by,
-            tracker_from_traffic: first(&traffic.tracker_candidates),
-            source_from_traffic: first(&traffic.source_candidates),
-            traffic_agrees,
-        },
-        interval: ValidationInterval { from_us: from, to_us: to, seconds: (to - from) as f64 / 1e6 },
-        keepalive_period_s: opts.keepalive_period_s,
-        layers: LayerPair { neighbor, video },
-        other_taus: other,
-        degrees,
-        peers,
-        coverage,
-        inputs: ing.files.clone(),
-        merge: ing.merge.clone(),
-    })
+        .collect()
 }

@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 use crate::truth::Role;
 
 /// Where the daemons run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// Network namespaces when root and iproute2 are there, loopback otherwise.
+    /// Network namespaces when root and iproute2 are there, loopback otherwise. Also what a
+    /// run.json without `mode` reads as.
+    #[default]
     Auto,
     /// One network namespace per host on a bridge, 198.18.0.0/15 (needs root and iproute2).
     Netns,
@@ -23,12 +25,17 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
     pub name: String,
+    /// A host listed without a role reads as a peer: it names neither tracker nor source.
+    #[serde(default = "role_when_absent")]
     pub role: Role,
+    #[serde(default)]
     pub address: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
+    #[serde(default)]
     pub vantage: bool,
     /// Whether the peer follows the workload (false: on for the whole run).
+    #[serde(default)]
     pub churned: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_bps: Option<u64>,
@@ -36,17 +43,29 @@ pub struct HostInfo {
     pub download_bps: Option<u64>,
 }
 
-/// run.json: what ran where, when, and which capture saw what.
+fn role_when_absent() -> Role {
+    Role::Peer
+}
+
+/// run.json: what ran where, when, and which capture saw what. Fields a reader can do without
+/// read as zero or empty when absent, so that hand-written files load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
+    #[serde(default)]
     pub mode: Mode,
     /// The per-run prefix of namespaces (netns mode).
+    #[serde(default)]
     pub prefix: String,
+    #[serde(default)]
     pub started_us: u64,
     /// Time zero of the peers and of the workload schedule (µs since the Unix epoch).
+    #[serde(default)]
     pub epoch_us: u64,
+    #[serde(default)]
     pub ended_us: u64,
+    #[serde(default)]
     pub duration_s: f64,
+    #[serde(default)]
     pub interrupted: bool,
     /// Seconds to create (and to remove) every namespace, link and qdisc.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,8 +73,11 @@ pub struct RunInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netns_teardown_s: Option<f64>,
     /// Stale namespaces of killed runs removed at start.
+    #[serde(default)]
     pub swept: Vec<String>,
+    #[serde(default)]
     pub hosts: Vec<HostInfo>,
+    #[serde(default)]
     pub pcaps: Vec<CaptureInfo>,
     /// The workload file the churned peers followed (relative to the run directory).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,11 +90,15 @@ pub struct CaptureInfo {
     /// Path relative to the run directory.
     pub file: String,
     /// `bridge`, or the host's name (`peer-<ip>-<port>`).
+    #[serde(default)]
     pub host: String,
     /// The host's address (`ip:port` of the peer), none for the bridge.
     pub address: Option<String>,
+    #[serde(default)]
     pub netns: String,
+    #[serde(default)]
     pub interface: String,
+    #[serde(default)]
     pub packets: u64,
     /// What tcpdump reported on exit: packets the kernel dropped before tcpdump read them.
     pub dropped_by_kernel: Option<u64>,

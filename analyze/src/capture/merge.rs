@@ -11,12 +11,12 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::PathBuf;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::decode::{Datagram, HEAD};
 use super::reader::{CaptureFile, FileStats};
 use crate::error::{Error, Result};
-use crate::fxhash::{FxHashMap, mix};
 
 /// When to drop datagrams seen twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -77,6 +77,19 @@ impl Recent {
 
 /// Payload bytes below which the IPv4 identification joins the key.
 const FEW_BYTES: u8 = 8;
+
+/// Mixes 64-bit words into one well-spread 64-bit value: the key stands for the datagram, so
+/// unlike a hash map's hash every word must reach every bit (FxHasher's multiply-add would not).
+#[inline]
+fn mix(words: &[u64]) -> u64 {
+    const K: u64 = 0xf135_7aea_2e62_a9c5;
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for &w in words {
+        h = (h ^ w).wrapping_mul(K);
+        h ^= h >> 29;
+    }
+    h ^ (h >> 32)
+}
 
 /// The de-duplication key of a datagram: addresses, ports, UDP length and the first 32 payload
 /// bytes. The IPv4 identification is left out (captures written by a node itself, such as
@@ -213,5 +226,21 @@ impl Inputs {
             self.stats.datagrams += 1;
             return true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_keys_spread() {
+        let mut m: FxHashMap<u64, u32> = FxHashMap::default();
+        for i in 0..10_000u64 {
+            m.insert(i << 32 | (i * 7), i as u32);
+        }
+        assert_eq!(m.len(), 10_000);
+        assert_eq!(m[&(5u64 << 32 | 35)], 5);
+        assert_ne!(mix(&[1, 2]), mix(&[2, 1]));
     }
 }
