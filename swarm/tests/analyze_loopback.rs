@@ -68,7 +68,7 @@ fn loopback_capture_validates() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start soplab swarm");
-    // The run's addresses are 127.(100 + pid % 100).0.0/16 (swarm/src/loopback.rs): capture
+    // The run's addresses are 127.(100 + pid % 100).0.0/16 (rundir/src/plan.rs): capture
     // those only, not other runs on this machine.
     let net = format!("127.{}.0.0/16", 100 + swarm.id() % 100);
     let mut tcpdump = Command::new("tcpdump")
