@@ -2,20 +2,14 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use soplab_analyze::cli;
 
 /// Rebuild the SopCast overlay of Tang et al. from packet captures, and check it against
 /// soplab's ground truth.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand, Debug)]
-enum Cmd {
+enum Cli {
     #[command(about = "Rebuild the overlay from captures: report.json, CSV tables, plots", long_about = cli::ANALYZE_ABOUT)]
     Analyze(cli::AnalyzeArgs),
     #[command(about = "Check the overlay rebuilt from a run's captures against its ground truth", long_about = cli::VALIDATE_ABOUT)]
@@ -32,9 +26,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let result = match Cli::parse().command {
-        Cmd::Analyze(a) => cli::analyze(&a),
-        Cmd::Validate(a) => cli::validate(&a),
+    let result = match Cli::parse() {
+        Cli::Analyze(a) => cli::analyze(&a),
+        Cli::Validate(a) => cli::validate(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
