@@ -2,18 +2,19 @@
 
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use soplab_node::{Micros, SECOND};
 use soplab_wire::{BLOCK_LEN, Role};
 
 /// Everything a peer (or the source, which is a peer that never requests) is configured with.
-#[derive(Debug, Clone, Serialize)]
+/// Serde both ways, for the daemons' `--config` files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerConfig {
     /// This node's own address (must be IPv4: peer exchange carries IPv4 addresses).
     pub addr: SocketAddr,
     pub tracker: SocketAddr,
     pub channel: u32,
-    #[serde(serialize_with = "role_name")]
+    #[serde(serialize_with = "role_name", deserialize_with = "role_from_name")]
     pub role: Role,
     /// Seeds nonces, peer choice and exploration, so runs are reproducible.
     pub seed: u64,
@@ -121,4 +122,13 @@ fn role_name<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error>
         Role::Peer => "peer",
         Role::Source => "source",
     })
+}
+
+/// Reads what [`role_name`] writes.
+fn role_from_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Role, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "peer" => Ok(Role::Peer),
+        "source" => Ok(Role::Source),
+        other => Err(serde::de::Error::custom(format!("unknown role {other:?}; write \"peer\" or \"source\""))),
+    }
 }
