@@ -155,6 +155,7 @@ where
     let stop = CancellationToken::new();
     stop_signal(&stop, duration)?;
     let result = crate::run(node, socket, stop.cancelled(), &mut truth_out).await;
+    stop.cancel(); // ends the signal watcher if the node stopped by itself
     let stats = stats(node);
     println!("{}", serde_json::to_string(&stats).map_err(io::Error::from)?);
     if let (Some(out), Some(path)) = (stats_out, &outputs.stats) {

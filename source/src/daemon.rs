@@ -132,15 +132,24 @@ pub enum ContentSpec {
 impl ContentSpec {
     /// Loads the content, and says in a few words what it is, for the start-up log line.
     fn load(&self) -> Result<(Content, String), ContentError> {
-        Ok(match self {
-            ContentSpec::File(path) => {
-                let content = Content::file(path)?;
-                let Content::File(data) = &content else { unreachable!("Content::file reads a file") };
-                let what = format!("file {} ({} bytes, looped)", path.display(), data.len());
-                (content, what)
-            }
-            &ContentSpec::SyntheticSeed(seed) => (Content::Synthetic { seed }, format!("synthetic bytes, seed {seed}")),
-        })
+        let content = match self {
+            ContentSpec::File(path) => Content::file(path)?,
+            &ContentSpec::SyntheticSeed(seed) => Content::Synthetic { seed },
+        };
+        let what = match &content {
+            Content::File(data) => format!("{self} ({} bytes, looped)", data.len()),
+            Content::Synthetic { .. } => self.to_string(),
+        };
+        Ok((content, what))
+    }
+}
+
+impl std::fmt::Display for ContentSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContentSpec::File(path) => write!(f, "file {}", path.display()),
+            ContentSpec::SyntheticSeed(seed) => write!(f, "synthetic bytes, seed {seed}"),
+        }
     }
 }
 
