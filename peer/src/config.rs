@@ -2,19 +2,20 @@
 
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use soplab_node::truth::Role as HostRole;
 use soplab_node::{Micros, SECOND};
 use soplab_wire::{BLOCK_LEN, Role};
 
 /// Everything a peer (or the source, which is a peer that never requests) is configured with.
-#[derive(Debug, Clone, Serialize)]
+/// Serde both ways, for the daemons' `--config` files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerConfig {
     /// This node's own address (must be IPv4: peer exchange carries IPv4 addresses).
     pub addr: SocketAddr,
     pub tracker: SocketAddr,
     pub channel: u32,
-    #[serde(serialize_with = "serialize_role")]
+    #[serde(serialize_with = "serialize_role", deserialize_with = "deserialize_role")]
     pub role: Role,
     /// Seeds nonces, peer choice and exploration, so runs are reproducible.
     pub seed: u64,
@@ -142,4 +143,13 @@ fn host_role(role: Role) -> HostRole {
 
 fn serialize_role<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(host_role(*role).as_str())
+}
+
+/// Reads what [`serialize_role`] writes.
+fn deserialize_role<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Role, D::Error> {
+    match HostRole::deserialize(d)? {
+        HostRole::Peer => Ok(Role::Peer),
+        HostRole::Source => Ok(Role::Source),
+        HostRole::Tracker => Err(serde::de::Error::custom("a peer's role is \"peer\" or \"source\", not \"tracker\"")),
+    }
 }

@@ -14,5 +14,6 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    soplab_shell::process::main(daemon::run(Cli::parse().args))
+    let args = Cli::parse().args;
+    soplab_shell::process::main(async { daemon::run(args.into_config()?).await })
 }

@@ -7,8 +7,11 @@
 //! - [`netns`]: binding sockets inside a network namespace;
 //! - [`process`]: what every daemon process does: stop on Ctrl-C, SIGTERM or `--duration`,
 //!   explain a failed bind, create outputs, set up logging and the exit code;
+//! - [`flags`]: the flags every daemon takes (`--seed`, `--truth`, `--stats`, `--duration`,
+//!   `--config`) and their typed form;
 //! - [`units`]: durations and bit rates as users write them (`90s`, `500k`).
 
+pub mod flags;
 pub mod netns;
 pub mod process;
 pub mod tap;

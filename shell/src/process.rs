@@ -9,23 +9,29 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A future that resolves on Ctrl-C, SIGTERM, or `duration` after it is first polled, with the
-/// reason ("Ctrl-C", "SIGTERM", "--duration elapsed"), logged at info level. Hand it (or a
-/// future derived from it) to [`crate::run`] as its `stop`.
+use tokio_util::sync::CancellationToken;
+
+use crate::flags::Outputs;
+
+/// Cancels `stop` on Ctrl-C, SIGTERM, or `duration` from now, logging the reason ("Ctrl-C",
+/// "SIGTERM", "--duration elapsed") at info level. The one way a daemon is told to stop: its
+/// tasks wait on `stop` (or on child tokens of it, which a single failing part cancels alone).
 ///
-/// The SIGTERM handler is installed now, so a SIGTERM arriving before the first poll is not
-/// lost; the Ctrl-C handler and the timer start at the first poll.
+/// The SIGTERM handler is installed before this returns, so a SIGTERM arriving at once is not
+/// lost; the Ctrl-C handler and the timer start in a watching task, which ends when `stop` is
+/// cancelled for another reason.
 ///
 /// # Errors
 /// When the SIGTERM handler cannot be installed.
 ///
 /// # Panics
 /// When called outside a tokio runtime with signal handling enabled.
-pub fn stop_signal(duration: Option<Duration>) -> io::Result<impl Future<Output = &'static str> + Send + 'static> {
+pub fn stop_signal(stop: &CancellationToken, duration: Option<Duration>) -> io::Result<()> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot install the SIGTERM handler: {e}")))?;
-    Ok(async move {
+    let stop = stop.clone();
+    tokio::spawn(async move {
         let ctrl_c = async {
             if let Err(e) = tokio::signal::ctrl_c().await {
                 tracing::warn!(error = %e, "cannot listen for Ctrl-C; running until SIGTERM or --duration");
@@ -43,13 +49,15 @@ pub fn stop_signal(duration: Option<Duration>) -> io::Result<impl Future<Output 
             }
         };
         let why = tokio::select! {
+            () = stop.cancelled() => return,
             () = ctrl_c => "Ctrl-C",
             _ = term => "SIGTERM",
             () = timer => "--duration elapsed",
         };
         tracing::info!("{why}: stopping");
-        why
-    })
+        stop.cancel();
+    });
+    Ok(())
 }
 
 /// Explains a failed bind of `addr` (`proto` is "UDP" or "TCP") given with option `flag`, with
@@ -95,18 +103,34 @@ pub fn create_output(path: &Path, what: &str) -> io::Result<BufWriter<File>> {
 ///
 /// # Errors
 /// When serialising or writing fails; the message names `path`.
-pub fn write_json<T: serde::Serialize + ?Sized>(mut out: BufWriter<File>, value: &T, path: &Path) -> io::Result<()> {
+pub fn write_json<T: serde::Serialize + ?Sized>(out: BufWriter<File>, value: &T, path: &Path) -> io::Result<()> {
+    write_json_with(out, path, |w| serde_json::to_writer(w, value))
+}
+
+/// [`write_json`], indented for people to read and edit.
+///
+/// # Errors
+/// As [`write_json`].
+pub fn write_json_pretty<T: serde::Serialize + ?Sized>(out: BufWriter<File>, value: &T, path: &Path) -> io::Result<()> {
+    write_json_with(out, path, |w| serde_json::to_writer_pretty(w, value))
+}
+
+fn write_json_with(
+    mut out: BufWriter<File>,
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> serde_json::Result<()>,
+) -> io::Result<()> {
     let wrap = |e: io::Error| io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()));
-    serde_json::to_writer(&mut out, value).map_err(io::Error::from).map_err(wrap)?;
+    write(&mut out).map_err(io::Error::from).map_err(wrap)?;
     out.write_all(b"\n").map_err(wrap)?;
     out.flush().map_err(wrap)?;
     out.into_inner().map_err(|e| wrap(e.into_error()))?.sync_all().map_err(wrap)
 }
 
 /// Runs one node the way the single-node daemons (tracker, source) do: until Ctrl-C, SIGTERM
-/// or `duration`, writing its ground truth to `truth` (if given); then prints `stats(node)` as
-/// one line of JSON on stdout and writes it to `stats_file` (if given). Both files are created
-/// before the node starts, so a bad path fails at once.
+/// or `duration`, writing its ground truth to `outputs.truth` (if given); then prints
+/// `stats(node)` as one line of JSON on stdout and writes it to `outputs.stats` (if given).
+/// Both files are created before the node starts, so a bad path fails at once.
 ///
 /// # Errors
 /// When an output file cannot be created or written, or the socket or the ground-truth file
@@ -114,8 +138,7 @@ pub fn write_json<T: serde::Serialize + ?Sized>(mut out: BufWriter<File>, value:
 pub async fn serve<N, S>(
     node: &mut N,
     socket: tokio::net::UdpSocket,
-    truth: Option<&Path>,
-    stats_file: Option<&Path>,
+    outputs: &Outputs,
     duration: Option<Duration>,
     stats: impl FnOnce(&N) -> S,
 ) -> io::Result<()>
@@ -123,24 +146,19 @@ where
     N: soplab_node::Node,
     S: serde::Serialize,
 {
+    let truth = outputs.truth.as_deref();
     let mut truth_out: Box<dyn Write + Send> = match truth {
         Some(path) => Box::new(create_output(path, "ground-truth file")?),
         None => Box::new(io::sink()),
     };
-    let stats_out = stats_file.map(|p| create_output(p, "stats file")).transpose()?;
-    let stop = stop_signal(duration)?;
-    let result = crate::run(
-        node,
-        socket,
-        async {
-            stop.await;
-        },
-        &mut truth_out,
-    )
-    .await;
+    let stats_out = outputs.stats.as_deref().map(|p| create_output(p, "stats file")).transpose()?;
+    let stop = CancellationToken::new();
+    stop_signal(&stop, duration)?;
+    let result = crate::run(node, socket, stop.cancelled(), &mut truth_out).await;
+    stop.cancel(); // ends the signal watcher if the node stopped by itself
     let stats = stats(node);
     println!("{}", serde_json::to_string(&stats).map_err(io::Error::from)?);
-    if let (Some(out), Some(path)) = (stats_out, stats_file) {
+    if let (Some(out), Some(path)) = (stats_out, &outputs.stats) {
         write_json(out, &stats, path)?;
     }
     result.map_err(|e| match truth {

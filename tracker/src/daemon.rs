@@ -2,13 +2,14 @@
 //! `--duration`. Run by the `soplab-tracker` binary and by `soplab tracker`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 use soplab_node::Micros;
 use soplab_shell as shell;
-use soplab_shell::process::{bind_error, seed_from_clock, serve};
+use soplab_shell::flags::{CommonArgs, Outputs, load_config, micros};
+use soplab_shell::process::{bind_error, serve};
 use soplab_shell::units::parse_positive_duration;
 
 use crate::{Config, Tracker};
@@ -41,6 +42,11 @@ the tracker stops and prints its counters as one JSON object on stdout (and writ
 --stats FILE if given). Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.
 
 Durations take a number of seconds or units: 900, 90s, 15m, 1h30m, 500ms.
+
+--config FILE takes all of these settings from a JSON file instead of flags (and no other flag):
+{\"tracker\": {\"addr\": \"127.0.0.1:3900\", \"ttl\": 900000000, ... every key of the core's Config,
+\"seed\": 7}, \"outputs\": {\"truth\": \"tracker.jsonl\", \"stats\": null}, \"duration_us\": null}.
+Times in it are in microseconds.
 
 Examples (`soplab tracker` takes the same options):
   soplab-tracker
@@ -83,97 +89,116 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = crate::DEFAULT_MAX_RATE_SOURCES)]
     pub max_rate_sources: usize,
 
-    /// Seed of the random peer-list choice (default: from the clock, logged at start-up).
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-
-    /// Write ground-truth events to FILE as JSON Lines (default: no ground truth).
-    #[arg(long, value_name = "FILE")]
-    pub truth: Option<PathBuf>,
-
-    /// Write the final counters to FILE as JSON when the tracker stops (default: stdout only).
-    #[arg(long, value_name = "FILE")]
-    pub stats: Option<PathBuf>,
-
-    /// Stop by itself after this long, e.g. 300 or 5m (default: run until Ctrl-C or SIGTERM).
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
-    pub duration: Option<Duration>,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
-/// Runs the tracker until Ctrl-C, SIGTERM or `--duration`, then prints its counters on stdout
-/// and writes them to `--stats`.
+/// Everything a tracker run needs: what `--config FILE` holds, and what the flags build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// The core's settings; `addr` is where the daemon listens (port 0: any free port).
+    pub tracker: Config,
+    pub outputs: Outputs,
+    /// Stop by itself after this many microseconds (none: run until Ctrl-C or SIGTERM).
+    pub duration_us: Option<Micros>,
+}
+
+impl Args {
+    /// The configuration these flags say, or the one `--config` names: the daemon runs either
+    /// the same way.
+    ///
+    /// # Errors
+    /// When the `--config` file cannot be read or parsed.
+    pub fn into_config(self) -> Result<DaemonConfig> {
+        if let Some(path) = &self.common.config {
+            return Ok(load_config(path, "tracker")?);
+        }
+        let tracker = Config {
+            ttl: micros(self.ttl),
+            list_size: self.list_size,
+            max_entries: self.max_entries,
+            max_channels: self.max_channels,
+            rate: self.rate,
+            burst: self.burst,
+            max_rate_sources: self.max_rate_sources,
+            seed: self.common.seed(),
+            ..Config::new(self.listen)
+        };
+        Ok(DaemonConfig { tracker, outputs: self.common.outputs(), duration_us: self.common.duration_us() })
+    }
+}
+
+/// Runs the tracker until Ctrl-C, SIGTERM or the configured duration, then prints its counters
+/// on stdout and writes them to the stats file.
 ///
 /// # Errors
 /// When the socket cannot be bound, an output file cannot be created or written, or the socket
 /// fails; each message says what to check.
-pub async fn run(args: Args) -> Result<()> {
-    let socket = shell::bind_udp(args.listen).map_err(|e| bind_error(e, "UDP", args.listen, "--listen"))?;
-    let addr = socket.local_addr().context("cannot read the bound address")?;
-    let seed = args.seed.unwrap_or_else(seed_from_clock);
-    let config = Config {
-        addr,
-        ttl: micros(args.ttl),
-        list_size: args.list_size,
-        max_entries: args.max_entries,
-        max_channels: args.max_channels,
-        rate: args.rate,
-        burst: args.burst,
-        max_rate_sources: args.max_rate_sources,
-        seed,
-        ..Config::new(addr)
-    };
+pub async fn run(config: DaemonConfig) -> Result<()> {
+    let DaemonConfig { tracker: mut config, outputs, duration_us } = config;
+    let socket = shell::bind_udp(config.addr).map_err(|e| bind_error(e, "UDP", config.addr, "--listen"))?;
+    config.addr = socket.local_addr().context("cannot read the bound address")?;
     tracing::info!(
-        listen = %addr,
-        ttl_s = args.ttl.as_secs_f64(),
+        listen = %config.addr,
+        ttl_s = Duration::from_micros(config.ttl).as_secs_f64(),
         list_size = config.list_size,
         max_entries = config.max_entries,
         max_channels = config.max_channels,
         rate = config.rate,
         burst = config.burst,
-        seed,
-        truth = ?args.truth,
+        seed = config.seed,
+        truth = ?outputs.truth,
         "soplab-tracker listening (Ctrl-C to stop)"
     );
 
     let mut tracker = Tracker::new(config);
-    serve(&mut tracker, socket, args.truth.as_deref(), args.stats.as_deref(), args.duration, Tracker::stats)
+    serve(&mut tracker, socket, &outputs, duration_us.map(Duration::from_micros), Tracker::stats)
         .await
         .context("the tracker stopped")
 }
 
-fn micros(d: Duration) -> Micros {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
+    use soplab_shell::flags::parse_args;
 
     use super::*;
 
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
     #[test]
     fn cli_defaults() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-        let a = Cli::parse_from(["soplab-tracker"]).args;
+        let a = parse_args::<Args>(["soplab-tracker"]).unwrap();
         assert_eq!(a.listen, crate::DEFAULT_LISTEN);
         assert_eq!(a.ttl, Duration::from_secs(900));
         assert_eq!((a.list_size, a.max_entries, a.max_channels, a.rate, a.burst), (50, 10_000, 64, 20, 40));
-        assert!(a.truth.is_none() && a.duration.is_none() && a.seed.is_none() && a.stats.is_none());
+        assert_eq!(a.common, CommonArgs::default());
     }
 
     #[test]
     fn cli_durations() {
-        let a = Cli::parse_from(["soplab-tracker", "--ttl", "1h30m", "--duration", "500ms"]).args;
+        let a = parse_args::<Args>(["soplab-tracker", "--ttl", "1h30m", "--duration", "500ms"]).unwrap();
         assert_eq!(a.ttl, Duration::from_secs(5400));
-        assert_eq!(a.duration, Some(Duration::from_millis(500)));
-        assert!(Cli::try_parse_from(["soplab-tracker", "--ttl", "0s"]).is_err());
-        assert!(Cli::try_parse_from(["soplab-tracker", "--duration", "15x"]).is_err());
+        assert_eq!(a.common.duration, Some(Duration::from_millis(500)));
+        assert!(parse_args::<Args>(["soplab-tracker", "--ttl", "0s"]).is_err());
+        assert!(parse_args::<Args>(["soplab-tracker", "--duration", "15x"]).is_err());
+    }
+
+    #[test]
+    fn flags_and_config_file_give_one_config() {
+        let argv = ["soplab-tracker", "--listen", "127.0.0.9:0", "--ttl", "30s", "--rate", "0", "--seed", "7"];
+        let flags = parse_args::<Args>(argv.iter().chain(&["--truth", "t.jsonl", "--duration", "5m"])).unwrap();
+        let config = flags.into_config().unwrap();
+        assert_eq!((config.tracker.ttl, config.tracker.rate, config.tracker.seed), (30_000_000, 0, 7));
+        assert_eq!(
+            (config.outputs.truth.as_deref(), config.duration_us),
+            (Some("t.jsonl".as_ref()), Some(300_000_000))
+        );
+        let json = serde_json::to_string_pretty(&config).unwrap();
+        assert_eq!(serde_json::from_str::<DaemonConfig>(&json).unwrap(), config);
+
+        let path = std::env::temp_dir().join(format!("soplab-tracker-config-{}.json", std::process::id()));
+        std::fs::write(&path, &json).unwrap();
+        let loaded = parse_args::<Args>(["soplab-tracker".as_ref(), "--config".as_ref(), path.as_os_str()]).unwrap();
+        assert_eq!(loaded.into_config().unwrap(), config);
+        std::fs::remove_file(&path).ok();
     }
 }

@@ -57,6 +57,7 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 use soplab_node::{DropReason, Event, Micros, Node, SECOND, Transmit};
+use soplab_rundir::plan::TRACKER_PORT;
 use soplab_wire::{Leave, MAX_PEER_LIST, Message, PeerList, Query, Register, Repr};
 
 pub mod daemon;
@@ -67,7 +68,7 @@ use ratelimit::RateLimiter;
 use table::{Full, Table};
 
 /// Address the tracker listens on by default.
-pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3900);
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), TRACKER_PORT);
 /// Default entry lifetime after its last registration: 15 minutes. Borges et al. saw departed
 /// clients linger in peer lists because departures go unannounced and the server purges slowly.
 pub const DEFAULT_TTL: Micros = 15 * 60 * SECOND;
@@ -86,8 +87,8 @@ pub const DEFAULT_MAX_RATE_SOURCES: usize = 16_384;
 /// Default period of the sweep that forgets idle rate-limit buckets.
 pub const DEFAULT_SWEEP_INTERVAL: Micros = 10 * SECOND;
 
-/// Tracker settings. [`Config::new`] gives the defaults.
-#[derive(Debug, Clone, PartialEq)]
+/// Tracker settings. [`Config::new`] gives the defaults. Serde, for the daemon's `--config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// The address the tracker is reached at (its [`Node::local_addr`]).
     pub addr: SocketAddr,

@@ -14,9 +14,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
 /// Most players served at once by one peer.
 pub const MAX_CLIENTS: usize = 8;
@@ -36,12 +37,12 @@ Connection: close\r\n\r\nthis peer already serves 8 players; try again later\n";
 const NOT_ALLOWED: &[u8] = b"HTTP/1.0 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Type: text/plain\r\n\
 Connection: close\r\n\r\nGET / to play the stream\n";
 
-/// Accepts players on `listener` until `stop` turns true or the peer's sender (of which this
+/// Accepts players on `listener` until `stop` is cancelled or the peer's sender (of which this
 /// holds only a weak handle) is gone. Clients still connected then are dropped.
 pub async fn serve(
     listener: TcpListener,
     blocks: broadcast::WeakSender<Bytes>,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     peer: SocketAddr,
 ) {
     serve_with(listener, blocks, stop, peer, WRITE_TIMEOUT).await;
@@ -50,7 +51,7 @@ pub async fn serve(
 async fn serve_with(
     listener: TcpListener,
     blocks: broadcast::WeakSender<Bytes>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     peer: SocketAddr,
     write_timeout: Duration,
 ) {
@@ -58,7 +59,7 @@ async fn serve_with(
     let mut clients = JoinSet::new();
     loop {
         tokio::select! {
-            () = super::stopped(&mut stop) => break,
+            () = stop.cancelled() => break,
             Some(_) = clients.join_next(), if !clients.is_empty() => {}
             r = listener.accept() => match r {
                 Ok((sock, from)) => {
@@ -169,8 +170,8 @@ mod tests {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, _) = broadcast::channel::<Bytes>(QUEUE_BLOCKS);
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let server = tokio::spawn(serve(listener, tx.downgrade(), stop_rx, addr));
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, tx.downgrade(), stop.clone(), addr));
 
         let _ = tx.send(Bytes::from_static(b"old")); // before anyone listens: never seen
         let mut c = get(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -196,7 +197,7 @@ mod tests {
         timeout(Duration::from_secs(2), ninth.read_to_end(&mut text)).await.unwrap().unwrap();
         assert!(text.starts_with(b"HTTP/1.0 503"), "{}", String::from_utf8_lossy(&text));
 
-        stop_tx.send(true).unwrap();
+        stop.cancel();
         timeout(Duration::from_secs(2), server).await.expect("server stops").unwrap();
         // The server's clients were dropped with it: the stream ends.
         let mut rest = Vec::new();
@@ -209,8 +210,7 @@ mod tests {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, _) = broadcast::channel::<Bytes>(QUEUE_BLOCKS);
-        let (_stop_tx, stop_rx) = watch::channel(false);
-        tokio::spawn(serve_with(listener, tx.downgrade(), stop_rx, addr, Duration::from_millis(500)));
+        tokio::spawn(serve_with(listener, tx.downgrade(), CancellationToken::new(), addr, Duration::from_millis(500)));
         let mut c = get(addr, b"GET / HTTP/1.0\r\n\r\n").await;
         read_exact_timeout(&mut c, OK_HEAD.len()).await;
         // Never read: after the kernel buffers fill, the queue overflows and the client goes.
