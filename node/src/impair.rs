@@ -13,7 +13,8 @@ use crate::Micros;
 
 /// What a path does to each datagram: lost with probability `loss`, otherwise delivered after
 /// `delay` plus a uniform random part of `jitter` (so jitter reorders, as on a real path).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Impairment {
     /// One-way delay before jitter.
     pub delay: Micros,

@@ -32,7 +32,6 @@ pub struct DaemonConfig {
     pub outputs: Outputs,
     /// Delay and jitter (µs) and loss (0 to 1) on every datagram each peer sends, emulated in
     /// its I/O shell and seeded per peer, so it works on kernels without `sch_netem`.
-    #[serde(with = "ImpairmentDef")]
     pub impairment: Impairment,
     /// Stop by itself after this many microseconds (none: run until Ctrl-C or SIGTERM).
     pub duration_us: Option<Micros>,
@@ -90,15 +89,6 @@ impl Truth {
             Truth::Dir(p) | Truth::File(p) => p,
         }
     }
-}
-
-/// [`Impairment`] as serde sees it (soplab-node has no serde).
-#[derive(Serialize, Deserialize)]
-#[serde(remote = "Impairment", deny_unknown_fields)]
-struct ImpairmentDef {
-    delay: Micros,
-    jitter: Micros,
-    loss: f64,
 }
 
 impl DaemonConfig {

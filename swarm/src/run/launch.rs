@@ -1,16 +1,24 @@
 //! Starting a run's processes: tcpdump first, then the tracker, the source and the peer
-//! processes. Each daemon's command line is built by one function here ([`tracker_args`],
-//! [`source_args`], [`peer_args`]), so that what the swarm asks of a daemon is in one place.
+//! processes. Each daemon gets a typed configuration built by one function here
+//! ([`tracker_config`], [`source_config`], [`peer_config`]), written to
+//! `logs/<name>.config.json` and handed over with `--config`, so that what the swarm asks of a
+//! daemon is in one place and never makes a round trip through command-line strings.
 
 use std::net::SocketAddrV4;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use soplab_node::impair::Impairment;
+use soplab_peer::PeerConfig;
+use soplab_peer::daemon::{HostedPeer, Outputs as PeerOutputs, Truth};
 use soplab_rundir::plan::Plan;
 use soplab_rundir::run::CaptureInfo;
 use soplab_rundir::stem::host_stem;
+use soplab_shell::flags::{Outputs, micros, save_config};
+use soplab_source::daemon::ContentSpec;
 
 use super::Swarm;
 use super::dir::RunDir;
@@ -19,6 +27,9 @@ use crate::process::{Daemon, spawn_soplab};
 use crate::scenario::SwarmConfig;
 use crate::tcpdump::{self, Tcpdump};
 use crate::workload::Schedule;
+
+/// The channel every run streams on.
+const CHANNEL: u32 = 1;
 
 /// One tcpdump and what run.json will say of its pcap.
 pub(super) struct Capture {
@@ -74,129 +85,120 @@ impl Swarm<'_> {
     /// which leaves them a moment to bind.
     pub(super) async fn start_daemons(&mut self) -> Result<u64> {
         let Swarm { cfg, dir, hosts, started } = self;
-        let tracker = tracker_args(cfg, &hosts.addrs, dir);
-        started.tracker = Some(spawn_soplab("tracker", &tracker, &dir.logs, hosts.netns_of(TRACKER_HOST))?);
+        let tracker = tracker_config(cfg, &hosts.addrs, dir);
+        started.tracker = Some(spawn_with_config("tracker", "tracker", &tracker, dir, hosts.netns_of(TRACKER_HOST))?);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let source = source_args(cfg, &hosts.addrs, dir);
-        started.source = Some(spawn_soplab("source", &source, &dir.logs, hosts.netns_of(SOURCE_HOST))?);
+        let source = source_config(cfg, &hosts.addrs, dir);
+        started.source = Some(spawn_with_config("source", "source", &source, dir, hosts.netns_of(SOURCE_HOST))?);
         tokio::time::sleep(Duration::from_millis(200)).await;
 
         let epoch_us = soplab_shell::realtime_us() + 1_000_000 + cfg.peers as u64 * 2_000;
         for (k, peers) in peer_ranges(cfg.peers, cfg.processes).into_iter().enumerate() {
             let stats = dir.logs.join(format!("peers-{k}.stats.json"));
-            let schedule = match &hosts.schedule {
-                Some(sch) => Some(write_process_schedule(dir, k, &process_schedule(sch, cfg.vantage, peers.clone()))?),
-                None => None,
-            };
-            let args = peer_args(cfg, hosts, dir, peers.clone(), &stats, schedule.as_deref().map(|f| (f, epoch_us)));
+            let schedule = hosts.schedule.as_ref().map(|sch| process_schedule(sch, cfg.vantage, peers.clone()));
+            let config =
+                peer_config(cfg, hosts, dir, peers.clone(), &stats, schedule.as_ref().map(|sch| (sch, epoch_us)));
             // The process lives in its first peer's namespace; each socket is bound in its own.
             let name = format!("peers-{k}");
-            let daemon = spawn_soplab(&name, &args, &dir.logs, hosts.netns_of_peer(peers.start))?;
+            let daemon = spawn_with_config(&name, "peer", &config, dir, hosts.netns_of_peer(peers.start))?;
             started.peers.push(PeerProcess { daemon, stats });
         }
         Ok(epoch_us)
     }
 }
 
-fn s(v: impl ToString) -> String {
-    v.to_string()
+/// Writes a daemon's configuration to logs/<name>.config.json and starts `soplab <daemon>
+/// --config FILE` in `netns`: the daemon gets the typed settings themselves, not a command line
+/// to parse back.
+fn spawn_with_config<T: Serialize>(
+    name: &str,
+    daemon: &str,
+    config: &T,
+    dir: &RunDir,
+    netns: Option<&str>,
+) -> Result<Daemon> {
+    let file = dir.logs.join(format!("{name}.config.json"));
+    save_config(config, &file).with_context(|| format!("cannot write {}", file.display()))?;
+    spawn_soplab(name, &[daemon.to_string(), "--config".into(), file.display().to_string()], &dir.logs, netns)
 }
 
-fn p(f: &Path) -> String {
-    f.display().to_string()
-}
-
-/// The tracker's command line.
-fn tracker_args(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> Vec<String> {
-    vec![
-        s("tracker"),
-        s("--listen"),
-        s(addrs.tracker),
-        s("--seed"),
-        s(cfg.seed),
-        s("--truth"),
-        p(&dir.truth.join("tracker.jsonl")),
-        s("--stats"),
-        p(&dir.logs.join("tracker.stats.json")),
-    ]
-}
-
-/// The source's command line: the run's file, or synthetic content from the run's seed.
-fn source_args(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> Vec<String> {
-    let mut args = vec![
-        s("source"),
-        s("--listen"),
-        s(addrs.source),
-        s("--tracker"),
-        s(addrs.tracker),
-        s("--bitrate"),
-        s(cfg.bitrate),
-        s("--seed"),
-        s(cfg.seed + 1),
-        s("--truth"),
-        p(&dir.truth.join("source.jsonl")),
-        s("--stats"),
-        p(&dir.logs.join("source.stats.json")),
-    ];
-    match &cfg.file {
-        Some(f) => args.extend([s("--file"), p(f)]),
-        None => args.extend([s("--synthetic-seed"), s(cfg.seed)]),
+/// The tracker's configuration.
+fn tracker_config(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> soplab_tracker::daemon::DaemonConfig {
+    soplab_tracker::daemon::DaemonConfig {
+        tracker: soplab_tracker::Config { seed: cfg.seed, ..soplab_tracker::Config::new(addrs.tracker) },
+        outputs: Outputs {
+            truth: Some(dir.truth.join("tracker.jsonl")),
+            stats: Some(dir.logs.join("tracker.stats.json")),
+        },
+        duration_us: None,
     }
-    args
 }
 
-/// The command line of the process running `peers` (indices of the run's peers), writing its
-/// final counters to `stats` and following `schedule` (its file, and time zero in µs) if the
-/// run is churned.
-fn peer_args(
+/// The source's configuration: the run's file, or synthetic content from the run's seed.
+fn source_config(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> soplab_source::daemon::DaemonConfig {
+    soplab_source::daemon::DaemonConfig {
+        source: PeerConfig {
+            bitrate_bps: cfg.bitrate,
+            ..PeerConfig::source(addrs.source, addrs.tracker, CHANNEL, cfg.seed + 1)
+        },
+        content: match &cfg.file {
+            Some(f) => ContentSpec::File(f.clone()),
+            None => ContentSpec::SyntheticSeed(cfg.seed),
+        },
+        outputs: Outputs {
+            truth: Some(dir.truth.join("source.jsonl")),
+            stats: Some(dir.logs.join("source.stats.json")),
+        },
+        duration_us: None,
+    }
+}
+
+/// The configuration of the process running `peers` (indices of the run's peers), writing its
+/// final counters to `stats` and following `schedule` (with its time zero in µs) if the run is
+/// churned.
+fn peer_config(
     cfg: &SwarmConfig,
     hosts: &HostPlan,
     dir: &RunDir,
     peers: Range<usize>,
     stats: &Path,
-    schedule: Option<(&Path, u64)>,
-) -> Vec<String> {
-    let (first, count) = (peers.start, peers.len());
-    let mut args = vec![
-        s("peer"),
-        s("--addr"),
-        s(hosts.addrs.peer(first)),
-        s("--count"),
-        s(count),
-        s("--tracker"),
-        s(hosts.addrs.tracker),
-        s("--bitrate"),
-        s(cfg.bitrate),
-        s("--seed"),
-        s(cfg.seed + 1000 + first as u64),
-        s("--truth-dir"),
-        p(&dir.truth),
-        s("--played-dir"),
-        p(&dir.played),
-        s("--stats"),
-        p(stats),
-        s("--http-port"),
-        s(cfg.http_port),
-        s("--stagger"),
-        format!("{}ms", cfg.stagger.as_millis() * count as u128 / cfg.peers as u128),
-        s("--delay"),
-        format!("{}ms", cfg.delay.as_millis()),
-        s("--jitter"),
-        format!("{}ms", cfg.jitter.as_millis()),
-        s("--loss"),
-        s(cfg.loss),
-    ];
-    match peers.map(|k| hosts.netns_of_peer(k)).collect::<Option<Vec<&str>>>() {
-        // netns mode: each peer's socket is bound in its host's namespace.
-        Some(names) => args.extend([s("--netns"), names.join(",")]),
-        // Loopback has no tcpdump: the peers may write their own pcaps.
-        None if cfg.self_capture => args.extend([s("--pcap-dir"), p(&dir.pcap)]),
-        None => {}
+    schedule: Option<(&Schedule, u64)>,
+) -> soplab_peer::daemon::DaemonConfig {
+    let first = peers.start;
+    let seed = cfg.seed + 1000 + first as u64;
+    let mut sessions = schedule.map(|(sch, _)| sch.by_client()).unwrap_or_default();
+    let stagger_us = micros(cfg.stagger);
+    let hosted = peers
+        .clone()
+        .enumerate()
+        .map(|(i, k)| HostedPeer {
+            addr: hosts.addrs.peer(k),
+            seed: seed + i as u64,
+            // netns mode: each peer's socket is bound in its host's namespace.
+            netns: hosts.netns_of_peer(k).map(str::to_string),
+            start_delay_us: stagger_us * i as u64 / cfg.peers as u64,
+            sessions: sessions.remove(&(i as u32)).unwrap_or_default(),
+        })
+        .collect();
+    let netns = hosts.netns_of_peer(first).is_some();
+    soplab_peer::daemon::DaemonConfig {
+        template: PeerConfig {
+            bitrate_bps: cfg.bitrate,
+            ..PeerConfig::peer(hosts.addrs.peer(first).into(), hosts.addrs.tracker, CHANNEL, seed)
+        },
+        peers: hosted,
+        schedule_epoch_us: schedule.map(|(_, epoch_us)| epoch_us),
+        outputs: PeerOutputs {
+            truth: Some(Truth::Dir(dir.truth.clone())),
+            played_dir: Some(dir.played.clone()),
+            // Loopback has no tcpdump: the peers may write their own pcaps.
+            pcap_dir: (cfg.self_capture && !netns).then(|| dir.pcap.clone()),
+            stats: Some(stats.to_path_buf()),
+            http_port: cfg.http_port,
+        },
+        impairment: Impairment { delay: micros(cfg.delay), jitter: micros(cfg.jitter), loss: cfg.loss },
+        duration_us: None,
     }
-    if let Some((file, epoch_us)) = schedule {
-        args.extend([s("--schedule"), p(file), s("--schedule-epoch-ms"), s(epoch_us / 1000)]);
-    }
-    args
 }
 
 /// How the peers are spread over `processes` processes: contiguous ranges, the first ones one
@@ -223,13 +225,6 @@ fn process_schedule(sch: &Schedule, vantage: usize, peers: Range<usize>) -> Sche
         x.client += (lo - peers.start) as u32;
     }
     own
-}
-
-/// Writes peer process `k`'s schedule to logs/peers-<k>.schedule.csv.
-fn write_process_schedule(dir: &RunDir, k: usize, sch: &Schedule) -> Result<PathBuf> {
-    let file = dir.logs.join(format!("peers-{k}.schedule.csv"));
-    sch.write_csv(&file)?;
-    Ok(file)
 }
 
 #[cfg(test)]
