@@ -3,17 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use soplab_peer::daemon;
 
-#[derive(Debug, Parser)]
-#[command(name = "soplab-peer", version, about = daemon::ABOUT, long_about = daemon::LONG_ABOUT)]
-struct Cli {
-    #[command(flatten)]
-    args: daemon::Args,
-}
-
 fn main() -> ExitCode {
-    let args = Cli::parse().args;
-    soplab_shell::process::main(async { daemon::run(args.into_config()?).await })
+    soplab_shell::process::daemon_main("soplab-peer", daemon::Args::into_config, daemon::run)
 }

@@ -177,6 +177,23 @@ pub fn seed_from_clock() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32)
 }
 
+/// The whole `main` of a daemon binary called `name`: parses its flags `A` (with the about
+/// texts `A` carries), turns them into its configuration and runs it under [`main`].
+pub fn daemon_main<A, C, E, Fut>(
+    name: &'static str,
+    into_config: impl FnOnce(A) -> Result<C, E>,
+    run: impl FnOnce(C) -> Fut,
+) -> std::process::ExitCode
+where
+    A: clap::Args + clap::FromArgMatches,
+    E: std::fmt::Display,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let command = A::augment_args(clap::Command::new(name).version(env!("CARGO_PKG_VERSION")));
+    let args = A::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
+    main(async move { run(into_config(args)?).await })
+}
+
 /// The body of every daemon binary's `main` (and of `soplab`'s): logs to stderr (`RUST_LOG`,
 /// `info` by default, colours only on a terminal), runs `work` on a multi-thread tokio
 /// runtime, and prints a failure as one line with its causes (`{:#}`), no backtrace: the

@@ -160,22 +160,7 @@ where
     N: Node + ?Sized,
     W: Write + ?Sized,
 {
-    run_with_player(node, socket, stop, truth, &mut |_| {}).await
-}
-
-/// [`run`], also handing every played block ([`Node::poll_media`]) to `player`, in order.
-pub async fn run_with_player<N, W>(
-    node: &mut N,
-    socket: UdpSocket,
-    stop: impl Future<Output = ()>,
-    truth: &mut W,
-    player: &mut (dyn FnMut(Media) + Send),
-) -> io::Result<()>
-where
-    N: Node + ?Sized,
-    W: Write + ?Sized,
-{
-    run_with_options(node, &socket, stop, truth, player, &mut Options::default()).await.map(|_| ())
+    run_with_options(node, &socket, stop, truth, &mut |_| {}, &mut Options::default()).await.map(|_| ())
 }
 
 /// How a session run by the shell ends: what the `stop` future of [`run_with_options`] yields.
@@ -207,7 +192,8 @@ pub struct Options {
     pub impaired_drops: u64,
 }
 
-/// [`run_with_player`] with [`Options`], on a borrowed socket (so that a churned peer keeps
+/// [`run`] with [`Options`], also handing every played block ([`Node::poll_media`]) to
+/// `player` in order, on a borrowed socket (so that a churned peer keeps
 /// its address between sessions); returns how it stopped.
 ///
 /// # Errors

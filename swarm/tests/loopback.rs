@@ -70,7 +70,8 @@ async fn twenty_peers_stream_a_file_over_udp() {
                     mm[i].1 += 1;
                 }
             };
-            shell::run_with_player(&mut peer, sock, s, &mut std::io::sink(), &mut check).await.unwrap();
+            let mut opts = shell::Options::default();
+            shell::run_with_options(&mut peer, &sock, s, &mut std::io::sink(), &mut check, &mut opts).await.unwrap();
             peer
         }));
         tokio::time::sleep(Duration::from_millis(100)).await;
