@@ -344,13 +344,14 @@ fn gn_share(c: &Ctx, key: &str, tau: f64) -> Measure {
         Err(why) => return Measure::none(c.snap_s(), why),
     };
     if n.snapshots == 0 || other == 0 {
-        return Measure::none(c.snap_s(), format!("{} snapshots of {tau} s, {other} other peers", n.snapshots));
+        let why = format!("{} of {tau} s, {other} other peers", count(n.snapshots, "snapshot"));
+        return Measure::none(c.snap_s(), why);
     }
     let (pm, po) = reference(key).and_then(|r| r.share_of).unwrap_or_default();
     let mean = n.outdegree.mean;
     let note = format!(
-        "mean out-degree {mean:.2} of {other} other peers over {} snapshots (paper: {pm:.2} of {po})",
-        n.snapshots
+        "mean out-degree {mean:.2} of {other} other peers over {} (paper: {pm:.2} of {po})",
+        count(n.snapshots, "snapshot")
     );
     let mut m = Measure::some(mean / other as f64, c.snap_s(), note);
     m.share = Some(Share { mean, other_peers: other });
@@ -370,9 +371,16 @@ fn gv_indegree(c: &Ctx) -> Measure {
         Ok(v) if v.indegree.samples > 0 => Measure::some(
             v.indegree.mean,
             c.snap_s(),
-            format!("{} samples in {} snapshots, at most {}", v.indegree.samples, v.snapshots, v.indegree.max),
+            format!(
+                "{} in {}, at most {}",
+                count(v.indegree.samples, "sample"),
+                count(v.snapshots, "snapshot"),
+                v.indegree.max
+            ),
         ),
-        Ok(v) => Measure::none(c.snap_s(), format!("no peer had a parent in {} snapshots of 2 s", v.snapshots)),
+        Ok(v) => {
+            Measure::none(c.snap_s(), format!("no peer had a parent in {} of 2 s", count(v.snapshots, "snapshot")))
+        }
         Err(why) => Measure::none(c.snap_s(), why),
     }
 }
@@ -428,7 +436,8 @@ fn source_row(c: &Ctx, value: u64, note: String) -> Measure {
 
 fn source_max_children(c: &Ctx) -> Measure {
     let s = &c.s.load.source;
-    source_row(c, s.max, format!("mean {:.2} over {} snapshots of {} s", s.mean, s.by_snapshot.len(), s.tau_s))
+    let n = count(s.by_snapshot.len() as u64, "snapshot");
+    source_row(c, s.max, format!("mean {:.2} over {n} of {} s", s.mean, s.tau_s))
 }
 
 fn source_peers_ever_fed(c: &Ctx) -> Measure {
@@ -459,6 +468,11 @@ pub fn number(x: f64) -> String {
     let s = format!("{x:.4}");
     let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
     if s == "-0" { "0".into() } else { s.into() }
+}
+
+/// "1 snapshot", "2 snapshots".
+fn count(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Seconds to one decimal, without a trailing ".0".
