@@ -241,7 +241,8 @@ pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
     print_headline(&done);
     say!("wrote {} files to {}", done.written.len(), a.out.display());
     say!("");
-    print_comparison(&done, &a.out);
+    print_comparison(&done.report);
+    print_outputs(&done, &a.out);
     Ok(())
 }
 
@@ -285,13 +286,16 @@ fn print_headline(done: &Analyzed) {
     );
 }
 
-/// Prints the paper-against-trace table of an analysis written to `out`, and where its
-/// report and figures are.
-pub fn print_comparison(done: &Analyzed, out: &Path) {
+/// Prints the paper-against-trace table of a report.
+pub fn print_comparison(report: &crate::analysis::Report) {
     say!("Tang et al. (2009) against this trace:");
-    for line in crate::paper::table(&done.report.paper_comparison).lines() {
+    for line in crate::paper::table(&report.paper_comparison).lines() {
         say!("  {line}");
     }
+}
+
+/// Prints where an analysis written to `out` put its report and figures.
+pub fn print_outputs(done: &Analyzed, out: &Path) {
     say!("report: {} (paper_comparison; also paper_comparison.csv)", out.join("report.json").display());
     if done.plots {
         say!("figures: {} (fig2..fig7, .png and .svg)", out.display());
