@@ -12,6 +12,7 @@ use crate::classify::Kind;
 use crate::error::{Error, Result};
 use crate::overlay::{self, Accumulated, DegreeAt, Gaps, Grid, Layer, NeighborSnapshots, PeerLoad, Roles};
 use crate::overlay::{SourceChildren, Supernodes, VideoSnapshots};
+use crate::paper;
 use crate::trace::{DEFAULT_EXCLUDED_PORTS, Trace, TraceOptions, WireCounts};
 
 /// Everything an analysis can be told.
@@ -238,6 +239,8 @@ pub struct Report {
     pub neighbor: NeighborReport,
     pub video: VideoReport,
     pub load: LoadReport,
+    /// Tang et al.'s results next to the trace's, one row per measurement (docs/ANALYZE.md).
+    pub paper_comparison: Vec<paper::Row>,
 }
 
 fn taus(default: f64, more: &[f64]) -> Vec<f64> {
@@ -263,8 +266,9 @@ pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
     );
     let is_peer = overlay::peers(trace, &roles);
     let (from_us, to_us) = trace.interval();
+    let n_pairs = overlay::layer_pairs(trace, &is_peer, Layer::Neighbor);
     let v_pairs = overlay::layer_pairs(trace, &is_peer, Layer::Video);
-    let neighbor = neighbor_report(trace, &is_peer, opts)?;
+    let neighbor = neighbor_report(trace, &is_peer, &n_pairs, opts)?;
     let video = video_report(trace, &v_pairs, opts)?;
     let vgrid = Grid::new(trace, opts.tau_video_s, from_us, to_us)?;
     let (peers, source, supernodes) = overlay::load(trace, &roles, &is_peer, &v_pairs, &vgrid, opts.tau_video_s);
@@ -274,6 +278,26 @@ pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
     };
     let load = LoadReport { interval_s: (to_us - from_us) as f64 / 1e6, peers, source, supernodes };
     let summary = headline(&is_peer, &neighbor, &video, &activation, &load);
+    let interval = Interval {
+        from_s: (from_us - trace.start_us) as f64 / 1e6,
+        to_s: (to_us - trace.start_us) as f64 / 1e6,
+        from_us,
+        to_us,
+    };
+    let paper_comparison = paper::compare(&paper::Sources {
+        trace,
+        is_peer: &is_peer,
+        neighbor_pairs: &n_pairs,
+        video_pairs: &v_pairs,
+        interval: &interval,
+        interval_asked: opts.from_s.is_some() || opts.to_s.is_some(),
+        source_known: roles.source_id.is_some(),
+        summary: &summary,
+        neighbor: &neighbor,
+        video: &video,
+        activation: &activation,
+        load: &load,
+    });
     let classification = Kind::ALL
         .iter()
         .map(|&k| KindCount { kind: k, packets: trace.packets[k as usize], bytes: trace.bytes[k as usize] })
@@ -286,17 +310,13 @@ pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
         classification,
         wire_crosscheck: trace.wire.clone(),
         roles,
-        interval: Interval {
-            from_s: (from_us - trace.start_us) as f64 / 1e6,
-            to_s: (to_us - trace.start_us) as f64 / 1e6,
-            from_us,
-            to_us,
-        },
+        interval,
         summary,
         activation,
         neighbor,
         video,
         load,
+        paper_comparison,
     })
 }
 
@@ -328,26 +348,25 @@ fn duration_s(trace: &Trace) -> f64 {
 
 /// G_N: snapshots at every tau (the default first), graphs accumulated over [0, T] and their
 /// mean out-degree over time.
-fn neighbor_report(trace: &Trace, is_peer: &[bool], opts: &AnalyzeOptions) -> Result<NeighborReport> {
+fn neighbor_report(trace: &Trace, is_peer: &[bool], pairs: &[u32], opts: &AnalyzeOptions) -> Result<NeighborReport> {
     let (from_us, to_us) = trace.interval();
     let dur = duration_s(trace);
-    let pairs = overlay::layer_pairs(trace, is_peer, Layer::Neighbor);
     let mut snapshots = Vec::new();
     for tau in taus(opts.tau_neighbor_s, &opts.neighbor_taus_s) {
         let grid = Grid::new(trace, tau, from_us, to_us)?;
-        snapshots.push(overlay::neighbor_snapshots(trace, &pairs, &grid, tau));
+        snapshots.push(overlay::neighbor_snapshots(trace, pairs, &grid, tau));
     }
     let mut ts: Vec<f64> = opts.accumulate_s.iter().copied().filter(|&t| t <= dur + 1e-9).collect();
     if ts.is_empty() || *ts.last().unwrap_or(&0.0) < dur {
         ts.push(dur);
     }
-    let accumulated: Vec<Accumulated> = ts.iter().map(|&t| overlay::accumulated(trace, is_peer, &pairs, t)).collect();
+    let accumulated: Vec<Accumulated> = ts.iter().map(|&t| overlay::accumulated(trace, is_peer, pairs, t)).collect();
     let step = (dur / 600.0).max(1.0);
     Ok(NeighborReport {
         tau_s: opts.tau_neighbor_s,
         snapshots,
         accumulated,
-        mean_outdegree_over_time: overlay::accumulated_over_time(trace, is_peer, &pairs, step),
+        mean_outdegree_over_time: overlay::accumulated_over_time(trace, is_peer, pairs, step),
         links_ever: pairs.len() as u64,
     })
 }

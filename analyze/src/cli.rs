@@ -1,7 +1,7 @@
 //! The `analyze` and `validate` subcommands (of `soplab` and of `soplab-analyze`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::analysis::{self, AnalyzeOptions};
 use crate::capture::Dedup;
@@ -193,15 +193,21 @@ fn inputs_of(paths: &[PathBuf]) -> Result<Resolved> {
     Ok((files, vantage, first_run))
 }
 
-/// Runs `analyze`; prints the headline numbers.
-pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
-    let (files, vantage, run) = inputs_of(&a.inputs)?;
-    let mut opts = a.common.options();
-    opts.neighbor_taus_s = a.neighbor_taus.clone();
-    opts.video_taus_s = a.video_taus.clone();
-    opts.accumulate_s = a.accumulate.clone();
-    opts.from_s = a.from;
-    opts.to_s = a.to;
+/// What an analysis wrote, for printing.
+pub struct Analyzed {
+    pub report: crate::analysis::Report,
+    /// report.json, the CSV tables and the plots.
+    pub written: Vec<PathBuf>,
+    /// Seconds spent reading the captures.
+    pub read_seconds: f64,
+    pub plots: bool,
+}
+
+/// Analyses `inputs` (capture files or run directories) into `out` as `analyze` does: the
+/// library entry for callers such as `soplab demo`, which must not spawn a second program.
+/// Tracker and source not set in `opts` are taken from the first run directory's run.json.
+pub fn analyze_into(inputs: &[PathBuf], out: &Path, mut opts: AnalyzeOptions, plots: bool) -> Result<Analyzed> {
+    let (files, vantage, run) = inputs_of(inputs)?;
     if let Some(run) = &run {
         opts.tracker = opts.tracker.or(run.tracker);
         opts.source = opts.source.or(run.source);
@@ -210,23 +216,47 @@ pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
     let ing = analysis::ingest(&files, &opts, &vantage)?;
     let report = analysis::report(&ing, &opts)?;
     #[cfg_attr(not(feature = "plots"), allow(unused_mut))]
-    let mut written = crate::output::write_report(&a.out, &report)?;
+    let mut written = crate::output::write_report(out, &report)?;
     #[cfg(feature = "plots")]
-    if !a.no_plots {
-        written.extend(crate::plot::write_plots(&a.out, &report)?);
+    if plots {
+        written.extend(crate::plot::write_plots(out, &report)?);
     }
     #[cfg(not(feature = "plots"))]
-    if !a.no_plots {
+    if plots {
         tracing::warn!("built without the `plots` feature: no PNG/SVG plots (the CSV tables have their data)");
     }
+    let plots = plots && cfg!(feature = "plots");
+    Ok(Analyzed { report, written, read_seconds: ing.seconds, plots })
+}
+
+/// Runs `analyze`; prints the headline numbers and the paper comparison.
+pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
+    let mut opts = a.common.options();
+    opts.neighbor_taus_s = a.neighbor_taus.clone();
+    opts.video_taus_s = a.video_taus.clone();
+    opts.accumulate_s = a.accumulate.clone();
+    opts.from_s = a.from;
+    opts.to_s = a.to;
+    let done = analyze_into(&a.inputs, &a.out, opts, !a.no_plots)?;
+    print_headline(&done);
+    say!("wrote {} files to {}", done.written.len(), a.out.display());
+    say!("");
+    print_comparison(&done.report);
+    print_outputs(&done, &a.out);
+    Ok(())
+}
+
+/// The headline lines of `analyze`.
+fn print_headline(done: &Analyzed) {
+    let report = &done.report;
     let s = &report.summary;
     let records: u64 = report.inputs.iter().map(|f| f.records).sum();
     say!(
         "{} files, {records} records, {} datagrams in {:.2} s ({:.0} records/s); {:.0} s of trace",
         report.inputs.len(),
         report.trace.datagrams,
-        ing.seconds,
-        records as f64 / ing.seconds.max(1e-9),
+        done.read_seconds,
+        records as f64 / done.read_seconds.max(1e-9),
         report.trace.duration_s
     );
     say!(
@@ -254,8 +284,54 @@ pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
         s.source_max_children,
         s.peers_ever_fed_by_source
     );
-    say!("wrote {} files to {}", written.len(), a.out.display());
-    Ok(())
+}
+
+/// Prints the paper-against-trace table of a report.
+pub fn print_comparison(report: &crate::analysis::Report) {
+    say!("Tang et al. (2009) against this trace:");
+    for line in crate::paper::table(&report.paper_comparison).lines() {
+        say!("  {line}");
+    }
+}
+
+/// Prints where an analysis written to `out` put its report and figures.
+pub fn print_outputs(done: &Analyzed, out: &Path) {
+    say!("report: {} (paper_comparison; also paper_comparison.csv)", out.join("report.json").display());
+    if done.plots {
+        say!("figures: {} (fig2..fig7, .png and .svg)", out.display());
+    } else {
+        say!("figures: none (plots off); the CSV tables in {} have their data", out.display());
+    }
+}
+
+/// Validates `run_dir` as `validate` does and writes the result to `out`.
+pub fn validate_into(run_dir: &Path, vopts: &ValidateOptions, out: &Path) -> Result<validate::Validation> {
+    let v = validate::validate(run_dir, vopts)?;
+    crate::output::write_json(out, &v)?;
+    Ok(v)
+}
+
+/// One line per layer: precision and recall at the default snapshot length.
+pub fn validation_lines(v: &validate::Validation) -> Vec<String> {
+    [("neighbor", &v.layers.neighbor), ("video", &v.layers.video)]
+        .into_iter()
+        .map(|(name, l)| {
+            format!(
+                "{name:>8} (tau {} s, {} snapshots): precision {:.4}, recall {:.4} ({} measured, {} true \
+                 edge-snapshots)",
+                l.tau_s, l.snapshots, l.precision, l.recall, l.measured, l.truth_strict
+            )
+        })
+        .collect()
+}
+
+/// The options of `validate` with their command-line defaults (for callers without a command
+/// line, such as `soplab demo`).
+pub fn validate_defaults() -> ValidateOptions {
+    ValidateOptions {
+        analyze: AnalyzeOptions { neighbor_taus_s: Vec::new(), video_taus_s: Vec::new(), ..AnalyzeOptions::default() },
+        ..ValidateOptions::default()
+    }
 }
 
 /// Runs `validate`; prints precision and recall.
@@ -269,19 +345,10 @@ pub fn validate(a: &ValidateArgs) -> Result<()> {
         keepalive_period_s: a.keepalive_period,
         coverage_draws: a.coverage_draws,
     };
-    let v = validate::validate(&a.run_dir, &vopts)?;
     let out = a.out.clone().unwrap_or_else(|| a.run_dir.join("validation.json"));
-    crate::output::write_json(&out, &v)?;
-    for (name, l) in [("neighbor", &v.layers.neighbor), ("video", &v.layers.video)] {
-        say!(
-            "{name:>8} (tau {} s, {} snapshots): precision {:.4}, recall {:.4} ({} measured, {} true edge-snapshots)",
-            l.tau_s,
-            l.snapshots,
-            l.precision,
-            l.recall,
-            l.measured,
-            l.truth_strict
-        );
+    let v = validate_into(&a.run_dir, &vopts, &out)?;
+    for line in validation_lines(&v) {
+        say!("{line}");
     }
     say!(
         "peers: {} in truth, {} seen in the captures; {} captures; wrote {}",

@@ -20,6 +20,7 @@ pub mod cli;
 mod error;
 pub mod output;
 pub mod overlay;
+pub mod paper;
 #[cfg(feature = "plots")]
 pub mod plot;
 pub mod rundir;

@@ -49,7 +49,7 @@ fn opt(x: Option<f64>) -> String {
 type TableWriter = fn(&Path, &Report) -> Result<PathBuf>;
 
 /// The tables in the order they are written (docs/ANALYZE.md lists them).
-const TABLES: [TableWriter; 10] = [
+const TABLES: [TableWriter; 11] = [
     classification,
     activation_gaps,
     neighbor_snapshot_outdegree,
@@ -60,6 +60,7 @@ const TABLES: [TableWriter; 10] = [
     peers,
     source_children,
     inputs,
+    paper_comparison,
 ];
 
 /// Writes report.json and the CSV tables into `dir` (created); returns the files written.
@@ -273,6 +274,28 @@ fn inputs(dir: &Path, r: &Report) -> Result<PathBuf> {
             i.unsupported_link.to_string(),
             i.garbage_records.to_string(),
             i.truncated.to_string(),
+        ])?;
+    }
+    t.finish()
+}
+
+/// `paper_comparison.csv`: Tang et al.'s value and the trace's per measurement (report.json's
+/// `paper_comparison`; an empty `measured` is null there).
+fn paper_comparison(dir: &Path, r: &Report) -> Result<PathBuf> {
+    let mut t = Table::create(
+        dir,
+        "paper_comparison.csv",
+        &["measurement", "description", "paper", "measured", "from_s", "to_s", "note"],
+    )?;
+    for row in &r.paper_comparison {
+        t.row(&[
+            row.measurement.into(),
+            row.description.into(),
+            row.paper.to_string(),
+            opt(row.measured),
+            f(row.interval_s[0]),
+            f(row.interval_s[1]),
+            row.note.clone().unwrap_or_default(),
         ])?;
     }
     t.finish()

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::analysis::Report;
 use crate::error::{Error, Result};
+use crate::paper;
 
 static FONT: Once = Once::new();
 
@@ -85,13 +87,36 @@ fn max_f(xs: impl Iterator<Item = f64>) -> f64 {
     xs.fold(0.0, f64::max)
 }
 
+/// Grey tones of Tang et al.'s reference marks, apart from the trace's colours.
+const PAPER_GREY: [RGBColor; 2] = [RGBColor(110, 110, 110), RGBColor(170, 170, 170)];
+
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A dashed line at one of Tang et al.'s values (paper::PAPER), so that a figure shows the
+/// paper next to the trace.
+fn paper_mark<DB: DrawingBackend>(c: &mut Chart<'_, DB>, line: [(f64, f64); 2], color: RGBColor, label: String) -> Res {
+    let style = color.stroke_width(2);
+    c.draw_series(DashedLineSeries::new(line, 8, 6, style))
+        .s()?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    Ok(())
+}
+
+/// The other peers the paper's shares are of: all peers of the trace but one.
+fn other_peers(r: &Report) -> f64 {
+    r.summary.peers.saturating_sub(1) as f64
+}
+
 fn fig2<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Res {
     root.fill(&WHITE).s()?;
     let panels = root.split_evenly((1, 2));
     let a = &r.activation;
-    for (area, (title, g)) in
-        panels.iter().zip([("neighbor link: keep-alive gaps", &a.keepalive), ("video link: request gaps", &a.request)])
-    {
+    let panel = [
+        ("neighbor link: keep-alive gaps", &a.keepalive, paper::KEEPALIVE_GAP_P95),
+        ("video link: request gaps", &a.request, paper::REQUEST_GAP_P95),
+    ];
+    for (area, (title, g, key)) in panels.iter().zip(panel) {
         let x_max = g.pdf.len() as f64 * g.bin_s;
         let y_max = max_f(g.pdf.iter().copied()).max(1e-6) * 1.1;
         let mut c = ChartBuilder::on(area)
@@ -115,8 +140,11 @@ fn fig2<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Res {
             .s()?
             .label(format!("95%: {p95:.2} s ({} gaps)", g.gaps))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[1].stroke_width(2)));
-            c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().s()?;
         }
+        if let Some(x) = paper::paper_number(key) {
+            paper_mark(&mut c, [(x, 0.0), (x, y_max)], PAPER_GREY[0], format!("Tang et al.: 95% within {x} s"))?;
+        }
+        c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().s()?;
     }
     Ok(())
 }
@@ -145,7 +173,8 @@ fn fig3<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Res {
                 .map(|(k, p)| Circle::new((k as f64, *p), 4, PALETTE[0].filled())),
         )
         .s()?;
-        if i == acc.len() - 1 && !a.random_graph_pdf.is_empty() {
+        let last = i == acc.len() - 1 && !a.random_graph_pdf.is_empty();
+        if last {
             c.draw_series(LineSeries::new(
                 a.random_graph_pdf.iter().enumerate().map(|(k, p)| (k as f64, *p)),
                 PALETTE[1].stroke_width(2),
@@ -153,6 +182,13 @@ fn fig3<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Res {
             .s()?
             .label(format!("random graph, p = {:.3}", a.random_graph_p))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[1].stroke_width(2)));
+        }
+        let p_paper = paper::paper_number(paper::GN_ACCUMULATED_300S).filter(|_| a.t_s == paper::PAPER_ACCUMULATE_S);
+        if let Some(p) = p_paper {
+            let k = p * a.nodes.saturating_sub(1) as f64;
+            paper_mark(&mut c, [(k, 0.0), (k, y_max)], PAPER_GREY[0], format!("Tang et al.: p = {p}, mean {k:.1}"))?;
+        }
+        if last || p_paper.is_some() {
             c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().s()?;
         }
     }
@@ -188,7 +224,8 @@ fn fig4<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Res {
 fn neighbor_snapshots<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Res {
     root.fill(&WHITE).s()?;
     let snaps = &r.neighbor.snapshots;
-    let k_max = snaps.iter().map(|s| s.outdegree.counts.len()).max().unwrap_or(1).max(2) as f64;
+    let other = other_peers(r);
+    let k_max = (snaps.iter().map(|s| s.outdegree.counts.len()).max().unwrap_or(1).max(2) as f64).max(other + 1.0);
     let y_max = max_f(snaps.iter().flat_map(|s| s.outdegree.pdf())).max(1e-6) * 1.1;
     let mut c = ChartBuilder::on(root)
         .caption("Out-degree of the neighbour graph per snapshot", ("sans-serif", 20))
@@ -225,6 +262,13 @@ fn neighbor_snapshots<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Rep
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         }
     }
+    for (i, (key, tau)) in [(paper::GN_SHARE_2_5S, 2.5), (paper::GN_SHARE_10S, 10.0)].into_iter().enumerate() {
+        if let Some(share) = paper::paper_number(key).filter(|_| other > 0.0) {
+            let k = share * other;
+            let label = format!("Tang et al., tau = {tau} s: {:.1}% of the {other} other peers", 100.0 * share);
+            paper_mark(&mut c, [(k, 0.0), (k, y_max)], PAPER_GREY[i], label)?;
+        }
+    }
     c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().s()?;
     Ok(())
 }
@@ -256,6 +300,9 @@ fn fig5<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> Res {
         .s()?
         .label(format!("Gaussian fit: mean {:.2}, sd {:.2}", g.mean, g.sd))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[1].stroke_width(2)));
+    if let Some(m) = paper::paper_number(paper::GV_INDEGREE_2S) {
+        paper_mark(&mut c, [(m, 0.0), (m, y_max)], PAPER_GREY[0], format!("Tang et al.: mean {m}"))?;
+    }
     c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().s()?;
     Ok(())
 }
@@ -378,7 +425,8 @@ fn source_children<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report
     root.fill(&WHITE).s()?;
     let s = &r.load.source;
     let x_max = (s.by_snapshot.len() as f64 * s.tau_s).max(1.0);
-    let y_max = (s.max as f64 + 1.0) * 1.1;
+    let cap = paper::paper_number(paper::SOURCE_MAX_CHILDREN);
+    let y_max = (cap.unwrap_or(0.0).max(s.max as f64) + 1.0) * 1.1;
     let mut c = ChartBuilder::on(root)
         .caption(
             format!("Children of the source per {} s snapshot ({} peers ever)", s.tau_s, s.peers_ever),
@@ -394,6 +442,12 @@ fn source_children<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report
         s.by_snapshot.iter().enumerate().map(|(k, &n)| (k as f64 * s.tau_s, n as f64)),
         PALETTE[0].stroke_width(2),
     ))
-    .s()?;
+    .s()?
+    .label(format!("at most {}", s.max))
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[0].stroke_width(2)));
+    if let Some(m) = cap {
+        paper_mark(&mut c, [(0.0, m), (x_max, m)], PAPER_GREY[0], format!("Tang et al.: at most {m}"))?;
+    }
+    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().s()?;
     Ok(())
 }

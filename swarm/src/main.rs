@@ -52,7 +52,10 @@ enum Cmd {
     Swarm(SwarmArgs),
     /// A short swarm with capture, to see soplab work: netns with tcpdump where it can (root,
     /// iproute2, tcpdump), else loopback with each peer writing its own pcap. Says which and
-    /// why, and ends by printing where the pcaps and the summary are.
+    /// why, then analyses the run (RUN/analysis, as `soplab analyze`) and validates it
+    /// (RUN/validation.json, as `soplab validate`): prints Tang et al.'s numbers next to the
+    /// run's, precision and recall per layer and where the figures are, and ends by printing
+    /// where the pcaps and the summary are.
     Demo(DemoArgs),
     /// Remove what killed runs left: soplab namespaces whose orchestrator is gone, with their
     /// links, qdiscs and processes. Every run does this at start too.
@@ -209,10 +212,13 @@ async fn swarm(a: SwarmArgs) -> Result<()> {
         m => (m, "as asked".to_string()),
     };
     let cfg = SwarmConfig::resolve(settings, mode)?;
-    run_swarm(&cfg, &why).await
+    let info = run_swarm(&cfg, &why).await?;
+    print_paths(&cfg, &info);
+    Ok(())
 }
 
-async fn run_swarm(cfg: &soplab::scenario::SwarmConfig, why: &str) -> Result<()> {
+/// Runs the swarm and prints how it went; [`print_paths`] then says where its files are.
+async fn run_swarm(cfg: &soplab::scenario::SwarmConfig, why: &str) -> Result<soplab_rundir::run::RunInfo> {
     use soplab::scenario::Mode;
     let mode = if cfg.mode == Mode::Netns { "netns" } else { "loopback" };
     eprintln!(
@@ -239,6 +245,12 @@ async fn run_swarm(cfg: &soplab::scenario::SwarmConfig, why: &str) -> Result<()>
     if let Some(t) = info.netns_setup_s {
         println!("namespaces: set up in {t:.2} s, removed in {:.2} s", info.netns_teardown_s.unwrap_or_default());
     }
+    Ok(info)
+}
+
+/// Where a run's captures, summary, description and ground truth are (the last lines of
+/// `swarm` and `demo`).
+fn print_paths(cfg: &soplab::scenario::SwarmConfig, info: &soplab_rundir::run::RunInfo) {
     let packets: u64 = info.pcaps.iter().map(|p| p.packets).sum();
     if !info.pcaps.is_empty() {
         println!("pcaps: {} files, {packets} packets, in {}", info.pcaps.len(), cfg.out.join("pcap").display());
@@ -246,7 +258,6 @@ async fn run_swarm(cfg: &soplab::scenario::SwarmConfig, why: &str) -> Result<()>
     println!("summary: {}", cfg.out.join("summary.json").display());
     println!("run: {} (hosts, addresses, captures)", cfg.out.join("run.json").display());
     println!("ground truth: {}", cfg.out.join("truth").display());
-    Ok(())
 }
 
 fn cleanup(a: CleanupArgs) -> Result<()> {
@@ -286,7 +297,29 @@ async fn demo(a: DemoArgs) -> Result<()> {
              and tcpdump for namespaces and real tcpdump captures)"
         ),
     }
-    run_swarm(&cfg, &why).await?;
+    let info = run_swarm(&cfg, &why).await?;
+    let checked = check_demo(&a.out);
+    print_paths(&cfg, &info);
     println!("pcaps are in {}; read one with: tcpdump -n -r FILE | head", a.out.join("pcap").display());
+    checked
+}
+
+/// Analyses the demo's run as `soplab analyze RUN --out RUN/analysis` and validates it as
+/// `soplab validate RUN` would, through the library (no second program), so that a demo shows
+/// the paper's numbers next to its own and how exact the captures are.
+fn check_demo(run: &std::path::Path) -> Result<()> {
+    use soplab_analyze::analysis::AnalyzeOptions;
+    use soplab_analyze::cli;
+    let out = run.join("analysis");
+    let done = cli::analyze_into(&[run.to_path_buf()], &out, AnalyzeOptions::default(), true)?;
+    let validation = run.join("validation.json");
+    let v = cli::validate_into(run, &cli::validate_defaults(), &validation)?;
+    println!();
+    cli::print_comparison(&done.report);
+    println!("validation against the ground truth ({}):", validation.display());
+    for line in cli::validation_lines(&v) {
+        println!("  {line}");
+    }
+    cli::print_outputs(&done, &out);
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `soplab demo` without root tools: it says it falls back to loopback and why, the peers
-//! write their own pcaps, and it ends by printing where the pcaps and the summary are.
+//! write their own pcaps, it analyses and validates its run, and it ends by printing where the
+//! pcaps and the summary are.
 
 use std::process::Command;
 
@@ -21,6 +22,16 @@ fn demo_falls_back_to_loopback_with_self_written_pcaps() {
     assert!(stderr.contains("loopback") && stderr.contains("is not installed"), "says which mode and why: {stderr}");
     assert!(stdout.contains(&format!("summary: {}", out_dir.join("summary.json").display())), "{stdout}");
     assert!(stdout.contains(&out_dir.join("pcap").display().to_string()), "{stdout}");
+    // It analysed and validated its own run: the paper table, precision and recall per layer.
+    assert!(stdout.contains("Tang et al.") && stdout.contains("gn_outdegree_share_2_5s"), "{stdout}");
+    assert!(stdout.contains("neighbor (tau 2.5 s") && stdout.contains("video (tau 2 s"), "{stdout}");
+    assert!(stdout.lines().last().unwrap().starts_with("pcaps are in"), "{stdout}");
+    let report = read_json(&out_dir.join("analysis/report.json"));
+    assert_eq!(report["paper_comparison"].as_array().unwrap().len(), 11, "{report}");
+    let validation = read_json(&out_dir.join("validation.json"));
+    for layer in ["neighbor", "video"] {
+        assert!(validation["layers"][layer]["recall"].as_f64().is_some(), "{validation}");
+    }
 
     let run = read_json(&out_dir.join("run.json"));
     assert_eq!(run["mode"], "loopback");

@@ -236,57 +236,72 @@ impl Swarm {
 
     /// The datagrams: (time, from, to, payload).
     pub fn datagrams(&self) -> Vec<(i64, SocketAddr, SocketAddr, Vec<u8>)> {
-        let (t, s) = (addr(TRACKER), addr(SOURCE));
         let mut v = Vec::new();
+        self.for_each_datagram(|ts, s, d, p| v.push((ts, s, d, p.to_vec())));
+        v
+    }
+
+    /// The datagrams in time order, one second at a time (a long swarm need not be held).
+    pub fn for_each_datagram(&self, mut f: impl FnMut(i64, SocketAddr, SocketAddr, &[u8])) {
+        let t = addr(TRACKER);
         let t0 = self.t0;
         for i in 1..=4 {
             let mut reg = vec![0u8; 20];
             reg[..4].copy_from_slice(&[0x00, 0x20, 0x01, 0x07]);
-            v.push((t0 + 1_000 * i as i64, peer(i), t, reg));
+            f(t0 + 1_000 * i as i64, peer(i), t, &reg);
             let mut list = vec![0u8; 21 + 6 * 4];
             list[..4].copy_from_slice(&[0x00, 0x22, 0x01, 0x07]);
-            v.push((t0 + 1_000 * i as i64 + 200, t, peer(i), list));
+            f(t0 + 1_000 * i as i64 + 200, t, peer(i), &list);
         }
         let mut seq = 0u32;
         for sec in 0..self.seconds {
-            let base = t0 + sec * 1_000_000 + 50_000;
-            for a in 1..=4usize {
-                for b in 1..=4usize {
-                    if a == b {
-                        continue;
-                    }
-                    let at = base + (a * 10 + b) as i64 * 1_000;
-                    if let Some((x, y, from, to)) = self.drop_keepalives
-                        && (x, y) == (a, b)
-                        && (from..to).contains(&sec)
-                    {
-                        continue;
-                    }
-                    seq += 1;
-                    v.push((at, peer(a), peer(b), keepalive(seq)));
-                }
-            }
-            for p in [1, 2] {
-                v.push((base + 60_000 + p as i64, s, peer(p), keepalive(sec as u32)));
-                v.push((base + 61_000 + p as i64, peer(p), s, keepalive(sec as u32)));
-            }
-            // Requests and responses: (parent, child) with the request id = second.
-            let flows: [(SocketAddr, SocketAddr); 4] =
-                [(s, peer(1)), (s, peer(2)), (peer(1), peer(3)), (peer(2), peer(4))];
-            for (f, (parent, child)) in flows.iter().enumerate() {
-                let at = base + 100_000 + f as i64 * 20_000;
-                v.push((at, *child, *parent, request(sec as u32, sec as u32)));
-                for (i, pkt) in video(sec as u32 * 8, sec as u32, 1).into_iter().enumerate() {
-                    v.push((at + 1_000 + i as i64 * 100, *parent, *child, pkt));
-                }
-            }
-            if self.unexplained_video_at == Some(sec) {
-                for (i, pkt) in video(0, 999, 1).into_iter().enumerate() {
-                    v.push((base + 500_000 + i as i64 * 100, peer(3), peer(4), pkt));
-                }
+            let mut v = self.second(sec, &mut seq);
+            v.sort_by_key(|d| d.0);
+            for (ts, s, d, p) in &v {
+                f(*ts, *s, *d, p);
             }
         }
-        v.sort_by_key(|d| d.0);
+    }
+
+    /// The datagrams of second `sec` (all within it), unsorted.
+    fn second(&self, sec: i64, seq: &mut u32) -> Vec<(i64, SocketAddr, SocketAddr, Vec<u8>)> {
+        let s = addr(SOURCE);
+        let mut v = Vec::new();
+        let base = self.t0 + sec * 1_000_000 + 50_000;
+        for a in 1..=4usize {
+            for b in 1..=4usize {
+                if a == b {
+                    continue;
+                }
+                let at = base + (a * 10 + b) as i64 * 1_000;
+                if let Some((x, y, from, to)) = self.drop_keepalives
+                    && (x, y) == (a, b)
+                    && (from..to).contains(&sec)
+                {
+                    continue;
+                }
+                *seq += 1;
+                v.push((at, peer(a), peer(b), keepalive(*seq)));
+            }
+        }
+        for p in [1, 2] {
+            v.push((base + 60_000 + p as i64, s, peer(p), keepalive(sec as u32)));
+            v.push((base + 61_000 + p as i64, peer(p), s, keepalive(sec as u32)));
+        }
+        // Requests and responses: (parent, child) with the request id = second.
+        let flows: [(SocketAddr, SocketAddr); 4] = [(s, peer(1)), (s, peer(2)), (peer(1), peer(3)), (peer(2), peer(4))];
+        for (f, (parent, child)) in flows.iter().enumerate() {
+            let at = base + 100_000 + f as i64 * 20_000;
+            v.push((at, *child, *parent, request(sec as u32, sec as u32)));
+            for (i, pkt) in video(sec as u32 * 8, sec as u32, 1).into_iter().enumerate() {
+                v.push((at + 1_000 + i as i64 * 100, *parent, *child, pkt));
+            }
+        }
+        if self.unexplained_video_at == Some(sec) {
+            for (i, pkt) in video(0, 999, 1).into_iter().enumerate() {
+                v.push((base + 500_000 + i as i64 * 100, peer(3), peer(4), pkt));
+            }
+        }
         v
     }
 

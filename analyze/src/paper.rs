@@ -1,0 +1,551 @@
+//! Tang et al.'s numbers next to the trace's: the `paper_comparison` rows of report.json,
+//! `paper_comparison.csv`, the table `analyze` prints and the reference marks of the plots.
+//! The paper's values are in [`PAPER`] and nowhere else, so that a reader checks them once
+//! against the paper (docs/ANALYZE.md, section "Paper against trace").
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+use crate::analysis::{Activation, Headline, Interval, LoadReport, NeighborReport, VideoReport};
+use crate::overlay::{self, Grid, NeighborSnapshots, VideoSnapshots};
+use crate::trace::Trace;
+
+/// A value in the paper: a number, or a statement where the paper gives none.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum PaperValue {
+    Number(f64),
+    Statement(&'static str),
+}
+
+impl std::fmt::Display for PaperValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PaperValue::Number(x) => f.write_str(&number(*x)),
+            PaperValue::Statement(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One result of Tang et al. and how the trace measures it.
+pub struct Reference {
+    /// Stable snake_case key (report.json, the CSV table, the docs).
+    pub key: &'static str,
+    pub description: &'static str,
+    pub paper: PaperValue,
+    /// Where in the paper the value is.
+    pub cite: &'static str,
+    /// For the shares of other peers: the paper's mean and how many other peers it is of.
+    pub share_of: Option<(f64, u64)>,
+    measure: fn(&Ctx) -> Measure,
+}
+
+pub const KEEPALIVE_GAP_P95: &str = "keepalive_gap_p95_s";
+pub const REQUEST_GAP_P95: &str = "request_gap_p95_s";
+pub const GN_SHARE_2_5S: &str = "gn_outdegree_share_2_5s";
+pub const GN_SHARE_10S: &str = "gn_outdegree_share_10s";
+pub const GV_INDEGREE_2S: &str = "gv_indegree_mean_2s";
+pub const GV_POWERLAW_2S: &str = "gv_outdegree_powerlaw_2s";
+pub const UPLOAD_GINI: &str = "upload_gini";
+pub const DOWNLOAD_GINI: &str = "download_gini";
+pub const SOURCE_MAX_CHILDREN: &str = "source_max_children";
+pub const SOURCE_PEERS_EVER_FED: &str = "source_peers_ever_fed";
+pub const GN_ACCUMULATED_300S: &str = "gn_accumulated_full_mesh_300s";
+
+/// Tang et al.'s [5 min, 35 min], the interval of their snapshot results (section 5.3, 5.4).
+pub const PAPER_INTERVAL_S: (f64, f64) = (300.0, 2100.0);
+/// The T of the accumulated neighbour graph the paper calls a full mesh (section 5.3, Fig. 3).
+pub const PAPER_ACCUMULATE_S: f64 = 300.0;
+
+/// The paper's values, section 5 of Tang et al., "Topology dynamics in a P2PTV network"
+/// (IFIP Networking 2009): 51 PlanetLab peers and a source provider, 40 minutes.
+pub const PAPER: &[Reference] = &[
+    // 5.2, Fig. 2 left: "more than 95% of the cases ... within 2.5 seconds", so tau_N ~ 2.5 s.
+    Reference {
+        key: KEEPALIVE_GAP_P95,
+        description: "95th percentile of the gaps between consecutive keep-alives of a directed pair, s",
+        paper: PaperValue::Number(2.5),
+        cite: "section 5.2, Fig. 2 (left)",
+        share_of: None,
+        measure: keepalive_gap,
+    },
+    // 5.2, Fig. 2 right: consecutive requests of a child to one parent, tau_V ~ 2.0 s.
+    Reference {
+        key: REQUEST_GAP_P95,
+        description: "95th percentile of the gaps between consecutive requests of a child to one parent, s",
+        paper: PaperValue::Number(2.0),
+        cite: "section 5.2, Fig. 2 (right)",
+        share_of: None,
+        measure: request_gap,
+    },
+    // 5.3: 720 snapshots of 2.5 s over [5 min, 35 min], 28,050 samples, mean 37.73; 50 others.
+    Reference {
+        key: GN_SHARE_2_5S,
+        description: "mean G_N out-degree of the 2.5 s snapshots, as a share of the other peers",
+        paper: PaperValue::Number(37.73 / 50.0),
+        cite: "section 5.3 (37.73 of 50 other peers)",
+        share_of: Some((37.73, 50)),
+        measure: gn_share_2_5,
+    },
+    // 5.3: "extended the snapshot duration to 10 seconds ... increases slightly to 41.60".
+    Reference {
+        key: GN_SHARE_10S,
+        description: "mean G_N out-degree of the 10 s snapshots, as a share of the other peers",
+        paper: PaperValue::Number(41.60 / 50.0),
+        cite: "section 5.3 (41.60 of 50 other peers)",
+        share_of: Some((41.60, 50)),
+        measure: gn_share_10,
+    },
+    // 5.4, Fig. 5: 900 snapshots of 2.0 s, 32,320 in-degree samples, "on average, 1.86".
+    Reference {
+        key: GV_INDEGREE_2S,
+        description: "mean G_V in-degree (parents) of the 2 s snapshots",
+        paper: PaperValue::Number(1.86),
+        cite: "section 5.4, Fig. 5",
+        share_of: None,
+        measure: gv_indegree,
+    },
+    // 5.4, Fig. 6: power law on log-log; "on a log-lin scale also fits well with a line".
+    Reference {
+        key: GV_POWERLAW_2S,
+        description: "R^2 of the log-log line minus R^2 of the log-linear line, 2 s G_V out-degree \
+                      (> 0: a power law fits better)",
+        paper: PaperValue::Statement("yes (power law)"),
+        cite: "section 5.4, Fig. 6 (the log-linear line fits well too)",
+        share_of: None,
+        measure: gv_powerlaw,
+    },
+    // 5.5, Fig. 7: "they behave differently regarding their uploading performance".
+    Reference {
+        key: UPLOAD_GINI,
+        description: "Gini coefficient of the upload throughput over peers",
+        paper: PaperValue::Statement("very uneven"),
+        cite: "section 5.5, Fig. 7",
+        share_of: None,
+        measure: upload_gini,
+    },
+    // 5.5, Fig. 7: "Peers tend to have uniform downloading throughput".
+    Reference {
+        key: DOWNLOAD_GINI,
+        description: "Gini coefficient of the download throughput over peers",
+        paper: PaperValue::Statement("about uniform"),
+        cite: "section 5.5, Fig. 7",
+        share_of: None,
+        measure: download_gini,
+    },
+    // 5.5: "limited the maximum number of children connected to the SP simultaneously to 11".
+    Reference {
+        key: SOURCE_MAX_CHILDREN,
+        description: "most children of the source in one 2 s (tau_V) snapshot",
+        paper: PaperValue::Number(11.0),
+        cite: "section 5.5",
+        share_of: None,
+        measure: source_max_children,
+    },
+    // 5.5: "During the entire experiment, only 15 nodes downloaded video blocks from the SP".
+    Reference {
+        key: SOURCE_PEERS_EVER_FED,
+        description: "peers that ever downloaded video from the source",
+        paper: PaperValue::Number(15.0),
+        cite: "section 5.5 (in 40 minutes)",
+        share_of: None,
+        measure: source_peers_ever_fed,
+    },
+    // 5.3, Fig. 3 bottom right: over [0, 300 s] "a full mesh", random graph with p = 0.999.
+    Reference {
+        key: GN_ACCUMULATED_300S,
+        description: "link density p of G_N accumulated over [0, 300 s] (mean out-degree / (peers - 1))",
+        paper: PaperValue::Number(0.999),
+        cite: "section 5.3, Fig. 3 (bottom right)",
+        share_of: None,
+        measure: gn_accumulated,
+    },
+];
+
+/// The reference of `key` (one of the constants above).
+pub fn reference(key: &str) -> Option<&'static Reference> {
+    PAPER.iter().find(|r| r.key == key)
+}
+
+/// The paper's number for `key`, for the plots' reference marks.
+pub fn paper_number(key: &str) -> Option<f64> {
+    match reference(key)?.paper {
+        PaperValue::Number(x) => Some(x),
+        PaperValue::Statement(_) => None,
+    }
+}
+
+/// A mean out-degree and the number of other peers it is a share of.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Share {
+    pub mean: f64,
+    pub other_peers: u64,
+}
+
+/// One row of the comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub measurement: &'static str,
+    pub description: &'static str,
+    pub paper: PaperValue,
+    /// Where in the paper.
+    pub paper_source: &'static str,
+    /// `None` (null) when the trace cannot give it; the note says why.
+    pub measured: Option<f64>,
+    /// [from, to], seconds from the first datagram, the measurement actually covered.
+    pub interval_s: [f64; 2],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// For the shares: the mean out-degree and the other peers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<Share>,
+    /// For the yes/no rows: the trace's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<bool>,
+}
+
+/// What the comparison reads: the trace, its layers and the report's parts.
+pub struct Sources<'a> {
+    pub trace: &'a Trace,
+    pub is_peer: &'a [bool],
+    pub neighbor_pairs: &'a [u32],
+    pub video_pairs: &'a [u32],
+    /// The analysis interval (`--from`, `--to`, else the whole trace).
+    pub interval: &'a Interval,
+    /// `--from` or `--to` was given: the snapshot rows keep that interval, not the paper's.
+    pub interval_asked: bool,
+    pub source_known: bool,
+    pub summary: &'a Headline,
+    pub neighbor: &'a NeighborReport,
+    pub video: &'a VideoReport,
+    pub activation: &'a Activation,
+    pub load: &'a LoadReport,
+}
+
+/// The sources and the interval of the snapshot rows.
+struct Ctx<'a> {
+    s: &'a Sources<'a>,
+    /// Absolute microseconds.
+    snap: (i64, i64),
+    /// `snap` is the analysis interval, so the report's snapshots can be reused.
+    reuse: bool,
+}
+
+/// A row's measured part.
+struct Measure {
+    value: Option<f64>,
+    interval_s: [f64; 2],
+    note: Option<String>,
+    share: Option<Share>,
+    answer: Option<bool>,
+}
+
+impl Measure {
+    fn some(value: f64, interval_s: [f64; 2], note: String) -> Measure {
+        Measure { value: Some(value), interval_s, note: Some(note), share: None, answer: None }
+    }
+    fn none(interval_s: [f64; 2], why: String) -> Measure {
+        Measure { value: None, interval_s, note: Some(why), share: None, answer: None }
+    }
+}
+
+/// Every row of [`PAPER`], measured on the trace.
+pub fn compare(s: &Sources) -> Vec<Row> {
+    let ctx = Ctx::new(s);
+    PAPER
+        .iter()
+        .map(|r| {
+            let m = (r.measure)(&ctx);
+            Row {
+                measurement: r.key,
+                description: r.description,
+                paper: r.paper,
+                paper_source: r.cite,
+                measured: m.value.filter(|x| x.is_finite()),
+                interval_s: m.interval_s,
+                note: m.note,
+                share: m.share,
+                answer: m.answer,
+            }
+        })
+        .collect()
+}
+
+impl<'a> Ctx<'a> {
+    /// The snapshot rows use the paper's interval when the trace covers it and no other was
+    /// asked for, else the analysis interval: a shorter trace still gets every row.
+    fn new(s: &'a Sources<'a>) -> Ctx<'a> {
+        let t = s.trace;
+        let (from, to) = PAPER_INTERVAL_S;
+        let covers = t.end_us - t.start_us >= (to * 1e6) as i64;
+        let snap = if covers && !s.interval_asked {
+            (t.start_us + (from * 1e6) as i64, t.start_us + (to * 1e6) as i64)
+        } else {
+            (s.interval.from_us, s.interval.to_us)
+        };
+        Ctx { s, snap, reuse: snap == (s.interval.from_us, s.interval.to_us) }
+    }
+
+    fn rel(&self, us: i64) -> f64 {
+        (us - self.s.trace.start_us) as f64 / 1e6
+    }
+    fn snap_s(&self) -> [f64; 2] {
+        [self.rel(self.snap.0), self.rel(self.snap.1)]
+    }
+    fn analysis_s(&self) -> [f64; 2] {
+        [self.s.interval.from_s, self.s.interval.to_s]
+    }
+    fn whole_s(&self) -> [f64; 2] {
+        [0.0, self.rel(self.s.trace.end_us)]
+    }
+
+    /// G_N snapshots of `tau` over the snapshot interval: the report's when they cover it.
+    fn neighbor(&self, tau: f64) -> Result<Cow<'a, NeighborSnapshots>, String> {
+        let found = self.s.neighbor.snapshots.iter().find(|n| (n.tau_s - tau).abs() < 1e-9);
+        if let Some(n) = found.filter(|_| self.reuse) {
+            return Ok(Cow::Borrowed(n));
+        }
+        let grid = Grid::new(self.s.trace, tau, self.snap.0, self.snap.1).map_err(|e| e.to_string())?;
+        Ok(Cow::Owned(overlay::neighbor_snapshots(self.s.trace, self.s.neighbor_pairs, &grid, tau)))
+    }
+
+    /// G_V snapshots of `tau` over the snapshot interval.
+    fn video(&self, tau: f64) -> Result<Cow<'a, VideoSnapshots>, String> {
+        let found = self.s.video.snapshots.iter().find(|v| (v.tau_s - tau).abs() < 1e-9);
+        if let Some(v) = found.filter(|_| self.reuse) {
+            return Ok(Cow::Borrowed(v));
+        }
+        let grid = Grid::new(self.s.trace, tau, self.snap.0, self.snap.1).map_err(|e| e.to_string())?;
+        Ok(Cow::Owned(overlay::video_snapshots(self.s.trace, self.s.video_pairs, &grid, tau)))
+    }
+}
+
+fn gap(c: &Ctx, g: &overlay::Gaps, what: &str) -> Measure {
+    match g.p95_s {
+        Some(p) => Measure::some(p, c.whole_s(), format!("{} {what} gaps", g.gaps)),
+        None => Measure::none(c.whole_s(), format!("no two consecutive {what}s of a pair in the trace")),
+    }
+}
+
+fn keepalive_gap(c: &Ctx) -> Measure {
+    gap(c, &c.s.activation.keepalive, "keep-alive")
+}
+
+fn request_gap(c: &Ctx) -> Measure {
+    gap(c, &c.s.activation.request, "request")
+}
+
+/// Mean G_N out-degree at `tau` over the other peers (all peers of the trace but one).
+fn gn_share(c: &Ctx, key: &str, tau: f64) -> Measure {
+    let other = c.s.summary.peers.saturating_sub(1);
+    let n = match c.neighbor(tau) {
+        Ok(n) => n,
+        Err(why) => return Measure::none(c.snap_s(), why),
+    };
+    if n.snapshots == 0 || other == 0 {
+        let why = format!("{} of {tau} s, {other} other peers", count(n.snapshots, "snapshot"));
+        return Measure::none(c.snap_s(), why);
+    }
+    let (pm, po) = reference(key).and_then(|r| r.share_of).unwrap_or_default();
+    let mean = n.outdegree.mean;
+    let note = format!(
+        "mean out-degree {mean:.2} of {other} other peers over {} (paper: {pm:.2} of {po})",
+        count(n.snapshots, "snapshot")
+    );
+    let mut m = Measure::some(mean / other as f64, c.snap_s(), note);
+    m.share = Some(Share { mean, other_peers: other });
+    m
+}
+
+fn gn_share_2_5(c: &Ctx) -> Measure {
+    gn_share(c, GN_SHARE_2_5S, 2.5)
+}
+
+fn gn_share_10(c: &Ctx) -> Measure {
+    gn_share(c, GN_SHARE_10S, 10.0)
+}
+
+fn gv_indegree(c: &Ctx) -> Measure {
+    match c.video(2.0) {
+        Ok(v) if v.indegree.samples > 0 => Measure::some(
+            v.indegree.mean,
+            c.snap_s(),
+            format!(
+                "{} in {}, at most {}",
+                count(v.indegree.samples, "sample"),
+                count(v.snapshots, "snapshot"),
+                v.indegree.max
+            ),
+        ),
+        Ok(v) => {
+            Measure::none(c.snap_s(), format!("no peer had a parent in {} of 2 s", count(v.snapshots, "snapshot")))
+        }
+        Err(why) => Measure::none(c.snap_s(), why),
+    }
+}
+
+fn gv_powerlaw(c: &Ctx) -> Measure {
+    let v = match c.video(2.0) {
+        Ok(v) => v,
+        Err(why) => return Measure::none(c.snap_s(), why),
+    };
+    let f = &v.outdegree_fits;
+    let (Some(ll), Some(lin)) = (&f.log_log, &f.log_linear) else {
+        let values = v.outdegree.counts.iter().skip(1).filter(|&&n| n > 0).count();
+        return Measure::none(c.snap_s(), format!("out-degrees take {values} value(s): too few to fit a line"));
+    };
+    let diff = ll.r2 - lin.r2;
+    let yes = diff > 0.0;
+    let note = format!(
+        "{}: R^2 {:.3} (log-log) against {:.3} (log-linear) over {} out-degrees",
+        if yes { "yes" } else { "no" },
+        ll.r2,
+        lin.r2,
+        ll.points
+    );
+    let mut m = Measure::some(diff, c.snap_s(), note);
+    m.answer = Some(yes);
+    m
+}
+
+fn gini(c: &Ctx, value: f64, what: &str) -> Measure {
+    let n = c.s.load.peers.len();
+    if n < 2 {
+        return Measure::none(c.analysis_s(), format!("{n} peers: no spread to measure"));
+    }
+    Measure::some(value, c.analysis_s(), format!("{what} over {n} peers (0: all equal)"))
+}
+
+fn upload_gini(c: &Ctx) -> Measure {
+    gini(c, c.s.load.supernodes.upload_gini, "upload")
+}
+
+fn download_gini(c: &Ctx) -> Measure {
+    gini(c, c.s.load.supernodes.download_gini, "download")
+}
+
+/// The source rows keep the analysis interval (the whole trace by default): the paper
+/// counted them over the entire experiment.
+fn source_row(c: &Ctx, value: u64, note: String) -> Measure {
+    if !c.s.source_known {
+        return Measure::none(c.analysis_s(), "no source recognised; name it with --source ADDR:PORT".into());
+    }
+    Measure::some(value as f64, c.analysis_s(), note)
+}
+
+fn source_max_children(c: &Ctx) -> Measure {
+    let s = &c.s.load.source;
+    let n = count(s.by_snapshot.len() as u64, "snapshot");
+    source_row(c, s.max, format!("mean {:.2} over {n} of {} s", s.mean, s.tau_s))
+}
+
+fn source_peers_ever_fed(c: &Ctx) -> Measure {
+    let s = &c.s.load.source;
+    source_row(c, s.peers_ever, format!("{:.0}% of the peers' video came from the source", 100.0 * s.share_of_download))
+}
+
+fn gn_accumulated(c: &Ctx) -> Measure {
+    let dur = c.rel(c.s.trace.end_us);
+    let t = PAPER_ACCUMULATE_S.min(dur);
+    let found = c.s.neighbor.accumulated.iter().find(|a| (a.t_s - t).abs() < 1e-9);
+    let a = match found {
+        Some(a) => Cow::Borrowed(a),
+        None => Cow::Owned(overlay::accumulated(c.s.trace, c.s.is_peer, c.s.neighbor_pairs, t)),
+    };
+    if a.nodes < 2 {
+        return Measure::none([0.0, t], format!("{} peers by {t:.0} s", a.nodes));
+    }
+    let mut note = format!("mean out-degree {:.2} of {} other peers", a.outdegree.mean, a.nodes - 1);
+    if t < PAPER_ACCUMULATE_S {
+        note += &format!("; the trace is only {dur:.0} s long: accumulated over all of it");
+    }
+    Measure::some(a.random_graph_p, [0.0, t], note)
+}
+
+/// A number with at most 4 decimals and no trailing zeros.
+pub fn number(x: f64) -> String {
+    let s = format!("{x:.4}");
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
+/// "1 snapshot", "2 snapshots".
+fn count(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Seconds to one decimal, without a trailing ".0".
+fn seconds(x: f64) -> String {
+    let s = format!("{x:.1}");
+    s.strip_suffix(".0").map(String::from).unwrap_or(s)
+}
+
+/// The rows as an aligned text table, for a terminal.
+pub fn table(rows: &[Row]) -> String {
+    let head = ["measurement", "paper", "measured", "interval (s)", "note"];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.measurement.to_string(),
+                r.paper.to_string(),
+                r.measured.map(number).unwrap_or_else(|| "-".into()),
+                format!("[{}, {}]", seconds(r.interval_s[0]), seconds(r.interval_s[1])),
+                r.note.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut width = head.map(str::len);
+    for c in &cells {
+        for (w, s) in width.iter_mut().zip(c) {
+            *w = (*w).max(s.chars().count());
+        }
+    }
+    let line = |c: [&str; 5]| {
+        let s = format!(
+            "{:<w0$}  {:>w1$}  {:>w2$}  {:<w3$}  {}",
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            w0 = width[0],
+            w1 = width[1],
+            w2 = width[2],
+            w3 = width[3]
+        );
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(head);
+    for c in &cells {
+        out += &line([&c[0], &c[1], &c[2], &c[3], &c[4]]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_short() {
+        assert_eq!(number(37.73 / 50.0), "0.7546");
+        assert_eq!(number(41.60 / 50.0), "0.832");
+        assert_eq!(number(11.0), "11");
+        assert_eq!(number(-0.00001), "0");
+        assert_eq!(number(2100.0), "2100");
+    }
+
+    #[test]
+    fn every_key_once_and_every_mark_found() {
+        let mut keys: Vec<&str> = PAPER.iter().map(|r| r.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), PAPER.len());
+        for k in [KEEPALIVE_GAP_P95, REQUEST_GAP_P95, GN_SHARE_2_5S, GN_SHARE_10S, GV_INDEGREE_2S] {
+            assert!(paper_number(k).is_some(), "{k}");
+        }
+        assert!((paper_number(GN_SHARE_2_5S).unwrap() - 0.7546).abs() < 1e-12);
+    }
+}
