@@ -148,6 +148,8 @@ fn plan_peer_hosts(cfg: &SwarmConfig, prefix: &str, addrs: &Plan, hosts: &mut Ve
 }
 
 /// The workload's schedule, whose clients are the non-vantage peers, saved as workload.csv.
+/// The peers follow the schedule as the file records it (times to the millisecond), not the
+/// generator's unrounded one: a session under 1 ms is empty in the file, so no peer plays it.
 fn churn_schedule(cfg: &SwarmConfig, dir: &RunDir) -> Result<Option<Schedule>> {
     let Some(w) = &cfg.workload else { return Ok(None) };
     let churned = cfg.peers - cfg.vantage;
@@ -162,8 +164,9 @@ fn churn_schedule(cfg: &SwarmConfig, dir: &RunDir) -> Result<Option<Schedule>> {
             clients + cfg.vantage
         );
     }
-    sch.write_csv(dir.out.join("workload.csv"))?;
-    Ok(Some(sch))
+    let file = dir.out.join("workload.csv");
+    sch.write_csv(&file)?;
+    Ok(Some(Schedule::read_csv(&file)?))
 }
 
 impl Swarm<'_> {
