@@ -3,13 +3,14 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use soplab_node::impair::Impairment;
 use soplab_node::sim::{NetStats, Network};
 use soplab_node::{Event, Micros};
 use soplab_peer::{Peer, PeerConfig, PeerStats};
+use soplab_rundir::plan::Plan;
 use soplab_source::Content;
 use soplab_tracker::{Config as TrackerConfig, Tracker};
 
@@ -47,18 +48,18 @@ pub struct Outcome {
     pub source: SocketAddr,
 }
 
-/// The address of the tracker, source and peer `i` in virtual swarms (198.18.0.0/15).
+/// The address of the tracker, source and peer `i` in virtual swarms: the netns plan
+/// (198.18.0.0/15), with peers from 198.18.1.16.
 pub fn tracker_addr() -> SocketAddr {
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 3900))
+    Plan::netns().tracker
 }
 
 pub fn source_addr() -> SocketAddr {
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 3901))
+    Plan::netns().source
 }
 
 pub fn peer_addr(i: usize) -> SocketAddr {
-    let i = i as u32 + 16;
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 1 + (i >> 8) as u8, i as u8), 3908))
+    Plan::netns().peer(i + 15).into()
 }
 
 impl VirtualSwarm {
