@@ -25,8 +25,12 @@ pub struct NetStats {
 struct InFlight {
     to: usize,
     from: SocketAddr,
+    dst: SocketAddr,
     payload: Vec<u8>,
 }
+
+/// What [`Network::on_datagram`] is handed: the time, sender, receiver and bytes of a datagram.
+pub type Tap = dyn FnMut(Micros, SocketAddr, SocketAddr, &[u8]);
 
 /// The virtual-time network. Nodes are boxed so tracker, source and peers can share it.
 pub struct Network {
@@ -36,9 +40,14 @@ pub struct Network {
     deliveries: DelayQueue<InFlight>,
     timers: BinaryHeap<Reverse<(Micros, usize)>>,
     timer_at: Vec<Option<Micros>>,
-    /// Every link's impairment, with one random stream for the whole network.
+    /// Every link's impairment, with one random stream for the whole network...
     link: Impairer,
+    /// ...except what the nodes given their own (a host's path, as `--delay` draws per host)
+    /// send, each with its own stream.
+    own_link: Vec<Option<Impairer>>,
+    seed: u64,
     media: Option<Box<dyn FnMut(SocketAddr, Media)>>,
+    tap: Option<Box<Tap>>,
     stats: NetStats,
 }
 
@@ -53,7 +62,10 @@ impl Network {
             timers: BinaryHeap::new(),
             timer_at: Vec::new(),
             link: Impairer::new(link, seed),
+            own_link: Vec::new(),
+            seed,
             media: None,
+            tap: None,
             stats: NetStats::default(),
         }
     }
@@ -61,6 +73,23 @@ impl Network {
     /// Hands every played block to `f` (otherwise played media are discarded).
     pub fn on_media(&mut self, f: impl FnMut(SocketAddr, Media) + 'static) {
         self.media = Some(Box::new(f));
+    }
+
+    /// Hands every datagram to `f` when it arrives (or would have, if its receiver left while
+    /// it was on its way), in time order: what a capture on one bridge between all hosts sees.
+    /// Lost datagrams are not seen: the loss is the sender's (its I/O shell drops them before
+    /// the socket), and so is a datagram to an address with no node.
+    pub fn on_datagram(&mut self, f: impl FnMut(Micros, SocketAddr, SocketAddr, &[u8]) + 'static) {
+        self.tap = Some(Box::new(f));
+    }
+
+    /// Gives what `addr` sends its own path model (its host's delay, jitter and loss) instead of
+    /// the network's. Call after [`Network::add`]; the node's draws get their own seeded stream.
+    pub fn set_impairment(&mut self, addr: SocketAddr, model: Impairment) {
+        if let Some(&i) = self.index.get(&addr) {
+            let seed = self.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            self.own_link[i] = Some(Impairer::new(model, seed));
+        }
     }
 
     /// Virtual time now.
@@ -78,6 +107,7 @@ impl Network {
         let i = self.nodes.len();
         self.nodes.push(Some(node));
         self.timer_at.push(None);
+        self.own_link.push(None);
         self.index.insert(addr, i);
         self.nodes[i].as_mut().expect("just added").handle_timeout(self.now);
         self.flush(i, on_event);
@@ -130,6 +160,9 @@ impl Network {
             self.now = self.now.max(next);
             if next_delivery == Some(next) {
                 let (_, d) = self.deliveries.pop().expect("peeked");
+                if let Some(tap) = self.tap.as_mut() {
+                    tap(self.now, d.from, d.dst, &d.payload);
+                }
                 let Some(node) = self.nodes[d.to].as_mut() else {
                     self.stats.unroutable += 1;
                     continue;
@@ -164,11 +197,12 @@ impl Network {
                 self.stats.unroutable += 1;
                 continue;
             };
-            let Some(after) = self.link.fate() else {
+            let link = self.own_link[i].as_mut().unwrap_or(&mut self.link);
+            let Some(after) = link.fate() else {
                 self.stats.lost += 1;
                 continue;
             };
-            self.deliveries.push(now + after, InFlight { to, from, payload: t.payload });
+            self.deliveries.push(now + after, InFlight { to, from, dst: t.dst, payload: t.payload });
         }
         // Events raised while transmitting.
         while let Some(ev) = node.poll_event() {
@@ -187,5 +221,72 @@ impl Network {
                 self.timer_at[i] = Some(t.max(now));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::Transmit;
+
+    /// Sends one datagram to `to` per `every`, until `until`.
+    struct Ticker {
+        addr: SocketAddr,
+        to: SocketAddr,
+        every: Micros,
+        until: Micros,
+        next: Micros,
+        out: Option<Transmit>,
+    }
+
+    impl Node for Ticker {
+        fn local_addr(&self) -> SocketAddr {
+            self.addr
+        }
+        fn handle_datagram(&mut self, _: Micros, _: SocketAddr, _: &[u8]) {}
+        fn handle_timeout(&mut self, now: Micros) {
+            if now >= self.next && now < self.until {
+                self.out = Some(Transmit { dst: self.to, payload: vec![7; 42] });
+                self.next = now + self.every;
+            }
+        }
+        fn poll_transmit(&mut self, _: Micros) -> Option<Transmit> {
+            self.out.take()
+        }
+        fn poll_timeout(&self) -> Option<Micros> {
+            (self.next < self.until).then_some(self.next)
+        }
+        fn poll_event(&mut self) -> Option<Event> {
+            None
+        }
+    }
+
+    fn ticker(addr: &str, to: &str) -> Box<Ticker> {
+        let (addr, to) = (addr.parse().unwrap(), to.parse().unwrap());
+        Box::new(Ticker { addr, to, every: 1_000_000, until: 10_000_000, next: 1_000_000, out: None })
+    }
+
+    #[test]
+    fn the_tap_sees_every_delivery_in_order_with_each_senders_own_delay() {
+        let mut net = Network::new(1, Impairment { delay: 5_000, jitter: 0, loss: 0.0 });
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        net.on_datagram(move |t, from, to, data| s.borrow_mut().push((t, from, to, data.len())));
+        let (a, b): (SocketAddr, SocketAddr) = ("10.0.0.1:1".parse().unwrap(), "10.0.0.2:1".parse().unwrap());
+        net.add(ticker("10.0.0.1:1", "10.0.0.2:1"), &mut |_, _, _| {});
+        net.add(ticker("10.0.0.2:1", "10.0.0.1:1"), &mut |_, _, _| {});
+        net.set_impairment(b, Impairment { delay: 300_000, jitter: 0, loss: 0.0 });
+        net.run_until(20_000_000, &mut |_, _, _| {});
+        let seen = seen.borrow();
+        assert_eq!(seen.len(), 18, "9 each, from 1 s to 9 s");
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "in time order");
+        assert!(seen.iter().all(|x| x.3 == 42));
+        // b's first datagram went out at 1 s with b's own 300 ms; a's with the network's 5 ms.
+        assert!(seen.contains(&(1_300_000, b, a, 42)), "{seen:?}");
+        assert!(seen.contains(&(1_005_000, a, b, 42)), "{seen:?}");
+        assert_eq!(net.stats().delivered, 18);
     }
 }
