@@ -16,6 +16,6 @@ mod core;
 pub mod daemon;
 mod store;
 
-pub use config::PeerConfig;
+pub use config::{PeerConfig, Profile};
 pub use core::{Origin, Peer, PeerStats};
 pub use store::BlockStore;

@@ -87,6 +87,8 @@ pub enum DownReason {
     Refused,
     /// This node is shutting down.
     Shutdown,
+    /// Dropped, alive, to make room for another peer (the peer list was full).
+    Replaced,
 }
 
 /// One ground-truth event.

@@ -17,6 +17,8 @@ use super::upload::Child;
 
 /// Most addresses kept as candidates for new links.
 const MAX_CANDIDATES: usize = 1024;
+/// Most addresses remembered as met; past it the memory starts over (it only orders candidates).
+const MAX_MET: usize = 4096;
 /// HELLOs that can be saved up while no candidate is at hand.
 const MAX_HELLO_CREDIT: f64 = 4.0;
 
@@ -94,13 +96,35 @@ pub(super) struct Links {
     table: BTreeMap<SocketAddr, Neighbor>,
     candidates: VecDeque<SocketAddr>,
     candidate_set: HashSet<SocketAddr>,
+    /// Every address we ever greeted or were greeted by: candidates not in it go first.
+    met: HashSet<SocketAddr>,
     /// HELLOs we may send now; refilled at `hellos_per_second`.
     hello_credit: f64,
+    /// HELLOs explore, going to peers never met, until one of them accepts (a refresh made
+    /// room for it).
+    explore: bool,
+    /// When a neighbour was last replaced (by a refresh or for a newcomer).
+    replaced_at: Option<Micros>,
 }
 
 impl Links {
+    fn meet(&mut self, a: SocketAddr) {
+        if self.met.len() >= MAX_MET {
+            self.met.clear();
+        }
+        self.met.insert(a);
+    }
+
     pub(super) fn new() -> Links {
-        Links { table: BTreeMap::new(), candidates: VecDeque::new(), candidate_set: HashSet::new(), hello_credit: 1.0 }
+        Links {
+            table: BTreeMap::new(),
+            candidates: VecDeque::new(),
+            candidate_set: HashSet::new(),
+            met: HashSet::new(),
+            hello_credit: 1.0,
+            explore: false,
+            replaced_at: None,
+        }
     }
 
     /// Established neighbours, by address.
@@ -157,12 +181,22 @@ impl Links {
         self.candidate_set.insert(a);
     }
 
-    /// Takes a random candidate out of the list.
-    fn draw_candidate(&mut self, rng: &mut Pcg64Mcg) -> Option<SocketAddr> {
+    /// Takes a random candidate out of the list; if `unmet_first`, one never met if there is
+    /// one: a client exploring its swarm tries peers it does not know before those it dropped.
+    fn draw_candidate(&mut self, rng: &mut Pcg64Mcg, unmet_first: bool) -> Option<SocketAddr> {
         if self.candidates.is_empty() {
             return None;
         }
-        let i = rng.random_range(0..self.candidates.len());
+        let unmet: Vec<usize> = if unmet_first {
+            (0..self.candidates.len()).filter(|&i| !self.met.contains(&self.candidates[i])).collect()
+        } else {
+            Vec::new()
+        };
+        let i = if unmet.is_empty() {
+            rng.random_range(0..self.candidates.len())
+        } else {
+            unmet[rng.random_range(0..unmet.len())]
+        };
         let a = self.candidates.swap_remove_back(i).expect("index in range");
         self.candidate_set.remove(&a);
         Some(a)
@@ -223,13 +257,70 @@ impl Peer {
         }
         let map = self.buffer_map(now);
         for a in due {
-            let interval = self.cfg.keepalive_interval;
+            let child = self.links.table.get(&a).is_some_and(|n| n.as_child.is_child());
+            let gap = self.keepalive_gap(child);
             if let Some(n) = self.links.table.get_mut(&a) {
-                n.next_keepalive = now + interval;
+                n.next_keepalive = now + gap;
             }
             let seq = self.links.next_seq(a);
             self.out.push(a, seq, Message::KeepAlive(map));
         }
+    }
+
+    /// The wait until the next keep-alive to a neighbour: the interval (a child's, for a
+    /// child), give or take the jitter, and now and then late if not a child.
+    fn keepalive_gap(&mut self, child: bool) -> Micros {
+        let interval = if child { self.cfg.child_keepalive_interval } else { self.cfg.keepalive_interval };
+        // The jitter scales with the interval.
+        let jitter =
+            (self.cfg.keepalive_jitter as f64 * interval as f64 / self.cfg.keepalive_interval.max(1) as f64) as Micros;
+        let jitter = jitter.min(interval);
+        let mut gap = if jitter > 0 { self.rng.random_range(interval - jitter..=interval + jitter) } else { interval };
+        if !child && self.cfg.keepalive_late > 0.0 && self.rng.random_bool(self.cfg.keepalive_late.min(1.0)) {
+            gap += self.rng.random_range(
+                self.cfg.keepalive_late_min.min(self.cfg.keepalive_late_max)..=self.cfg.keepalive_late_max,
+            );
+        }
+        gap.max(1)
+    }
+
+    /// While the table is full, drops the least useful established neighbour about every
+    /// `neighbor_refresh`: one that is neither a current parent nor a child, the slowest as a
+    /// parent. Its slot goes to a peer never met if one is known (which lets it in, see
+    /// `on_hello`), so that the peer list gets round the swarm at the refresh's pace.
+    pub(super) fn refresh_neighbors(&mut self, now: Micros) {
+        let every = self.cfg.neighbor_refresh;
+        if every == 0 || self.links.table.len() < self.cfg.max_neighbors {
+            return;
+        }
+        if !self.rng.random_bool((self.cfg.tick as f64 / every as f64).min(1.0)) {
+            return;
+        }
+        if self.replace_least_useful(now) {
+            self.links.explore = true;
+        }
+    }
+
+    /// Drops the least useful neighbour, unless one was replaced less than `neighbor_refresh`
+    /// ago. Whether it did.
+    fn replace_least_useful(&mut self, now: Micros) -> bool {
+        if self.links.replaced_at.is_some_and(|t| now.saturating_sub(t) < self.cfg.neighbor_refresh) {
+            return false;
+        }
+        let Some(a) = self.least_useful() else { return false };
+        self.remove_neighbor(a, DownReason::Replaced, true);
+        self.links.replaced_at = Some(now);
+        true
+    }
+
+    /// The established neighbour we would miss least: neither a current parent nor a child,
+    /// and the slowest as a parent.
+    fn least_useful(&self) -> Option<SocketAddr> {
+        self.links
+            .up()
+            .filter(|(a, n)| !n.as_child.is_child() && !self.is_current_parent(*a))
+            .min_by(|(a, x), (b, y)| x.as_parent.rate().total_cmp(&y.as_parent.rate()).then(a.cmp(b)))
+            .map(|(a, _)| a)
     }
 
     /// Sends HELLOs to random candidates while below `max_neighbors`, at most
@@ -238,11 +329,13 @@ impl Peer {
         let refill = self.cfg.hellos_per_second as f64 * self.cfg.tick as f64 / 1e6;
         self.links.hello_credit = (self.links.hello_credit + refill).min(MAX_HELLO_CREDIT);
         while self.links.hello_credit >= 1.0 && self.links.table.len() < self.cfg.max_neighbors {
-            let Some(a) = self.links.draw_candidate(&mut self.rng) else { break };
+            let explore = self.links.explore;
+            let Some(a) = self.links.draw_candidate(&mut self.rng, explore) else { break };
             if self.links.table.contains_key(&a) {
                 continue;
             }
             self.links.hello_credit -= 1.0;
+            self.links.meet(a);
             self.send_hello(now, a);
         }
     }
@@ -273,7 +366,7 @@ impl Peer {
             initiator,
             seq: 0,
             map: BufferMap::empty(),
-            as_parent: Parent::new(),
+            as_parent: Parent::new(&self.cfg),
             as_child: Child::default(),
         }
     }
@@ -290,6 +383,17 @@ impl Peer {
                 _ => {}
             }
         }
+        let full = self.links.table.len() >= self.cfg.max_neighbors && !self.links.table.contains_key(&from);
+        if full && h.channel == self.cfg.channel && self.cfg.neighbor_refresh > 0 && !self.links.met.contains(&from) {
+            // A peer never met is let in for the least useful neighbour, one per
+            // `newcomer_pace`: how a bounded peer list still gets to know the whole swarm.
+            if self.links.replaced_at.is_none_or(|t| now.saturating_sub(t) >= self.cfg.newcomer_pace)
+                && let Some(a) = self.least_useful()
+            {
+                self.remove_neighbor(a, DownReason::Replaced, true);
+                self.links.replaced_at = Some(now);
+            }
+        }
         let status = if h.channel != self.cfg.channel {
             LinkStatus::WrongChannel
         } else if self.links.table.len() >= self.cfg.max_neighbors && !self.links.table.contains_key(&from) {
@@ -302,6 +406,7 @@ impl Peer {
         if status == LinkStatus::Accepted {
             let n = self.new_neighbor(LinkState::ReplySent { nonce }, now, false);
             self.links.table.insert(from, n);
+            self.links.meet(from);
             self.links.remove_candidate(from);
         } else if status == LinkStatus::WrongChannel {
             self.out.drop_input(from, DropReason::WrongChannel);
@@ -343,6 +448,7 @@ impl Peer {
             return;
         }
         self.links.table.get_mut(&from).expect("checked above").up(now);
+        self.links.explore = false;
         let ack = LinkAck { status: LinkStatus::Accepted, echo: r.ack.nonce, nonce: 0, channel: self.cfg.channel };
         let seq = self.links.next_seq(from);
         self.out.push(from, seq, Message::Ack(ack));

@@ -170,6 +170,7 @@ impl Peer {
             self.timers.set(Timer::Tracker, now + self.cfg.tracker_interval);
         }
         self.expire_links(now);
+        self.refresh_neighbors(now);
         self.keepalives(now);
         self.open_links(now);
         self.expire_children(now);

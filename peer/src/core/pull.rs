@@ -14,10 +14,6 @@ use soplab_wire::{BLOCK_LEN, BufferMap, Message, Request, Video};
 use super::Peer;
 use crate::config::PeerConfig;
 
-/// Optimistic delivery rate (bytes/s) given to a parent never tried, so new parents get a
-/// chance; measured rates replace it.
-const FRESH_RATE: f64 = 200_000.0;
-
 /// What we know of a neighbour as a parent.
 #[derive(Debug)]
 pub(super) struct Parent {
@@ -29,8 +25,13 @@ pub(super) struct Parent {
 }
 
 impl Parent {
-    pub(super) fn new() -> Parent {
-        Parent { rate: FRESH_RATE, backoff_until: 0, backoff: 0 }
+    pub(super) fn new(cfg: &PeerConfig) -> Parent {
+        Parent { rate: cfg.parent_fresh_rate, backoff_until: 0, backoff: 0 }
+    }
+
+    /// Its measured delivery rate (bytes/s).
+    pub(super) fn rate(&self) -> f64 {
+        self.rate
     }
 
     /// A parent that ignores requests (overloaded, like a source at its child limit) is left
@@ -61,6 +62,8 @@ pub(super) struct Pull {
     outstanding: BTreeMap<u32, Outstanding>,
     /// Blocks of outstanding requests, so no block is asked twice at once.
     requested: HashSet<u32>,
+    /// Each sub-stream's parent (empty without sub-streams).
+    sub_parent: Vec<Option<SocketAddr>>,
     next_request_id: u32,
 }
 
@@ -72,6 +75,7 @@ impl Pull {
             reasm: Reassembler::new(slots),
             outstanding: BTreeMap::new(),
             requested: HashSet::new(),
+            sub_parent: vec![None; cfg.substreams as usize],
             next_request_id: 1,
         }
     }
@@ -83,6 +87,19 @@ impl Pull {
     /// Parents with requests outstanding now.
     pub(super) fn parent_count(&self) -> usize {
         self.parents().len()
+    }
+
+    /// Stops pulling any sub-stream from `parent`.
+    fn drop_parent(&mut self, parent: SocketAddr) {
+        for p in self.sub_parent.iter_mut().filter(|p| **p == Some(parent)) {
+            *p = None;
+        }
+    }
+
+    /// The sub-stream of block `b`, if the stream is pulled in sub-streams.
+    fn substream(&self, b: u32) -> Option<usize> {
+        let k = self.sub_parent.len();
+        (k > 0).then(|| b as usize % k)
     }
 
     /// Whether request `o` is late at `now`.
@@ -106,6 +123,10 @@ impl Peer {
             {
                 n.as_parent.ignored(now, self.cfg.parent_backoff);
             }
+            if let Some(o) = self.pull.outstanding.get(&id) {
+                let parent = o.parent;
+                self.pull.drop_parent(parent);
+            }
             self.give_up(id);
         }
     }
@@ -117,6 +138,7 @@ impl Peer {
         for id in lost {
             self.give_up(id);
         }
+        self.pull.drop_parent(parent);
     }
 
     /// Abandons request `id`: keeps the blocks that arrived whole, frees the rest for
@@ -156,14 +178,20 @@ impl Peer {
         // A neighbour may announce any id up to u32::MAX - 1 (u32::MAX means "no block").
         let end = from.saturating_add(ahead).min(u32::MAX - 1);
         let max_out = self.cfg.gamma * self.cfg.outstanding_per_parent;
-        let mut parents = self.pull.parents();
+        let mut parents = self.current_parents();
+        // No neighbour has announced anything past the edge: nothing there to ask for.
+        let edge = self.links.up().filter_map(|(_, n)| n.map().newest()).max().unwrap_or(0);
+        let end = end.min(edge.saturating_add(1));
+        // Blocks from here on were announced lately: they wait for their sub-stream's parent.
+        let patient_from = edge.saturating_sub(self.cfg.blocks_in(self.cfg.parent_patience));
         let mut b = from;
         while b < end && self.pull.outstanding.len() < max_out {
             if !self.wanted(b) {
                 b += 1;
                 continue;
             }
-            let Some(parent) = self.pick_parent(b, &parents, now) else {
+            let patient = self.cfg.parent_patience > 0 && b >= patient_from;
+            let Some(parent) = self.parent_for(b, &parents, patient, now) else {
                 b += 1;
                 continue;
             };
@@ -194,21 +222,80 @@ impl Peer {
         count
     }
 
-    /// The parent to ask for `block`: an established neighbour that has it, is not backed off
-    /// and has room for another request; a new one only while fewer than gamma are in use.
-    fn pick_parent(&mut self, block: u32, parents: &HashSet<SocketAddr>, now: Micros) -> Option<SocketAddr> {
+    /// Whether `a` is a current parent: a sub-stream's, or with a request out.
+    pub(super) fn is_current_parent(&self, a: SocketAddr) -> bool {
+        self.pull.sub_parent.contains(&Some(a)) || self.pull.outstanding.values().any(|o| o.parent == a)
+    }
+
+    fn current_parents(&self) -> HashSet<SocketAddr> {
+        let mut set = self.pull.parents();
+        set.extend(self.pull.sub_parent.iter().flatten());
+        set
+    }
+
+    /// Whether `a` can be asked for `block` now: established, has it, not backed off, room
+    /// for another request.
+    fn can_ask(&self, a: SocketAddr, block: u32, now: Micros) -> bool {
+        let Some(n) = self.links.get_up(a) else { return false };
+        n.map().contains(block)
+            && n.as_parent.backoff_until <= now
+            && self.pull.outstanding.values().filter(|o| o.parent == a).count() < self.cfg.outstanding_per_parent
+    }
+
+    /// The parent to ask for `block`. Without sub-streams, the best of the neighbours that can
+    /// be asked. With them, the sub-stream's parent; while it cannot be asked, the block
+    /// waits if `patient` and the parent is still there, and otherwise the sub-stream takes a
+    /// new parent (now and then, `parent_explore`, a random one, to try it).
+    fn parent_for(
+        &mut self,
+        block: u32,
+        parents: &HashSet<SocketAddr>,
+        patient: bool,
+        now: Micros,
+    ) -> Option<SocketAddr> {
+        let Some(s) = self.pull.substream(block) else { return self.pick_parent(block, parents, false, now) };
+        let kept = self.pull.sub_parent[s].filter(|a| self.links.get_up(*a).is_some());
+        let mut others = parents.clone();
+        if let Some(a) = kept {
+            others.remove(&a);
+            if self.can_ask(a, block, now) {
+                // Now and then, a random neighbour is tried instead.
+                let explore = self.cfg.parent_explore > 0.0 && self.rng.random_bool(self.cfg.parent_explore.min(1.0));
+                let tried = if explore { self.pick_parent(block, &others, true, now) } else { None };
+                self.pull.sub_parent[s] = Some(tried.unwrap_or(a));
+                return Some(tried.unwrap_or(a));
+            }
+            if patient && self.links.get_up(a).is_some_and(|n| n.as_parent.backoff_until <= now) {
+                return None;
+            }
+        }
+        let a = self.pick_parent(block, &others, false, now)?;
+        self.pull.sub_parent[s] = Some(a);
+        Some(a)
+    }
+
+    /// The best neighbour to ask for `block` (the fastest, give or take `parent_noise`;
+    /// uniformly at random if `at_random`); a new parent only while fewer than gamma are in use.
+    fn pick_parent(
+        &mut self,
+        block: u32,
+        parents: &HashSet<SocketAddr>,
+        at_random: bool,
+        now: Micros,
+    ) -> Option<SocketAddr> {
         let full = parents.len() >= self.cfg.gamma;
+        let Peer { links, pull, cfg, rng, .. } = self;
         let mut best: Option<(f64, SocketAddr)> = None;
-        for (a, n) in self.links.up() {
-            if !n.map().contains(block) || (full && !parents.contains(&a)) || n.as_parent.backoff_until > now {
+        for (a, n) in links.up() {
+            if (full && !parents.contains(&a)) || !n.map().contains(block) || n.as_parent.backoff_until > now {
                 continue;
             }
-            let out = self.pull.outstanding.values().filter(|o| o.parent == a).count();
-            if out >= self.cfg.outstanding_per_parent {
+            if pull.outstanding.values().filter(|o| o.parent == a).count() >= cfg.outstanding_per_parent {
                 continue;
             }
-            // Prefer fast parents, with noise so slower ones are still tried now and then.
-            let score = n.as_parent.rate * (0.5 + self.rng.random::<f64>());
+            let noise = cfg.parent_noise;
+            let score =
+                if at_random { 1.0 } else { n.as_parent.rate } * (1.0 - noise + 2.0 * noise * rng.random::<f64>());
             if best.is_none_or(|(s, _)| score > s) {
                 best = Some((score, a));
             }
