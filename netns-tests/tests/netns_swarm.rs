@@ -235,6 +235,41 @@ fn a_sigkilled_run_is_swept_by_the_next_run_and_by_cleanup() {
     }
 }
 
+/// Each peer host delays what it sends by the delay run.json gives it: on the bridge, the
+/// quickest HELLO reply (80 bytes) of a peer comes that long after the HELLO (52) it answers,
+/// plus at most the jitter and a little processing.
+fn replies_wait_for_the_repliers_delay(run: &serde_json::Value, udp: &[soplab_testkit::UdpLine]) {
+    let delay: BTreeMap<&str, f64> = run["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["role"] == "peer")
+        .map(|h| (h["address"].as_str().unwrap(), h["delay_us"].as_u64().unwrap() as f64 / 1e6))
+        .collect();
+    let drawn: BTreeSet<u64> = delay.values().map(|d| (d * 1e3).round() as u64).collect();
+    assert_eq!(drawn, BTreeSet::from([10, 60]), "hosts take the list's delays in turn: {delay:?}");
+    // The first HELLO of each pair not answered yet, and each replier's quickest answer.
+    let mut waiting: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+    let mut quickest: BTreeMap<&str, f64> = BTreeMap::new();
+    for u in udp.iter().filter(|u| delay.contains_key(u.src.as_str()) && delay.contains_key(u.dst.as_str())) {
+        match u.len {
+            52 => _ = waiting.entry((u.src.as_str(), u.dst.as_str())).or_insert(u.ts),
+            80 => {
+                if let Some(t) = waiting.remove(&(u.dst.as_str(), u.src.as_str())) {
+                    let q = quickest.entry(u.src.as_str()).or_insert(f64::INFINITY);
+                    *q = q.min(u.ts - t);
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(quickest.len() >= delay.len() / 2, "too few replies seen: {quickest:?}");
+    for (peer, q) in &quickest {
+        let d = delay[peer];
+        assert!(d - 0.001 <= *q && *q <= d + 0.025, "{peer}, delay {d} s, answered a HELLO {q} s after at best");
+    }
+}
+
 #[test]
 fn tc_rates_cap_what_each_peer_host_uploads() {
     let Some(_one) = begin("tc_rates_cap_what_each_peer_host_uploads") else { return };
@@ -242,7 +277,8 @@ fn tc_rates_cap_what_each_peer_host_uploads() {
     // A source that can feed about two children makes the peers relay, so the slow hosts are
     // pushed against their cap.
     let links = ["--source-upload", "1M", "--upload", "choice(256k:0.5,20M:0.5)", "--download", "50M"];
-    let impairments = ["--delay", "10ms", "--jitter", "5ms", "--loss", "0.005"];
+    // Hosts alternate between two one-way delays, so a peer's replies show which one it drew.
+    let impairments = ["--delay", "list(10ms,60ms)", "--jitter", "5ms", "--loss", "0.005"];
     netns_swarm(12, 1, &[&["--bridge-capture"][..], &links, &impairments, &["--duration", "25s"]].concat(), &dir);
     let run = run_json(&dir);
     assert_nothing_left(run["prefix"].as_str().unwrap(), &dir);
@@ -267,6 +303,7 @@ fn tc_rates_cap_what_each_peer_host_uploads() {
     // 20 + 14 bytes). (The peers' own upload counters cannot be used: they count what a peer
     // handed to its socket, and tbf drops what overflows its queue.)
     let (udp, _) = tcpdump_udp(&dir.join("pcap/bridge.pcap"));
+    replies_wait_for_the_repliers_delay(&run, &udp);
     let mut sent: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
     for u in &udp {
         let e = sent.entry(u.src.as_str()).or_insert((u.ts, u.ts, 0.0));

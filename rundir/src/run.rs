@@ -41,6 +41,12 @@ pub struct HostInfo {
     pub upload_bps: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub download_bps: Option<u64>,
+    /// One-way delay (µs) the peers' I/O shells on this host add to what they send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_us: Option<u64>,
+    /// Bound (µs) of the uniform random extra delay per datagram on top of `delay_us`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_us: Option<u64>,
 }
 
 fn role_when_absent() -> Role {

@@ -4,7 +4,8 @@
 //!
 //! | module | what it is for |
 //! |---|---|
-//! | [`scenario`] | a run's settings, from flags or a TOML file, resolved with their defaults |
+//! | [`scenario`] | a run's settings, from flags, a TOML file or a preset, resolved with their defaults |
+//! | [`dist`] | the distributions hosts draw their link rates and delays from |
 //! | [`run`] | `soplab swarm`: a run in phases, from the run directory to summary.json |
 //! | [`netns`] | the hosts' network namespaces on a bridge, and sweeping what killed runs left |
 //! | [`tcpdump`] | capture with tcpdump in a namespace, and live packet counts of pcaps |
@@ -17,6 +18,7 @@
 //! The files of a run directory (truth, run.json, summary.json, schedules, the address plan)
 //! are defined once, in `soplab_rundir`.
 
+pub mod dist;
 pub mod netns;
 pub mod played;
 pub mod process;

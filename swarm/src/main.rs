@@ -32,20 +32,25 @@ enum Cmd {
     ///
     /// Links: --upload/--download shape each peer host with tc tbf (a rate or a distribution:
     /// "choice(512k:0.5,2M:0.3,10M:0.2)", "uniform(256k,4M)", "lognormal(1M,0.8)"); --delay,
-    /// --jitter and --loss are applied in each peer's I/O shell, seeded (no sch_netem needed).
+    /// --jitter and --loss are applied in each peer's I/O shell, seeded (no sch_netem needed),
+    /// and --delay and --jitter too may be distributions each peer host draws from
+    /// ("uniform(5ms,100ms)").
     ///
     /// Churn: --workload event|non-event|FILE.csv starts and stops the non-vantage peers on the
     /// Borges et al. client-behaviour model (see `soplab workload --help`); a leaving peer just
     /// goes silent. Vantage peers stay for the whole run.
     ///
-    /// Every setting can come from a TOML file (--scenario FILE; flags win). The run directory
-    /// gets scenario.toml (the effective settings), run.json (hosts, addresses, namespaces,
-    /// pcaps and what tcpdump reported), pcap/*.pcap, truth/*.jsonl (ground truth of every
-    /// daemon), played/*.ts, logs/, workload.csv (if churned) and summary.json. Namespaces,
+    /// Every setting can come from a TOML file (--scenario FILE; flags win) or a preset
+    /// (--preset tang: Tang et al.'s 51 PlanetLab peers, as scenarios/tang.toml; the file and
+    /// flags win over it). The run directory gets scenario.toml (the effective settings),
+    /// run.json (hosts with their rates and delays, addresses, namespaces, pcaps and what
+    /// tcpdump reported), pcap/*.pcap, truth/*.jsonl (ground truth of every daemon),
+    /// played/*.ts, logs/, workload.csv (if churned) and summary.json. Namespaces,
     /// links, qdiscs and processes are removed at the end, on Ctrl-C and on SIGTERM; a killed
     /// run's leftovers are swept by the next run or by `soplab cleanup`.
     ///
     /// Examples:
+    ///   soplab swarm --preset tang --out runs/tang
     ///   soplab swarm --peers 30 --vantage 5 --bridge-capture --duration 3m --out runs/n30
     ///   soplab swarm --peers 100 --workload event --time-scale 10 --duration 10m --out runs/churn
     ///   soplab swarm --loopback --peers 20 --duration 60s --out runs/lo
@@ -206,6 +211,7 @@ async fn swarm(a: SwarmArgs) -> Result<()> {
     if let Some(file) = &a.scenario {
         settings = settings.or(Scenario::load(file)?);
     }
+    let settings = settings.with_preset();
     let wants_capture = settings.vantage != Some(0) || settings.bridge_capture == Some(true);
     let (mode, why) = match settings.mode.unwrap_or(Mode::Auto) {
         Mode::Auto => soplab::run::auto_mode(wants_capture),

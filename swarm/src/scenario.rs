@@ -1,8 +1,10 @@
-//! What a swarm run is: every setting `soplab swarm` takes, from flags or a TOML scenario file
-//! (flags win), resolved into a [`SwarmConfig`]; and the rate distributions links are drawn from.
+//! What a swarm run is: every setting `soplab swarm` takes, from flags, a TOML scenario file or
+//! a named [`Preset`] (flags win over the file, the file over the preset), resolved into a
+//! [`SwarmConfig`].
 //!
 //! A scenario file uses the flags' names with `_` for `-`; durations and rates are strings as on
-//! the command line. Unknown keys are errors, so a typo cannot be silently ignored:
+//! the command line, and link settings may be distributions hosts draw from ([`crate::dist`]).
+//! Unknown keys are errors, so a typo cannot be silently ignored:
 //!
 //! ```toml
 //! peers = 200
@@ -11,6 +13,7 @@
 //! bridge_capture = true
 //! upload = "choice(512k:0.5,2M:0.3,10M:0.2)"
 //! download = "10M"
+//! delay = "uniform(5ms,100ms)"
 //! workload = "event"
 //! time_scale = 10
 //! ```
@@ -20,11 +23,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use soplab_peer::PeerConfig;
 use soplab_peer::daemon::{DEFAULT_ADDR, DEFAULT_HTTP_PORT, DEFAULT_TRACKER};
 use soplab_shell::units::{parse_duration, parse_rate};
+
+pub use crate::dist::{DelayDist, RateDist};
 
 /// Ports of one Linux bridge (the kernel's BR_MAX_PORTS): at most this many hosts per swarm.
 pub const MAX_BRIDGE_PORTS: usize = 1024;
@@ -36,107 +40,28 @@ fn default_bitrate() -> u64 {
     PeerConfig::peer(DEFAULT_ADDR, DEFAULT_TRACKER, 1, 0).bitrate_bps
 }
 
-/// A distribution of link rates (bits per second) hosts draw from:
-/// `1M` (everyone), `uniform(256k,4M)`, `lognormal(1M,0.8)` (median and sigma of ln),
-/// `choice(512k:0.5,2M:0.3,10M:0.2)` (rates with weights), as heterogeneous as PlanetLab's, or
-/// `list(1M,256k,4M)`: set per peer host, the i-th host taking the i-th rate (cycling).
-#[derive(Debug, Clone, PartialEq)]
-pub enum RateDist {
-    Fixed(u64),
-    List(Vec<u64>),
-    Uniform(u64, u64),
-    LogNormal { median: u64, sigma: f64 },
-    Choice(Vec<(u64, f64)>),
+/// A named scenario: settings that `--scenario FILE` and flags override. Each is a TOML file
+/// under `scenarios/`, embedded here and parsed as the preset, so the two cannot differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Tang et al.'s PlanetLab set-up, as scenarios/tang.toml: 51 peers, every one a vantage
+    /// peer (tcpdump at each), a 233 kbit/s stream for 40m, upload "lognormal(1M,1.0)", delay
+    /// "uniform(5ms,100ms)", jitter 2ms, no loss.
+    Tang,
 }
 
-impl FromStr for RateDist {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<RateDist, String> {
-        let s = s.trim();
-        let usage = "a rate (1M), uniform(256k,4M), lognormal(1M,0.8), choice(512k:0.5,2M:0.5) or list(1M,256k)";
-        let inner =
-            |name: &str| s.strip_prefix(name).and_then(|r| r.strip_prefix('(')).and_then(|r| r.strip_suffix(')'));
-        let rate = |t: &str| parse_rate(t.trim()).map_err(|e| format!("{s:?}: {e}"));
-        if let Some(args) = inner("uniform") {
-            let (a, b) = args.split_once(',').ok_or(format!("{s:?} is not {usage}"))?;
-            let (a, b) = (rate(a)?, rate(b)?);
-            if a > b {
-                return Err(format!("{s:?}: the low rate is above the high one"));
-            }
-            Ok(RateDist::Uniform(a, b))
-        } else if let Some(args) = inner("lognormal") {
-            let (m, sd) = args.split_once(',').ok_or(format!("{s:?} is not {usage}"))?;
-            let sigma: f64 = sd.trim().parse().map_err(|_| format!("{s:?}: sigma must be a number"))?;
-            if !(sigma >= 0.0 && sigma.is_finite()) {
-                return Err(format!("{s:?}: sigma must be 0 or more"));
-            }
-            Ok(RateDist::LogNormal { median: rate(m)?, sigma })
-        } else if let Some(args) = inner("list") {
-            let v = args.split(',').map(rate).collect::<Result<Vec<u64>, String>>()?;
-            Ok(RateDist::List(v))
-        } else if let Some(args) = inner("choice") {
-            let mut v = Vec::new();
-            for part in args.split(',') {
-                let (r, w) = part.split_once(':').ok_or(format!("{s:?}: write each choice as RATE:WEIGHT"))?;
-                let w: f64 = w.trim().parse().map_err(|_| format!("{s:?}: weight {w:?} is not a number"))?;
-                if !(w > 0.0 && w.is_finite()) {
-                    return Err(format!("{s:?}: weights must be positive"));
-                }
-                v.push((rate(r)?, w));
-            }
-            Ok(RateDist::Choice(v))
-        } else {
-            rate(s).map(RateDist::Fixed).map_err(|e| format!("{e}; expected {usage}"))
-        }
-    }
-}
-
-impl std::fmt::Display for RateDist {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Preset {
+    /// The preset's scenario file, as shipped in `scenarios/`.
+    pub fn toml(self) -> &'static str {
         match self {
-            RateDist::Fixed(r) => write!(f, "{r}"),
-            RateDist::Uniform(a, b) => write!(f, "uniform({a},{b})"),
-            RateDist::List(v) => {
-                let parts: Vec<String> = v.iter().map(u64::to_string).collect();
-                write!(f, "list({})", parts.join(","))
-            }
-            RateDist::LogNormal { median, sigma } => write!(f, "lognormal({median},{sigma})"),
-            RateDist::Choice(v) => {
-                let parts: Vec<String> = v.iter().map(|(r, w)| format!("{r}:{w}")).collect();
-                write!(f, "choice({})", parts.join(","))
-            }
+            Preset::Tang => include_str!("../../scenarios/tang.toml"),
         }
     }
-}
 
-impl RateDist {
-    /// The rate of peer host `i` (at least 8 kbit/s, so that tbf can pass a packet).
-    pub fn sample(&self, i: usize, rng: &mut impl rand::Rng) -> u64 {
-        let r = match self {
-            RateDist::Fixed(r) => *r,
-            RateDist::List(v) => v[i % v.len()],
-            RateDist::Uniform(a, b) => rng.random_range(*a..=*b),
-            RateDist::LogNormal { median, sigma } => {
-                let n = rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
-                let x: f64 = n;
-                (*median as f64 * (sigma * x).exp()) as u64
-            }
-            RateDist::Choice(v) => {
-                let total: f64 = v.iter().map(|(_, w)| w).sum();
-                let mut u = rng.random_range(0.0..total);
-                let mut pick = v[v.len() - 1].0;
-                for (r, w) in v {
-                    if u < *w {
-                        pick = *r;
-                        break;
-                    }
-                    u -= w;
-                }
-                pick
-            }
-        };
-        r.max(8_000)
+    /// The preset's settings.
+    pub fn scenario(self) -> Scenario {
+        toml::from_str(self.toml()).expect("every embedded preset parses (a test checks them)")
     }
 }
 
@@ -144,6 +69,10 @@ impl RateDist {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// Start from a named scenario; --scenario FILE and flags override any of its settings.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
     /// Where the daemons run: auto (netns when root with iproute2, else loopback), netns or
     /// loopback [default: auto].
     #[arg(long, value_enum)]
@@ -213,14 +142,18 @@ pub struct Scenario {
     #[arg(long, value_parser = parse_rate)]
     #[serde(default, with = "opt_rate", skip_serializing_if = "Option::is_none")]
     pub source_upload: Option<u64>,
-    /// Extra delay on everything a peer sends (emulated in the peer's I/O shell) [default: 0s].
-    #[arg(long, value_parser = parse_duration)]
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
-    pub delay: Option<Duration>,
-    /// Uniform random extra delay up to this much per datagram [default: 0s].
-    #[arg(long, value_parser = parse_duration)]
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
-    pub jitter: Option<Duration>,
+    /// One-way delay on everything a peer host sends (emulated in its peers' I/O shell): a
+    /// duration, or a distribution each peer host draws from like --upload's: 40ms,
+    /// "uniform(5ms,100ms)", "lognormal(30ms,0.6)", "choice(10ms:0.5,80ms:0.5)",
+    /// "list(10ms,50ms)" [default: 0s].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<String>,
+    /// Uniform random extra delay up to this much per datagram; a duration or a distribution
+    /// each peer host draws from, like --delay [default: 0s].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<String>,
     /// Share of each peer's sent datagrams lost, 0 to 1 [default: 0].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -257,6 +190,15 @@ impl Scenario {
         toml::from_str(&text).with_context(|| format!("{} is not a valid scenario", path.display()))
     }
 
+    /// These settings over those of the preset they name, if any. The same again changes
+    /// nothing: a preset's own settings name no preset.
+    pub fn with_preset(self) -> Scenario {
+        match self.preset {
+            Some(p) => self.or(p.scenario()),
+            None => self,
+        }
+    }
+
     /// Settings of `self`, and those of `base` where `self` has none.
     pub fn or(self, base: Scenario) -> Scenario {
         let a = self;
@@ -264,6 +206,7 @@ impl Scenario {
         merge_fields!(
             a,
             b,
+            preset,
             mode,
             peers,
             duration,
@@ -293,6 +236,8 @@ impl Scenario {
 /// A fully resolved swarm run.
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {
+    /// The preset the settings started from, if any (kept for the record).
+    pub preset: Option<Preset>,
     pub mode: Mode,
     pub peers: usize,
     pub duration: Duration,
@@ -309,8 +254,10 @@ pub struct SwarmConfig {
     pub upload: Option<RateDist>,
     pub download: Option<RateDist>,
     pub source_upload: Option<u64>,
-    pub delay: Duration,
-    pub jitter: Duration,
+    /// One-way delay of each peer host, µs.
+    pub delay: DelayDist,
+    /// Jitter bound of each peer host, µs.
+    pub jitter: DelayDist,
     pub loss: f64,
     pub workload: Option<String>,
     pub time_scale: f64,
@@ -318,18 +265,20 @@ pub struct SwarmConfig {
 }
 
 impl SwarmConfig {
-    /// Applies the defaults and checks the values. `mode` must already be decided (not Auto).
+    /// Applies the preset named, then the defaults, and checks the values. `mode` must already
+    /// be decided (not Auto).
     ///
     /// # Errors
     /// When a value is out of range; the message names the setting.
     pub fn resolve(s: Scenario, mode: Mode) -> Result<SwarmConfig> {
+        let s = s.with_preset();
         let peers = s.peers.unwrap_or(20);
         if peers == 0 {
             bail!("peers must be at least 1");
         }
         let vantage = s.vantage.unwrap_or(if mode == Mode::Netns { 5.min(peers) } else { 0 });
         if vantage > peers {
-            bail!("vantage ({vantage}) cannot exceed peers ({peers})");
+            bail!("vantage ({vantage}) cannot exceed peers ({peers}); lower --vantage (e.g. --vantage {peers})");
         }
         let loss = s.loss.unwrap_or(0.0);
         if !(0.0..=1.0).contains(&loss) {
@@ -354,10 +303,8 @@ impl SwarmConfig {
                 hosts(peers_per_host)
             );
         }
-        let dist = |v: Option<String>, name: &str| -> Result<Option<RateDist>> {
-            v.map(|t| t.parse::<RateDist>().map_err(|e| anyhow::anyhow!("{name}: {e}"))).transpose()
-        };
         Ok(SwarmConfig {
+            preset: s.preset,
             mode,
             peers,
             duration: s.duration.unwrap_or(Duration::from_secs(60)),
@@ -374,8 +321,8 @@ impl SwarmConfig {
             upload: dist(s.upload, "upload")?,
             download: dist(s.download, "download")?,
             source_upload: s.source_upload,
-            delay: s.delay.unwrap_or_default(),
-            jitter: s.jitter.unwrap_or_default(),
+            delay: dist(s.delay, "delay")?.unwrap_or(DelayDist::fixed(0)),
+            jitter: dist(s.jitter, "jitter")?.unwrap_or(DelayDist::fixed(0)),
             loss,
             workload: s.workload,
             time_scale,
@@ -387,6 +334,7 @@ impl SwarmConfig {
     /// `--scenario` takes to run it again.
     pub fn to_scenario(&self) -> Scenario {
         Scenario {
+            preset: self.preset,
             mode: Some(self.mode),
             peers: Some(self.peers),
             duration: Some(self.duration),
@@ -403,14 +351,19 @@ impl SwarmConfig {
             upload: self.upload.as_ref().map(ToString::to_string),
             download: self.download.as_ref().map(ToString::to_string),
             source_upload: self.source_upload,
-            delay: Some(self.delay),
-            jitter: Some(self.jitter),
+            delay: Some(self.delay.to_string()),
+            jitter: Some(self.jitter.to_string()),
             loss: Some(self.loss),
             workload: self.workload.clone(),
             time_scale: Some(self.time_scale),
             self_capture: Some(self.self_capture),
         }
     }
+}
+
+/// The distribution `name` (a setting) says, if any.
+fn dist<D: FromStr<Err = String>>(v: Option<String>, name: &str) -> Result<Option<D>> {
+    v.map(|t| t.parse::<D>().map_err(|e| anyhow::anyhow!("{name}: {e}"))).transpose()
 }
 
 /// Durations in scenario files: strings as on the command line ("90s", "5m", "500ms").
@@ -461,8 +414,6 @@ mod opt_rate {
 
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
-
     use super::*;
 
     #[test]
@@ -508,31 +459,45 @@ mod tests {
         let small = SwarmConfig::resolve(Scenario { peers: Some(1017), ..Default::default() }, Mode::Netns).unwrap();
         assert_eq!(small.peers_per_host, 1);
         assert!(bad(Scenario { upload: Some("fast".into()), ..Default::default() }).contains("upload"));
+        let e = bad(Scenario { jitter: Some("uniform(9ms,1ms)".into()), ..Default::default() });
+        assert!(e.starts_with("jitter:") && e.contains("low value is above"), "{e}");
     }
 
     #[test]
-    fn rate_distributions_parse_and_sample_in_range() {
-        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
-        assert_eq!("2M".parse::<RateDist>().unwrap(), RateDist::Fixed(2_000_000));
-        let u: RateDist = "uniform(256k,4M)".parse().unwrap();
-        assert!((0..1000).map(|i| u.sample(i, &mut rng)).all(|r| (256_000..=4_000_000).contains(&r)));
-        let per_peer: RateDist = "list(1M,256k)".parse().unwrap();
-        assert_eq!(
-            (0..4).map(|i| per_peer.sample(i, &mut rng)).collect::<Vec<_>>(),
-            [1_000_000, 256_000, 1_000_000, 256_000]
-        );
-        assert_eq!(per_peer.to_string().parse::<RateDist>().unwrap(), per_peer);
-        let c: RateDist = "choice(512k:0.5,2M:0.3,10M:0.2)".parse().unwrap();
-        let draws: Vec<u64> = (0..10_000).map(|i| c.sample(i, &mut rng)).collect();
-        let share = draws.iter().filter(|&&r| r == 512_000).count() as f64 / 1e4;
-        assert!((0.47..0.53).contains(&share), "{share}");
-        let l: RateDist = "lognormal(1M,0.8)".parse().unwrap();
-        let mut v: Vec<u64> = (0..10_001).map(|i| l.sample(i, &mut rng)).collect();
-        v.sort();
-        assert!((900_000..1_100_000).contains(&v[5000]), "median {}", v[5000]);
-        for bad in ["uniform(4M,1M)", "choice(1M)", "lognormal(1M,-1)", "fast", "uniform(1M)", "list()", "list(1M,x)"] {
-            assert!(bad.parse::<RateDist>().is_err(), "{bad}");
-        }
-        assert_eq!(c.to_string().parse::<RateDist>().unwrap(), c);
+    fn the_embedded_preset_is_scenarios_tang_toml() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/tang.toml");
+        let shipped = Scenario::load(&file).unwrap();
+        let tang = Preset::Tang.scenario();
+        assert_eq!(format!("{tang:?}"), format!("{shipped:?}"));
+        assert_eq!(tang.preset, None, "a preset names no preset");
+        let cfg =
+            SwarmConfig::resolve(Scenario { preset: Some(Preset::Tang), ..Default::default() }, Mode::Netns).unwrap();
+        assert_eq!((cfg.peers, cfg.vantage, cfg.bitrate, cfg.duration), (51, 51, 233_000, Duration::from_secs(2400)));
+        assert_eq!(cfg.upload, Some("lognormal(1M,1.0)".parse().unwrap()));
+        assert_eq!((cfg.download, cfg.source_upload, cfg.loss), (None, None, 0.0));
+        assert_eq!(cfg.delay, DelayDist::new(crate::dist::Shape::Uniform(5_000, 100_000)));
+        assert_eq!(cfg.jitter, DelayDist::fixed(2_000));
+        assert_eq!(cfg.peers_per_host, 1, "every vantage peer has its own namespace: 53 hosts on the bridge");
+        assert_eq!(cfg.preset, Some(Preset::Tang));
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_the_preset() {
+        let preset = Scenario { preset: Some(Preset::Tang), ..Default::default() };
+        let file: Scenario = toml::from_str("peers = 30\ndelay = \"list(10ms,50ms)\"\nseed = 4\n").unwrap();
+        let flags = Scenario { peers: Some(10), ..Default::default() };
+        let s = flags.or(file.or(preset)).with_preset();
+        assert_eq!((s.peers, s.delay.as_deref(), s.seed), (Some(10), Some("list(10ms,50ms)"), Some(4)));
+        assert_eq!((s.duration, s.jitter.as_deref()), (Some(Duration::from_secs(2400)), Some("2ms")), "the preset's");
+        // A file may name the preset itself; the effective scenario records it and runs the same again.
+        let named: Scenario = toml::from_str("preset = \"tang\"\nvantage = 3\n").unwrap();
+        let cfg = SwarmConfig::resolve(named, Mode::Netns).unwrap();
+        assert_eq!((cfg.peers, cfg.vantage), (51, 3));
+        let text = toml::to_string(&cfg.to_scenario()).unwrap();
+        assert!(text.starts_with("preset = \"tang\"\n") && text.contains("delay = \"uniform(5ms,100ms)\""), "{text}");
+        let again = SwarmConfig::resolve(toml::from_str(&text).unwrap(), Mode::Netns).unwrap();
+        assert_eq!(format!("{cfg:?}"), format!("{again:?}"));
+        let without = SwarmConfig::resolve(Scenario::default(), Mode::Netns).unwrap();
+        assert_eq!((without.peers, without.delay.to_string(), without.preset), (20, "0ms".into(), None), "defaults");
     }
 }

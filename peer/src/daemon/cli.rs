@@ -55,7 +55,8 @@ Rates take bits per second with k, M or G: 500000, 500k, 1M. Durations take seco
 --config FILE takes all of these settings from a JSON file instead of flags (and no other flag):
 {\"template\": {every key of the peer core's PeerConfig: \"tracker\", \"channel\", \"bitrate_bps\", ...},
 \"peers\": [{\"addr\": \"127.0.0.1:3908\", \"seed\": 7, \"netns\": null, \"start_delay_us\": 0,
-\"sessions\": [{\"client\": 0, \"session\": 0, \"start\": 5.0, \"end\": 60.0}]}, ...],
+\"sessions\": [{\"client\": 0, \"session\": 0, \"start\": 5.0, \"end\": 60.0}], optionally
+\"impairment\": {its own, as below}}, ...],
 \"schedule_epoch_us\": null, \"outputs\": {\"truth\": {\"dir\": \"truth\"} or {\"file\": \"peers.jsonl\"},
 \"played_dir\": null, \"pcap_dir\": null, \"stats\": null, \"http_port\": 8902}, \"impairment\":
 {\"delay\": 0, \"jitter\": 0, \"loss\": 0.0}, \"duration_us\": null}. Times in it are in microseconds,
@@ -227,6 +228,7 @@ impl Args {
                 netns: self.netns.get(if self.netns.len() == 1 { 0 } else { i }).cloned(),
                 start_delay_us: micros(self.stagger.mul_f64(i as f64 / count as f64)),
                 sessions,
+                impairment: None,
             })
             .collect();
         let template = PeerConfig {

@@ -31,7 +31,8 @@ pub struct DaemonConfig {
     pub schedule_epoch_us: Option<u64>,
     pub outputs: Outputs,
     /// Delay and jitter (µs) and loss (0 to 1) on every datagram each peer sends, emulated in
-    /// its I/O shell and seeded per peer, so it works on kernels without `sch_netem`.
+    /// its I/O shell and seeded per peer, so it works on kernels without `sch_netem`. A peer
+    /// with its own [`HostedPeer::impairment`] uses that instead.
     pub impairment: Impairment,
     /// Stop by itself after this many microseconds (none: run until Ctrl-C or SIGTERM).
     pub duration_us: Option<Micros>,
@@ -55,6 +56,17 @@ pub struct HostedPeer {
     /// vanishes at each end. Empty: it runs the whole time.
     #[serde(default)]
     pub sessions: Vec<Session>,
+    /// Its own impairment, when its host's path differs from the others' (heterogeneous
+    /// delays); none: the daemon-wide [`DaemonConfig::impairment`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impairment: Option<Impairment>,
+}
+
+impl HostedPeer {
+    /// What its I/O shell does to what it sends: its own impairment, or the daemon's.
+    pub fn impairment_or(&self, daemon_wide: Impairment) -> Impairment {
+        self.impairment.unwrap_or(daemon_wide)
+    }
 }
 
 /// Where the hosted peers write; every per-peer file is named by the peer's address,
@@ -118,8 +130,9 @@ impl DaemonConfig {
                 );
             }
         }
-        if !(0.0..=1.0).contains(&self.impairment.loss) {
-            bail!("the impairment's loss {} is not a share from 0 to 1 (e.g. 0.01 for 1%)", self.impairment.loss);
+        let own = self.peers.iter().filter_map(|p| p.impairment);
+        if let Some(i) = std::iter::once(self.impairment).chain(own).find(|i| !(0.0..=1.0).contains(&i.loss)) {
+            bail!("the impairment's loss {} is not a share from 0 to 1 (e.g. 0.01 for 1%)", i.loss);
         }
         Ok(())
     }
@@ -201,6 +214,36 @@ mod tests {
         assert!(e.contains("outside 127.0.0.0/8 and 198.18.0.0/15"), "{e}");
         assert!(peer_addrs("198.20.0.1:1".parse().unwrap(), 1).is_err());
         assert!(peer_addrs("[::1]:1".parse().unwrap(), 1).is_err());
+    }
+
+    #[test]
+    fn a_hosted_peer_may_carry_its_own_impairment() {
+        let daemon_wide = Impairment { delay: 10_000, jitter: 0, loss: 0.0 };
+        let plain: HostedPeer = serde_json::from_str(r#"{"addr": "127.0.0.2:3908", "seed": 1}"#).unwrap();
+        assert_eq!(plain.impairment, None);
+        assert_eq!(plain.impairment_or(daemon_wide), daemon_wide);
+        assert!(!serde_json::to_string(&plain).unwrap().contains("impairment"), "left out when none");
+        let own: HostedPeer = serde_json::from_str(
+            r#"{"addr": "127.0.0.3:3908", "seed": 2, "impairment": {"delay": 80000, "jitter": 2000, "loss": 0.0}}"#,
+        )
+        .unwrap();
+        let want = Impairment { delay: 80_000, jitter: 2_000, loss: 0.0 };
+        assert_eq!(own.impairment_or(daemon_wide), want);
+        assert_eq!(serde_json::from_str::<HostedPeer>(&serde_json::to_string(&own).unwrap()).unwrap(), own);
+
+        let mut config: DaemonConfig = serde_json::from_value(serde_json::json!({
+            "template": crate::PeerConfig::peer("127.0.0.2:3908".parse().unwrap(), "127.0.0.1:3900".parse().unwrap(), 1, 0),
+            "peers": [plain, own],
+            "schedule_epoch_us": null,
+            "outputs": Outputs::default(),
+            "impairment": daemon_wide,
+            "duration_us": null,
+        }))
+        .unwrap();
+        config.check().unwrap();
+        config.peers[1].impairment = Some(Impairment { loss: 2.0, ..want });
+        let e = config.check().unwrap_err().to_string();
+        assert!(e.contains("loss 2"), "a peer's own loss is checked too: {e}");
     }
 
     #[test]

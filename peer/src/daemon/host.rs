@@ -104,7 +104,7 @@ pub(super) fn ready_all(
             port => Some(serve_http(peer, local, port, stop, servers)?),
         };
         let opts = shell::Options {
-            impairment: Some(Impairer::new(config.impairment, cfg.seed ^ 0x5eed_1055)),
+            impairment: Some(Impairer::new(peer.impairment_or(config.impairment), cfg.seed ^ 0x5eed_1055)),
             tap: match &out.pcap_dir {
                 Some(dir) => Some(soplab_shell::tap::PcapTap::create(&output_path(dir, local, "pcap"))?),
                 None => None,

@@ -1,12 +1,13 @@
 //! The host plan of a run: every daemon's address, which peers share a host (one network
-//! namespace each in netns mode; vantage peers always alone), the link rates each host draws,
-//! and which peers churn on which schedule; and the namespaces built from it.
+//! namespace each in netns mode; vantage peers always alone), the link rates and delays each
+//! host draws, and which peers churn on which schedule; and the namespaces built from it.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
 use rand::SeedableRng;
+use soplab_node::impair::Impairment;
 use soplab_rundir::plan::Plan;
 use soplab_rundir::run::HostInfo;
 use soplab_rundir::stem::host_stem;
@@ -27,6 +28,9 @@ pub(super) struct HostPlan {
     pub hosts: Vec<Host>,
     /// Index in `hosts` of each peer's host.
     pub host_of_peer: Vec<usize>,
+    /// What the I/O shells of each host's peers do to what they send, by `hosts` index (none
+    /// for the tracker's and the source's hosts, whose daemons send unimpaired).
+    pub paths: Vec<Option<Impairment>>,
     /// The churn of the non-vantage peers, if any.
     pub schedule: Option<Schedule>,
     netns: bool,
@@ -37,8 +41,8 @@ pub(super) const TRACKER_HOST: usize = 0;
 pub(super) const SOURCE_HOST: usize = 1;
 
 impl HostPlan {
-    /// Plans the run's hosts, drawing their rates from the run's seed, and reads or samples the
-    /// workload (saved as workload.csv).
+    /// Plans the run's hosts, drawing their rates and delays from the run's seed, and reads or
+    /// samples the workload (saved as workload.csv).
     pub fn new(cfg: &SwarmConfig, dir: &RunDir) -> Result<HostPlan> {
         let netns = cfg.mode == Mode::Netns;
         let prefix = netns::run_prefix();
@@ -60,8 +64,9 @@ impl HostPlan {
                 down_bps: None,
             },
         ];
-        let host_of_peer = plan_peer_hosts(cfg, &prefix, &addrs, &mut hosts);
-        Ok(HostPlan { prefix, addrs, hosts, host_of_peer, schedule, netns })
+        let mut paths = vec![None; hosts.len()];
+        let host_of_peer = plan_peer_hosts(cfg, &prefix, &addrs, &mut hosts, &mut paths);
+        Ok(HostPlan { prefix, addrs, hosts, host_of_peer, paths, schedule, netns })
     }
 
     /// The namespace of host `h` in netns mode; `None` on loopback.
@@ -74,8 +79,13 @@ impl HostPlan {
         self.netns_of(self.host_of_peer[k])
     }
 
+    /// The impairment of peer `k`'s I/O shell: its host's.
+    pub fn path_of_peer(&self, k: usize) -> Impairment {
+        self.paths[self.host_of_peer[k]].unwrap_or_default()
+    }
+
     /// run.json's hosts: the tracker, the source, then every peer; rates only where tbf
-    /// applied them (netns mode).
+    /// applied them (netns mode), delays where the peers' shells apply them (every peer).
     pub fn infos(&self, cfg: &SwarmConfig) -> Vec<HostInfo> {
         let netns = |h: usize| self.netns_of(h).map(str::to_string);
         let rate = |r: Option<u64>| self.netns.then_some(r).flatten();
@@ -89,6 +99,8 @@ impl HostPlan {
                 churned: false,
                 upload_bps: None,
                 download_bps: None,
+                delay_us: None,
+                jitter_us: None,
             },
             HostInfo {
                 name: "source".into(),
@@ -99,6 +111,8 @@ impl HostPlan {
                 churned: false,
                 upload_bps: rate(self.hosts[SOURCE_HOST].up_bps),
                 download_bps: None,
+                delay_us: None,
+                jitter_us: None,
             },
         ];
         for (k, &h) in self.host_of_peer.iter().enumerate() {
@@ -112,6 +126,8 @@ impl HostPlan {
                 churned: self.schedule.is_some() && k >= cfg.vantage,
                 upload_bps: rate(self.hosts[h].up_bps),
                 download_bps: rate(self.hosts[h].down_bps),
+                delay_us: self.paths[h].map(|p| p.delay),
+                jitter_us: self.paths[h].map(|p| p.jitter),
             });
         }
         v
@@ -126,9 +142,19 @@ fn ip4(a: SocketAddr) -> Ipv4Addr {
 }
 
 /// Appends the peers' hosts to `hosts` (vantage peers one per host, the others
-/// `cfg.peers_per_host` to a host) and returns each peer's host index.
-fn plan_peer_hosts(cfg: &SwarmConfig, prefix: &str, addrs: &Plan, hosts: &mut Vec<Host>) -> Vec<usize> {
+/// `cfg.peers_per_host` to a host) and their impairments to `paths`; returns each peer's host
+/// index.
+fn plan_peer_hosts(
+    cfg: &SwarmConfig,
+    prefix: &str,
+    addrs: &Plan,
+    hosts: &mut Vec<Host>,
+    paths: &mut Vec<Option<Impairment>>,
+) -> Vec<usize> {
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x11_4b5);
+    // Delays draw from a stream of their own, so that a delay distribution leaves the rates a
+    // seed gives each host as they were without one.
+    let mut delay_rng = rand_pcg::Pcg64Mcg::seed_from_u64(cfg.seed ^ 0xde1a_7000);
     let mut host_of_peer = Vec::with_capacity(cfg.peers);
     let mut i = 0;
     while i < cfg.peers {
@@ -141,6 +167,8 @@ fn plan_peer_hosts(cfg: &SwarmConfig, prefix: &str, addrs: &Plan, hosts: &mut Ve
             up_bps: cfg.upload.as_ref().map(|d| d.sample(j, &mut rng)),
             down_bps: cfg.download.as_ref().map(|d| d.sample(j, &mut rng)),
         });
+        let delay = cfg.delay.sample(j, &mut delay_rng);
+        paths.push(Some(Impairment { delay, jitter: cfg.jitter.sample(j, &mut delay_rng), loss: cfg.loss }));
         host_of_peer.extend(std::iter::repeat_n(hosts.len() - 1, n));
         i += n;
     }
@@ -187,5 +215,45 @@ impl Swarm<'_> {
             hosts.len() - 2
         );
         Ok(Some(took))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+
+    /// The peer hosts `settings` plan (netns addresses) and their shells' impairments.
+    fn plan(settings: Scenario) -> (Vec<Host>, Vec<Option<Impairment>>) {
+        let cfg = SwarmConfig::resolve(settings, Mode::Netns).unwrap();
+        let (mut hosts, mut paths) = (Vec::new(), Vec::new());
+        // Two placeholders stand for the tracker's and the source's hosts.
+        for _ in 0..2 {
+            hosts.push(Host { ns: String::new(), port: String::new(), addrs: vec![], up_bps: None, down_bps: None });
+            paths.push(None);
+        }
+        plan_peer_hosts(&cfg, "t", &Plan::netns(), &mut hosts, &mut paths);
+        (hosts.split_off(2), paths.split_off(2))
+    }
+
+    #[test]
+    fn each_host_draws_its_delay_and_the_rates_stay_as_they_were() {
+        let base = Scenario { peers: Some(40), upload: Some("lognormal(1M,1.0)".into()), ..Default::default() };
+        let (hosts, paths) = plan(base.clone());
+        assert!(paths.iter().all(|p| *p == Some(Impairment::default())), "no delay unless asked");
+        let delayed = Scenario {
+            delay: Some("uniform(5ms,100ms)".into()),
+            jitter: Some("list(1ms,3ms)".into()),
+            loss: Some(0.01),
+            ..base
+        };
+        let (hosts2, paths2) = plan(delayed);
+        let rates = |h: &[Host]| h.iter().map(|h| h.up_bps).collect::<Vec<_>>();
+        assert_eq!(rates(&hosts), rates(&hosts2), "a delay distribution leaves the seed's rates alone");
+        let paths2: Vec<Impairment> = paths2.into_iter().map(Option::unwrap).collect();
+        assert!(paths2.iter().all(|p| (5_000..=100_000).contains(&p.delay) && p.loss == 0.01));
+        let distinct: std::collections::HashSet<u64> = paths2.iter().map(|p| p.delay).collect();
+        assert!(distinct.len() > 30, "40 hosts drew {} distinct delays", distinct.len());
+        assert_eq!(paths2.iter().map(|p| p.jitter).take(3).collect::<Vec<_>>(), [1_000, 3_000, 1_000]);
     }
 }

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use soplab_node::impair::Impairment;
 use soplab_peer::PeerConfig;
 use soplab_peer::daemon::{HostedPeer, Outputs as PeerOutputs, Truth};
 use soplab_rundir::plan::Plan;
@@ -168,6 +167,9 @@ fn peer_config(
     let seed = cfg.seed + 1000 + first as u64;
     let mut sessions = schedule.map(|(sch, _)| sch.by_client()).unwrap_or_default();
     let stagger_us = micros(cfg.stagger);
+    // The process's first peer sets the daemon-wide impairment; a peer whose host drew another
+    // carries its own.
+    let impairment = hosts.path_of_peer(first);
     let hosted = peers
         .clone()
         .enumerate()
@@ -178,6 +180,7 @@ fn peer_config(
             netns: hosts.netns_of_peer(k).map(str::to_string),
             start_delay_us: stagger_us * i as u64 / cfg.peers as u64,
             sessions: sessions.remove(&(i as u32)).unwrap_or_default(),
+            impairment: Some(hosts.path_of_peer(k)).filter(|&own| own != impairment),
         })
         .collect();
     let netns = hosts.netns_of_peer(first).is_some();
@@ -196,7 +199,7 @@ fn peer_config(
             stats: Some(stats.to_path_buf()),
             http_port: cfg.http_port,
         },
-        impairment: Impairment { delay: micros(cfg.delay), jitter: micros(cfg.jitter), loss: cfg.loss },
+        impairment,
         duration_us: None,
     }
 }
