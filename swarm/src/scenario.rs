@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use soplab_peer::PeerConfig;
 use soplab_peer::daemon::{DEFAULT_ADDR, DEFAULT_HTTP_PORT, DEFAULT_TRACKER};
+use soplab_peer::{PeerConfig, Profile};
 use soplab_shell::units::{parse_duration, parse_rate};
 
 pub use crate::dist::{DelayDist, RateDist};
@@ -173,6 +173,13 @@ pub struct Scenario {
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_capture: Option<bool>,
+    /// How the peers and the source behave: `sopcast` (a bounded peer list, irregular
+    /// keep-alives, few sticky parents: SopCast as Tang et al. measured it) or `full-mesh`
+    /// (soplab before it: every neighbour kept alive each second, a full mesh, up to four
+    /// parents chosen afresh per request), to compare the two [default: sopcast].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
 }
 
 macro_rules! merge_fields {
@@ -228,7 +235,8 @@ impl Scenario {
             loss,
             workload,
             time_scale,
-            self_capture
+            self_capture,
+            profile
         )
     }
 }
@@ -262,6 +270,7 @@ pub struct SwarmConfig {
     pub workload: Option<String>,
     pub time_scale: f64,
     pub self_capture: bool,
+    pub profile: Profile,
 }
 
 impl SwarmConfig {
@@ -327,6 +336,7 @@ impl SwarmConfig {
             workload: s.workload,
             time_scale,
             self_capture: s.self_capture.unwrap_or(false),
+            profile: s.profile.unwrap_or_default(),
         })
     }
 
@@ -357,6 +367,7 @@ impl SwarmConfig {
             workload: self.workload.clone(),
             time_scale: Some(self.time_scale),
             self_capture: Some(self.self_capture),
+            profile: Some(self.profile),
         }
     }
 }
@@ -441,6 +452,11 @@ mod tests {
     fn flags_win_over_the_file() {
         let file = Scenario { peers: Some(30), seed: Some(9), ..Scenario::default() };
         let flags = Scenario { peers: Some(10), ..Scenario::default() };
+        let p: Scenario = toml::from_str("profile = \"full-mesh\"\n").unwrap();
+        assert_eq!(p.profile, Some(Profile::FullMesh));
+        assert!(toml::from_str::<Scenario>("profile = \"mesh\"\n").is_err());
+        let d = SwarmConfig::resolve(Scenario::default(), Mode::Loopback).unwrap();
+        assert_eq!(d.profile, Profile::SopCast, "SopCast as measured unless asked");
         let s = flags.or(file);
         assert_eq!((s.peers, s.seed), (Some(10), Some(9)));
     }

@@ -138,7 +138,7 @@ fn source_config(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> soplab_source
     soplab_source::daemon::DaemonConfig {
         source: PeerConfig {
             bitrate_bps: cfg.bitrate,
-            ..PeerConfig::source(addrs.source, addrs.tracker, CHANNEL, cfg.seed + 1)
+            ..PeerConfig::source(addrs.source, addrs.tracker, CHANNEL, cfg.seed + 1).with_profile(cfg.profile)
         },
         content: match &cfg.file {
             Some(f) => ContentSpec::File(f.clone()),
@@ -188,6 +188,7 @@ fn peer_config(
         template: PeerConfig {
             bitrate_bps: cfg.bitrate,
             ..PeerConfig::peer(hosts.addrs.peer(first).into(), hosts.addrs.tracker, CHANNEL, seed)
+                .with_profile(cfg.profile)
         },
         peers: hosted,
         schedule_epoch_us: schedule.map(|(_, epoch_us)| epoch_us),
