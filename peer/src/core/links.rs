@@ -497,3 +497,59 @@ impl Peer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{PeerConfig, Profile};
+
+    fn peer(profile: Profile) -> Peer {
+        let a: SocketAddr = "198.18.1.16:3908".parse().unwrap();
+        let t: SocketAddr = "198.18.0.2:3900".parse().unwrap();
+        Peer::new(PeerConfig::peer(a, t, 1, 9).with_profile(profile), None)
+    }
+
+    #[test]
+    fn keepalive_gaps_are_jittered_sometimes_late_and_never_late_to_a_child() {
+        let mut p = peer(Profile::SopCast);
+        let c = p.cfg.clone();
+        let (lo, hi) = (c.keepalive_interval - c.keepalive_jitter, c.keepalive_interval + c.keepalive_jitter);
+        let gaps: Vec<Micros> = (0..20_000).map(|_| p.keepalive_gap(false)).collect();
+        assert!(gaps.iter().all(|&g| g >= lo && g <= hi + c.keepalive_late_max));
+        let late = gaps.iter().filter(|&&g| g > hi).count() as f64 / gaps.len() as f64;
+        // Late ones are held back at least keepalive_late_min, so almost all land above `hi`.
+        assert!((late - c.keepalive_late).abs() < 0.015, "late share {late}");
+        let spread = gaps
+            .iter()
+            .filter(|&&g| g <= hi)
+            .map(|&g| g as f64)
+            .fold((f64::MAX, 0.0f64), |(a, b), g| (a.min(g), b.max(g)));
+        assert!(spread.1 - spread.0 > 0.9 * (hi - lo) as f64, "jitter spans the range: {spread:?}");
+        let to_children: Vec<Micros> = (0..5_000).map(|_| p.keepalive_gap(true)).collect();
+        let child_hi = c.child_keepalive_interval * 2;
+        assert!(to_children.iter().all(|&g| g <= child_hi), "a child's keep-alives are never late");
+
+        let mut mesh = peer(Profile::FullMesh);
+        assert!(
+            (0..1_000).all(|_| mesh.keepalive_gap(false) == mesh.cfg.keepalive_interval),
+            "full mesh: every second"
+        );
+    }
+
+    #[test]
+    fn unmet_candidates_go_first_only_when_exploring() {
+        let mut l = Links::new();
+        let me: SocketAddr = "198.18.1.16:3908".parse().unwrap();
+        let addrs: Vec<SocketAddr> = (0..20).map(|i| format!("198.18.1.{}:3908", 100 + i).parse().unwrap()).collect();
+        for a in &addrs {
+            l.add_candidate(me, *a);
+        }
+        for a in &addrs[..19] {
+            l.meet(*a);
+        }
+        let mut rng = <Pcg64Mcg as rand::SeedableRng>::seed_from_u64(3);
+        assert_eq!(l.draw_candidate(&mut rng, true), Some(addrs[19]), "the one never met");
+        let drawn: HashSet<SocketAddr> = (0..19).filter_map(|_| l.draw_candidate(&mut rng, true)).collect();
+        assert_eq!(drawn.len(), 19, "then the met ones, all of them");
+    }
+}
