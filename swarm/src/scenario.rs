@@ -144,8 +144,8 @@ impl RateDist {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
-    /// Where the daemons run: auto (netns when root with iproute2, else loopback), netns or
-    /// loopback [default: auto].
+    /// Where the daemons run: auto (netns when root with iproute2, else loopback), netns,
+    /// loopback, or virtual (their cores in virtual time, in this process) [default: auto].
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
