@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use soplab_rundir::truth::{Event, Line};
 use soplab_testkit::{
-    namespaces, ndpi_flows, netns_available, netns_swarm_args, processes_mentioning, read_json, remove_run_dir,
-    run_dir, run_ok, serial, soplab_exe, tcpdump_udp, truth_events,
+    namespaces, ndpi_flows, netns_available, netns_swarm_args, played_sessions, processes_mentioning, read_json,
+    remove_run_dir, run_dir, run_ok, serial, soplab_exe, tcpdump_udp, truth_events,
 };
 
 /// The tracker's address in every netns run.
@@ -138,16 +138,7 @@ fn a_compressed_workload_starts_and_stops_every_peer_on_schedule() {
     let epoch = run["epoch_us"].as_u64().unwrap() as f64 / 1e6;
     let dur = run["duration_s"].as_f64().unwrap();
 
-    let mut schedule: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
-    let text = std::fs::read_to_string(dir.join("workload.csv")).unwrap();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let (c, s, e): (usize, f64, f64) = (f[0].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap());
-        // What plays: sessions that start before the end and last at all.
-        if s < dur && e > s {
-            schedule.entry(c).or_default().push((s, e.min(dur)));
-        }
-    }
+    let schedule = played_sessions(&dir, dur);
     let hosts: Vec<&serde_json::Value> =
         run["hosts"].as_array().unwrap().iter().filter(|h| h["role"] == "peer").collect();
     let mut by_stem: BTreeMap<String, Vec<Line>> = BTreeMap::new();
@@ -173,7 +164,7 @@ fn a_compressed_workload_starts_and_stops_every_peer_on_schedule() {
             assert!(ends[0].0 >= dur - 1.0, "vantage peer {stem} stays to the end");
             continue;
         }
-        let want = schedule.get(&(k - 5)).cloned().unwrap_or_default();
+        let want = schedule.get(&(k as u32 - 5)).cloned().unwrap_or_default();
         assert_eq!(starts.len(), want.len(), "{stem}: sessions {starts:?} against the schedule {want:?}");
         assert_eq!(ends.len(), want.len(), "{stem}: ends {ends:?} against the schedule {want:?}");
         for ((ws, we), (s, (e, graceful))) in want.iter().zip(starts.iter().zip(&ends)) {

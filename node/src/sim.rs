@@ -78,7 +78,8 @@ impl Network {
     /// Hands every datagram to `f` when it arrives (or would have, if its receiver left while
     /// it was on its way), in time order: what a capture on one bridge between all hosts sees.
     /// Lost datagrams are not seen: the loss is the sender's (its I/O shell drops them before
-    /// the socket), and so is a datagram to an address with no node.
+    /// the socket), and so is a datagram to an address no node ever had. A datagram to a node
+    /// that was removed is seen: its host is still on the bridge.
     pub fn on_datagram(&mut self, f: impl FnMut(Micros, SocketAddr, SocketAddr, &[u8]) + 'static) {
         self.tap = Some(Box::new(f));
     }
@@ -113,11 +114,45 @@ impl Network {
         self.flush(i, on_event);
     }
 
-    /// Removes a node: it goes silent, as a SopCast client does when it quits. Returns it.
+    /// Removes a node: it goes silent, as a SopCast client does when it quits, without being
+    /// told. Returns it. Its address stays routable, as a host whose client is closed: what
+    /// others still send it crosses the network (the tap sees it) and is discarded on arrival.
     pub fn remove(&mut self, addr: SocketAddr) -> Option<Box<dyn Node>> {
-        let i = self.index.remove(&addr)?;
+        let i = *self.index.get(&addr)?;
         self.timer_at[i] = None;
         self.nodes[i].take()
+    }
+
+    /// Stops a node cleanly ([`Node::handle_shutdown`]: a peer leaves the tracker), sends what
+    /// it says on the way out, and removes it as [`Network::remove`] does.
+    pub fn shutdown(
+        &mut self,
+        addr: SocketAddr,
+        on_event: &mut dyn FnMut(Micros, SocketAddr, &Event),
+    ) -> Option<Box<dyn Node>> {
+        let i = *self.index.get(&addr)?;
+        self.nodes[i].as_mut()?.handle_shutdown(self.now);
+        self.flush(i, on_event);
+        self.remove(addr)
+    }
+
+    /// Ends a node's session without a word ([`Node::handle_vanish`]), as a SopCast user
+    /// closing the player: its last events are reported, what it still queues is discarded,
+    /// and it is removed as [`Network::remove`] does.
+    pub fn vanish(
+        &mut self,
+        addr: SocketAddr,
+        on_event: &mut dyn FnMut(Micros, SocketAddr, &Event),
+    ) -> Option<Box<dyn Node>> {
+        let now = self.now;
+        let mut node = self.remove(addr)?;
+        node.handle_vanish(now);
+        while node.poll_transmit(now).is_some() {}
+        while node.poll_media().is_some() {}
+        while let Some(ev) = node.poll_event() {
+            on_event(now, addr, &ev);
+        }
+        Some(node)
     }
 
     /// The live node at `addr`, for inspection (downcast with [`Network::get`]).
@@ -133,7 +168,7 @@ impl Network {
 
     /// Every live node's address.
     pub fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.index.keys().copied()
+        self.index.iter().filter(|&(_, &i)| self.nodes[i].is_some()).map(|(a, _)| *a)
     }
 
     /// Runs until virtual time `end`, handing every event to `on_event`.
@@ -288,5 +323,29 @@ mod tests {
         assert!(seen.contains(&(1_300_000, b, a, 42)), "{seen:?}");
         assert!(seen.contains(&(1_005_000, a, b, 42)), "{seen:?}");
         assert_eq!(net.stats().delivered, 18);
+    }
+
+    #[test]
+    fn a_removed_node_still_receives_on_the_bridge_and_can_come_back() {
+        let mut net = Network::new(1, Impairment { delay: 1_000, jitter: 0, loss: 0.0 });
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        net.on_datagram(move |t, from, _, _| s.borrow_mut().push((t, from)));
+        let (a, b): (SocketAddr, SocketAddr) = ("10.0.0.1:1".parse().unwrap(), "10.0.0.2:1".parse().unwrap());
+        net.add(ticker("10.0.0.1:1", "10.0.0.2:1"), &mut |_, _, _| {});
+        net.add(ticker("10.0.0.2:1", "10.0.0.1:1"), &mut |_, _, _| {});
+        net.run_until(4_500_000, &mut |_, _, _| {});
+        assert!(net.vanish(b, &mut |_, _, _| {}).is_some());
+        assert_eq!(net.addrs().collect::<Vec<_>>(), [a]);
+        net.run_until(7_500_000, &mut |_, _, _| {});
+        // a kept sending to b at 5, 6 and 7 s: on the wire, but nobody took them.
+        assert_eq!(net.stats().unroutable, 3);
+        assert_eq!(seen.borrow().iter().filter(|x| x.1 == a).count(), 7);
+        net.add(ticker("10.0.0.2:1", "10.0.0.1:1"), &mut |_, _, _| {});
+        net.run_until(20_000_000, &mut |_, _, _| {});
+        // Tickers stop at 10 s: a's at 8 and 9 s reach the new b, which sends at 7.5, 8.5, 9.5 s.
+        assert_eq!(net.stats().delivered, 4 + 4 + 2 + 3, "b is back from 7.5 s");
+        assert!(net.shutdown(a, &mut |_, _, _| {}).is_some());
+        assert!(net.node(a).is_none() && net.node(b).is_some());
     }
 }

@@ -74,8 +74,7 @@ fn log_start(config: &DaemonConfig, hosts: &[host::Host]) {
     let (t, out, count) = (&config.template, &config.outputs, config.peers.len());
     let (first, last) = (&hosts[0], &hosts[count - 1]);
     // What `--stagger` gave: peer i starts at i * STAGGER / COUNT.
-    let stagger_us =
-        if count > 1 { last.start_delay.as_micros() as f64 * count as f64 / (count - 1) as f64 } else { 0.0 };
+    let stagger_us = if count > 1 { last.peer.start_delay_us as f64 * count as f64 / (count - 1) as f64 } else { 0.0 };
     let micros = std::time::Duration::from_micros;
     tracing::info!(
         peers = count,

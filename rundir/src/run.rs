@@ -19,6 +19,10 @@ pub enum Mode {
     Netns,
     /// Processes on 127.0.0.0/8 addresses of this machine's loopback.
     Loopback,
+    /// The daemons' cores in soplab's deterministic virtual-time network, in one process: no
+    /// sockets, no root, minutes of streaming in seconds; the netns addresses, and one capture
+    /// of every datagram as the bridge would see it. Never picked by `auto`.
+    Virtual,
 }
 
 /// One host of the run, for run.json.

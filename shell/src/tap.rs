@@ -6,6 +6,9 @@
 //! `soplab analyze` read it like a capture taken on the host. What it cannot show is what the
 //! kernel did: datagrams the shell's own loss emulation dropped are not written as sent, and
 //! datagrams that never reached the socket are not written as received.
+//!
+//! A virtual-time swarm (`soplab swarm --mode virtual`) writes its bridge capture with the same
+//! tap, cut to a snapshot length ([`PcapTap::create_snapped`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -15,27 +18,31 @@ use std::path::{Path, PathBuf};
 /// IPv4 (20 bytes) plus UDP (8 bytes).
 const HEADERS: usize = 28;
 
+/// The snapshot length of a capture that keeps whole packets.
+pub const WHOLE: u32 = 65535;
+
 /// The classic pcap file header: magic (microsecond timestamps, written in this machine's byte
-/// order, which readers detect), version 2.4, no time zone correction, snaplen 65535, link
-/// type RAW (101: packets start with the IP header).
-fn file_header() -> [u8; 24] {
+/// order, which readers detect), version 2.4, no time zone correction, the snapshot length,
+/// link type RAW (101: packets start with the IP header).
+fn file_header(snaplen: u32) -> [u8; 24] {
     let mut h = [0u8; 24];
     h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_ne_bytes());
     h[4..6].copy_from_slice(&2u16.to_ne_bytes());
     h[6..8].copy_from_slice(&4u16.to_ne_bytes());
-    h[16..20].copy_from_slice(&65535u32.to_ne_bytes());
+    h[16..20].copy_from_slice(&snaplen.to_ne_bytes());
     h[20..24].copy_from_slice(&101u32.to_ne_bytes());
     h
 }
 
-/// One node's capture file. (Written by hand rather than with pcap-file, whose writer cannot
-/// be flushed without being consumed; the format is a 24-byte header and a 16-byte header per
-/// record.)
+/// One node's capture file, or (cut to a snapshot length) the capture of a whole virtual
+/// network. (Written by hand rather than with pcap-file, whose writer cannot be flushed
+/// without being consumed; the format is a 24-byte header and a 16-byte header per record.)
 pub struct PcapTap {
     writer: Option<BufWriter<File>>,
     path: PathBuf,
     buf: Vec<u8>,
     ip_id: u16,
+    snaplen: u32,
     /// Packets written so far.
     pub packets: u64,
 }
@@ -56,15 +63,31 @@ impl PcapTap {
     /// # Errors
     /// When the file cannot be created.
     pub fn create(path: &Path) -> io::Result<PcapTap> {
+        PcapTap::open(path, WHOLE, 8 << 10)
+    }
+
+    /// Like [`PcapTap::create`], but each record keeps only the first `snaplen` bytes of its
+    /// packet (IPv4 header first) and the packet's true length, as `tcpdump -s SNAPLEN` writes:
+    /// readers still get every size from the length fields. For one busy capture: the file is
+    /// written in large chunks.
+    ///
+    /// # Errors
+    /// When the file cannot be created.
+    pub fn create_snapped(path: &Path, snaplen: u32) -> io::Result<PcapTap> {
+        PcapTap::open(path, snaplen.clamp(HEADERS as u32, WHOLE), 1 << 20)
+    }
+
+    fn open(path: &Path, snaplen: u32, buffer: usize) -> io::Result<PcapTap> {
         let file = File::create(path)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot create the capture file {}: {e}", path.display())))?;
-        let mut writer = BufWriter::new(file);
-        writer.write_all(&file_header()).map_err(|e| write_err(path, e))?;
+        let mut writer = BufWriter::with_capacity(buffer, file);
+        writer.write_all(&file_header(snaplen)).map_err(|e| write_err(path, e))?;
         Ok(PcapTap {
             writer: Some(writer),
             path: path.to_path_buf(),
             buf: Vec::with_capacity(1400),
             ip_id: 0,
+            snaplen,
             packets: 0,
         })
     }
@@ -99,11 +122,12 @@ impl PcapTap {
         b.extend_from_slice(&d.port().to_be_bytes());
         b.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
         b.extend_from_slice(&[0, 0]); // UDP checksum 0: "not computed", valid for IPv4
-        b.extend_from_slice(payload);
+        let captured = total.min(self.snaplen as usize);
+        b.extend_from_slice(&payload[..captured - HEADERS]);
         let mut rec = [0u8; 16];
         rec[0..4].copy_from_slice(&((ts_us / 1_000_000) as u32).to_ne_bytes());
         rec[4..8].copy_from_slice(&((ts_us % 1_000_000) as u32).to_ne_bytes());
-        rec[8..12].copy_from_slice(&(total as u32).to_ne_bytes());
+        rec[8..12].copy_from_slice(&(captured as u32).to_ne_bytes());
         rec[12..16].copy_from_slice(&(total as u32).to_ne_bytes());
         writer.write_all(&rec).and_then(|()| writer.write_all(b)).map_err(|e| write_err(&self.path, e))?;
         self.packets += 1;
@@ -176,6 +200,29 @@ mod tests {
         let p = r.next_packet().unwrap().unwrap();
         assert_eq!(p.data.len(), 28 + 52);
         assert!(r.next_packet().is_none());
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn a_snapped_capture_keeps_the_head_and_the_true_length() {
+        let path = std::env::temp_dir().join(format!("soplab-tap-snap-{}.pcap", std::process::id()));
+        let mut tap = PcapTap::create_snapped(&path, 128).unwrap();
+        let (a, b): (SocketAddr, SocketAddr) = ("198.18.1.1:3908".parse().unwrap(), "198.18.1.2:3908".parse().unwrap());
+        tap.record(5_000_001, a, b, &[9u8; 1320]).unwrap();
+        tap.record(5_000_002, b, a, &[1u8; 42]).unwrap();
+        tap.finish().unwrap();
+        // pcap-parser, as the analyzer reads (pcap-file 2.0 refuses records longer than the
+        // snapshot length, which is what a cut capture is made of).
+        let bytes = std::fs::read(&path).unwrap();
+        let cap = pcap_parser::PcapCapture::from_file(&bytes).unwrap();
+        assert_eq!(cap.header.snaplen, 128);
+        let [p, q] = &cap.blocks[..] else { panic!("two records, not {}", cap.blocks.len()) };
+        assert_eq!((p.caplen, p.origlen, p.data.len()), (128, 28 + 1320, 128));
+        assert_eq!((p.ts_sec, p.ts_usec), (5, 1));
+        assert_eq!(u16::from_be_bytes([p.data[2], p.data[3]]), 28 + 1320, "IPv4 total length");
+        assert_eq!(u16::from_be_bytes([p.data[24], p.data[25]]), 8 + 1320, "UDP length");
+        assert_eq!(ipv4_checksum(&p.data[..20]), 0);
+        assert_eq!((q.caplen, q.origlen), (28 + 42, 28 + 42), "short packets are whole");
         std::fs::remove_file(&path).ok();
     }
 }

@@ -449,7 +449,7 @@ impl Output {
         let mut ts_us = None;
         while let Some(event) = node.poll_event() {
             let ts = *ts_us.get_or_insert_with(realtime_us);
-            write_line(truth, &event, ts, self.local)?;
+            write_truth_line(truth, &event, ts, self.local)?;
             self.dirty_since.get_or_insert_with(Instant::now);
         }
         Ok(())
@@ -568,7 +568,17 @@ fn sendmmsg(socket: &UdpSocket, batch: &[soplab_node::Transmit]) -> io::Result<u
     Ok(sent.count())
 }
 
-fn write_line<W: Write + ?Sized>(truth: &mut W, event: &Event, ts_us: u64, node: SocketAddr) -> io::Result<()> {
+/// Writes one ground-truth line: `event` of `node` at `ts_us` (µs since the Unix epoch), as every
+/// daemon's truth file holds it (and a virtual-time run's).
+///
+/// # Errors
+/// When `truth` cannot be written.
+pub fn write_truth_line<W: Write + ?Sized>(
+    truth: &mut W,
+    event: &Event,
+    ts_us: u64,
+    node: SocketAddr,
+) -> io::Result<()> {
     let line = event.to_json_line(ts_us, node);
     truth.write_all(line.as_bytes())?;
     truth.write_all(b"\n")

@@ -13,7 +13,7 @@
 //! | [`played`] | the check of each peer's played stream against the source's content |
 //! | [`summary`] | building summary.json from the daemons' stats |
 //! | [`workload`] | the churn model of Borges et al. and its schedules |
-//! | [`virtual_swarm`] | a whole swarm in virtual time, for tests |
+//! | [`virtual_swarm`] | a whole swarm in virtual time: the engine of `--mode virtual`, and a builder for tests |
 //!
 //! The files of a run directory (truth, run.json, summary.json, schedules, the address plan)
 //! are defined once, in `soplab_rundir`.

@@ -28,7 +28,13 @@ enum Cmd {
     /// veth pair, with an address in 198.18.0.0/15 and no default route; tcpdump captures at
     /// --vantage peers (5 by default) and, with --bridge-capture, on the bridge, which sees
     /// every packet. Otherwise (or with --loopback) every daemon is a process on its own
-    /// 127.x.y.z address, and --self-capture makes each peer write its own pcap.
+    /// 127.x.y.z address, and --self-capture makes each peer write its own pcap. With --mode
+    /// virtual (never picked by auto) the same daemons' cores run in soplab's deterministic
+    /// virtual-time network inside this process, on the netns addresses, in seconds rather than
+    /// minutes, with one capture of every datagram as the bridge would see it
+    /// (pcap/bridge.pcap, 128 bytes of each packet and its true length); each peer's --upload
+    /// rate caps its core's video upload, --delay/--jitter/--loss are its path in the network,
+    /// and --download is not applied. The same seed gives the same bytes.
     ///
     /// Links: --upload/--download shape each peer host with tc tbf (a rate or a distribution:
     /// "choice(512k:0.5,2M:0.3,10M:0.2)", "uniform(256k,4M)", "lognormal(1M,0.8)"); --delay,
@@ -54,6 +60,7 @@ enum Cmd {
     ///   soplab swarm --peers 30 --vantage 5 --bridge-capture --duration 3m --out runs/n30
     ///   soplab swarm --peers 100 --workload event --time-scale 10 --duration 10m --out runs/churn
     ///   soplab swarm --loopback --peers 20 --duration 60s --out runs/lo
+    ///   soplab swarm --mode virtual --peers 51 --bitrate 233k --duration 40m --out runs/v51
     Swarm(SwarmArgs),
     /// A short swarm with capture, to see soplab work: netns with tcpdump where it can (root,
     /// iproute2, tcpdump), else loopback with each peer writing its own pcap. Says which and
@@ -226,7 +233,11 @@ async fn swarm(a: SwarmArgs) -> Result<()> {
 /// Runs the swarm and prints how it went; [`print_paths`] then says where its files are.
 async fn run_swarm(cfg: &soplab::scenario::SwarmConfig, why: &str) -> Result<soplab_rundir::run::RunInfo> {
     use soplab::scenario::Mode;
-    let mode = if cfg.mode == Mode::Netns { "netns" } else { "loopback" };
+    let mode = match cfg.mode {
+        Mode::Netns => "netns",
+        Mode::Virtual => "virtual-time",
+        Mode::Loopback | Mode::Auto => "loopback",
+    };
     eprintln!(
         "soplab: {mode} swarm ({why}) of {} peers for {:?}{}, writing {}",
         cfg.peers,

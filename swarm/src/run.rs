@@ -2,7 +2,7 @@
 //! host in its own network namespace on a bridge (198.18.0.0/15, captured by tcpdump at vantage
 //! peers and on the bridge), or on loopback addresses; optionally churned by a workload; stopped
 //! and torn down at the end, on Ctrl-C, on SIGTERM and on errors; then summary.json and
-//! run.json.
+//! run.json. Or the same daemons' cores in virtual time, in this process ([`virtual_time`]).
 //!
 //! A run goes in phases, each in its own module: [`dir`] prepares the run directory, [`hosts`]
 //! plans the hosts and builds their namespaces, [`launch`] starts the captures and the daemons,
@@ -15,6 +15,7 @@ mod finish;
 mod hosts;
 mod launch;
 mod monitor;
+mod virtual_time;
 
 use anyhow::{Result, bail};
 use soplab_rundir::run::RunInfo;
@@ -80,16 +81,16 @@ struct Ran {
 }
 
 /// Runs the swarm described by `cfg` (mode already decided) and writes the run directory;
-/// returns the summary.
+/// returns the summary. A virtual-time run ([`run_virtual`]) runs here without awaiting.
 pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
+    if cfg.mode == Mode::Virtual {
+        return run_virtual(cfg);
+    }
     let dir = RunDir::prepare(cfg)?;
     let started_us = soplab_shell::realtime_us();
     let swept = sweep_stale(cfg)?;
     let hosts = HostPlan::new(cfg, &dir)?;
-    let content = match &cfg.file {
-        Some(f) => Content::file(f)?,
-        None => Content::Synthetic { seed: cfg.seed },
-    };
+    let content = content(cfg)?;
     let mut swarm = Swarm { cfg, dir, hosts, started: Started::default() };
     // The one cleanup path: whatever starting or running did (an error, an early exit, Ctrl-C,
     // SIGTERM), what was started is stopped in order and the namespaces are removed before
@@ -110,14 +111,40 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
     swarm.write_outputs(&content, ran, stopped, started_us, swept)
 }
 
+/// Runs the swarm described by `cfg` in virtual time ([`Mode::Virtual`]), in this thread, and
+/// writes the run directory as a netns run would (see [`virtual_time`]); returns the summary.
+///
+/// # Errors
+/// When the run directory, the workload or the media file cannot be used.
+pub fn run_virtual(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
+    check_address_block(cfg)?;
+    let dir = RunDir::prepare(cfg)?;
+    let hosts = HostPlan::new(cfg, &dir)?;
+    virtual_time::run(cfg, &dir, &hosts, &content(cfg)?)
+}
+
+/// What the source streams: the run's file, or synthetic bytes from the run's seed.
+fn content(cfg: &SwarmConfig) -> Result<Content> {
+    Ok(match &cfg.file {
+        Some(f) => Content::file(f)?,
+        None => Content::Synthetic { seed: cfg.seed },
+    })
+}
+
+/// Netns and virtual runs address their peers in 198.18.0.0/15: checks they fit.
+fn check_address_block(cfg: &SwarmConfig) -> Result<()> {
+    if matches!(cfg.mode, Mode::Netns | Mode::Virtual) && cfg.peers > MAX_NETNS_PEERS {
+        bail!("at most {MAX_NETNS_PEERS} peers fit in 198.18.0.0/15");
+    }
+    Ok(())
+}
+
 /// In netns mode, checks the peers fit the address block and removes what killed runs left;
 /// returns the names of the namespaces removed.
 fn sweep_stale(cfg: &SwarmConfig) -> Result<Vec<String>> {
+    check_address_block(cfg)?;
     if cfg.mode != Mode::Netns {
         return Ok(Vec::new());
-    }
-    if cfg.peers > MAX_NETNS_PEERS {
-        bail!("at most {MAX_NETNS_PEERS} peers fit in 198.18.0.0/15");
     }
     let swept = netns::sweep(false)?;
     if !swept.is_empty() {

@@ -73,8 +73,8 @@ pub struct Scenario {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<Preset>,
-    /// Where the daemons run: auto (netns when root with iproute2, else loopback), netns or
-    /// loopback [default: auto].
+    /// Where the daemons run: auto (netns when root with iproute2, else loopback), netns,
+    /// loopback, or virtual (their cores in virtual time, in this process) [default: auto].
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,

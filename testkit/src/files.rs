@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::collections::BTreeMap;
+
+use soplab_rundir::schedule::Schedule;
 use soplab_rundir::truth::Line;
 
 /// A fresh directory under the system temp dir, removed when dropped, except when the test is
@@ -91,6 +94,19 @@ pub fn truth_events(run: &Path) -> Vec<(String, Line)> {
         v.extend(parse_truth(&e.path()).into_iter().map(|l| (stem.clone(), l)));
     }
     v
+}
+
+/// What a churned run's peers play of its `workload.csv`: per client, each session that starts
+/// before `duration_s` and lasts at all, as (start, end) in seconds from the run's time zero,
+/// cut at `duration_s` (when the run stops everyone).
+pub fn played_sessions(run: &Path, duration_s: f64) -> BTreeMap<u32, Vec<(f64, f64)>> {
+    let file = run.join("workload.csv");
+    let schedule = Schedule::read_csv(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mut played: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
+    for s in schedule.sessions.iter().filter(|s| s.start < duration_s && s.end > s.start) {
+        played.entry(s.client).or_default().push((s.start, s.end.min(duration_s)));
+    }
+    played
 }
 
 fn parse_truth(path: &Path) -> Vec<Line> {

@@ -69,6 +69,31 @@ impl HostedPeer {
     }
 }
 
+impl HostedPeer {
+    /// Its core settings: the process's `template` with its own address and seed.
+    pub fn config(&self, template: &PeerConfig) -> PeerConfig {
+        PeerConfig { addr: self.addr.into(), seed: self.seed, ..template.clone() }
+    }
+
+    /// When it runs, in µs: each session of its schedule as (start, end) from the schedule's
+    /// time zero; without sessions, one session from its start delay (counted from when its
+    /// process starts the peers) to the stop (`None`). An empty session (end <= start) is kept,
+    /// so session `k` is the schedule's `k`-th, but never played.
+    pub fn spans_us(&self) -> Vec<(Micros, Option<Micros>)> {
+        if self.sessions.is_empty() {
+            return vec![(self.start_delay_us, None)];
+        }
+        let us = |secs: f64| (secs * 1e6).round() as Micros;
+        self.sessions.iter().map(|s| (us(s.start), Some(us(s.end)))).collect()
+    }
+}
+
+/// The core settings of session `k` of a peer configured as `cfg`: each session is a fresh
+/// client, with a seed of its own derived from the peer's.
+pub fn session_config(cfg: &PeerConfig, k: usize) -> PeerConfig {
+    PeerConfig { seed: cfg.seed.wrapping_add(k as u64 * 0x9e37_79b9), ..cfg.clone() }
+}
+
 /// Where the hosted peers write; every per-peer file is named by the peer's address,
 /// `peer-<ip>-<port>.<ext>` ([`soplab_rundir::stem::host_stem`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

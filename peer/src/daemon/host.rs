@@ -7,12 +7,10 @@ use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use soplab_node::impair::Impairer;
-use soplab_rundir::schedule::Session;
 use soplab_rundir::stem::host_stem;
 use soplab_shell as shell;
 use soplab_shell::process::{bind_error, create_output};
@@ -61,10 +59,8 @@ pub(super) struct Host {
     pub cfg: PeerConfig,
     pub socket: UdpSocket,
     pub opts: shell::Options,
-    /// Sessions relative to the schedule's time zero (empty: run the whole time).
-    pub sessions: Vec<Session>,
-    /// When a whole-run peer joins, after the start.
-    pub start_delay: Duration,
+    /// Its place in the configuration: when it runs ([`HostedPeer::spans_us`]).
+    pub peer: HostedPeer,
     pub truth: Box<dyn Write + Send>,
     pub truth_path: Option<PathBuf>,
     pub played: Option<(BufWriter<File>, PathBuf)>,
@@ -92,7 +88,7 @@ pub(super) fn ready_all(
             })
         })?;
         let local = socket.local_addr().context("cannot read a bound address")?;
-        let cfg = PeerConfig { addr: local, seed: peer.seed, ..config.template.clone() };
+        let cfg = PeerConfig { addr: local, ..peer.config(&config.template) };
         let out = &config.outputs;
         let (truth, truth_path) = open_truth(out, shared, local)?;
         let played = match &out.played_dir {
@@ -111,8 +107,7 @@ pub(super) fn ready_all(
             },
             ..shell::Options::default()
         };
-        let (sessions, start_delay) = (peer.sessions.clone(), Duration::from_micros(peer.start_delay_us));
-        hosts.push(Host { index, cfg, socket, opts, sessions, start_delay, truth, truth_path, played, http });
+        hosts.push(Host { index, cfg, socket, opts, peer: peer.clone(), truth, truth_path, played, http });
     }
     Ok(hosts)
 }

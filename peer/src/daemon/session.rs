@@ -13,8 +13,9 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::config::session_config;
 use super::host::Host;
-use crate::{Peer, PeerConfig, PeerStats};
+use crate::{Peer, PeerStats};
 
 /// What a peer task hands back: its index, its final counters and why it failed, if it did.
 type Outcome = (usize, PeerStats, Option<anyhow::Error>);
@@ -126,14 +127,12 @@ async fn run_peer(mut h: Host, epoch: Instant, stop: CancellationToken) -> Outco
     (index, stats, finish(h, result, played_error))
 }
 
-/// When each session starts and ends: a whole-run peer is one session from its start delay to
-/// the stop.
+/// When each session starts and ends ([`super::HostedPeer::spans_us`]): a whole-run peer is one
+/// session from its start delay (from now) to the stop; a scheduled one's are from `epoch`.
 fn plan(h: &Host, epoch: Instant) -> Vec<(Instant, Option<Instant>)> {
-    if h.sessions.is_empty() {
-        return vec![(later(Instant::now(), h.start_delay), None)];
-    }
-    let at = |secs: f64| later(epoch, Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
-    h.sessions.iter().map(|s| (at(s.start), Some(at(s.end)))).collect()
+    let zero = if h.peer.sessions.is_empty() { Instant::now() } else { epoch };
+    let at = |us: u64| later(zero, Duration::from_micros(us));
+    h.peer.spans_us().into_iter().map(|(start, end)| (at(start), end.map(at))).collect()
 }
 
 /// Waits for `start` while the peer is off: datagrams still arrive (partners keep sending for
@@ -159,8 +158,7 @@ async fn run_session(
     played_error: &mut Option<io::Error>,
 ) -> (io::Result<shell::Stop>, PeerStats) {
     tracing::debug!(peer = %h.cfg.addr, session = k, "peer session starting");
-    let mut peer =
-        Peer::new(PeerConfig { seed: h.cfg.seed.wrapping_add(k as u64 * 0x9e37_79b9), ..h.cfg.clone() }, None);
+    let mut peer = Peer::new(session_config(&h.cfg, k), None);
     let (played, http) = (&mut h.played, &h.http);
     let mut player = |m: Media| {
         if let Some((file, _)) = played.as_mut()

@@ -33,7 +33,16 @@ pub(super) struct HostPlan {
     pub paths: Vec<Option<Impairment>>,
     /// The churn of the non-vantage peers, if any.
     pub schedule: Option<Schedule>,
-    netns: bool,
+    mode: Mode,
+}
+
+/// What a peer's host does to what the peer sends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct PeerLink {
+    /// Its upload rate: tc tbf on the host in netns mode, the core's own cap in virtual time.
+    pub upload_bps: Option<u64>,
+    /// Delay, jitter and loss: the peer's I/O shell, or the virtual network's path model.
+    pub path: Impairment,
 }
 
 /// `hosts` index of the tracker's host, and of the source's.
@@ -44,9 +53,11 @@ impl HostPlan {
     /// Plans the run's hosts, drawing their rates and delays from the run's seed, and reads or
     /// samples the workload (saved as workload.csv).
     pub fn new(cfg: &SwarmConfig, dir: &RunDir) -> Result<HostPlan> {
-        let netns = cfg.mode == Mode::Netns;
         let prefix = netns::run_prefix();
-        let addrs = if netns { Plan::netns() } else { Plan::for_run(std::process::id()) };
+        let addrs = match cfg.mode {
+            Mode::Netns | Mode::Virtual => Plan::netns(),
+            Mode::Loopback | Mode::Auto => Plan::for_run(std::process::id()),
+        };
         let schedule = churn_schedule(cfg, dir)?;
         let mut hosts = vec![
             Host {
@@ -66,12 +77,19 @@ impl HostPlan {
         ];
         let mut paths = vec![None; hosts.len()];
         let host_of_peer = plan_peer_hosts(cfg, &prefix, &addrs, &mut hosts, &mut paths);
-        Ok(HostPlan { prefix, addrs, hosts, host_of_peer, paths, schedule, netns })
+        Ok(HostPlan { prefix, addrs, hosts, host_of_peer, paths, schedule, mode: cfg.mode })
     }
 
-    /// The namespace of host `h` in netns mode; `None` on loopback.
+    /// The namespace of host `h` in netns mode; `None` otherwise.
     pub fn netns_of(&self, h: usize) -> Option<&str> {
-        self.netns.then(|| self.hosts[h].ns.as_str())
+        (self.mode == Mode::Netns).then(|| self.hosts[h].ns.as_str())
+    }
+
+    /// What peer `k`'s host does to what it sends. Every mode reads a peer's link settings here
+    /// and only here.
+    pub fn peer_link(&self, k: usize) -> PeerLink {
+        let host = &self.hosts[self.host_of_peer[k]];
+        PeerLink { upload_bps: host.up_bps, path: self.path_of_peer(k) }
     }
 
     /// The namespace of peer `k`'s host in netns mode; `None` on loopback.
@@ -80,15 +98,17 @@ impl HostPlan {
     }
 
     /// The impairment of peer `k`'s I/O shell: its host's.
-    pub fn path_of_peer(&self, k: usize) -> Impairment {
+    fn path_of_peer(&self, k: usize) -> Impairment {
         self.paths[self.host_of_peer[k]].unwrap_or_default()
     }
 
-    /// run.json's hosts: the tracker, the source, then every peer; rates only where tbf
-    /// applied them (netns mode), delays where the peers' shells apply them (every peer).
+    /// run.json's hosts: the tracker, the source, then every peer; rates only where they were
+    /// applied (netns mode: both; virtual time: the upload rate, by the cores), delays where
+    /// the peers' shells or the virtual network apply them (every peer).
     pub fn infos(&self, cfg: &SwarmConfig) -> Vec<HostInfo> {
         let netns = |h: usize| self.netns_of(h).map(str::to_string);
-        let rate = |r: Option<u64>| self.netns.then_some(r).flatten();
+        let up = |r: Option<u64>| matches!(self.mode, Mode::Netns | Mode::Virtual).then_some(r).flatten();
+        let down = |r: Option<u64>| (self.mode == Mode::Netns).then_some(r).flatten();
         let mut v = vec![
             HostInfo {
                 name: "tracker".into(),
@@ -109,7 +129,7 @@ impl HostPlan {
                 netns: netns(SOURCE_HOST),
                 vantage: false,
                 churned: false,
-                upload_bps: rate(self.hosts[SOURCE_HOST].up_bps),
+                upload_bps: up(self.hosts[SOURCE_HOST].up_bps),
                 download_bps: None,
                 delay_us: None,
                 jitter_us: None,
@@ -124,8 +144,8 @@ impl HostPlan {
                 netns: netns(h),
                 vantage: k < cfg.vantage,
                 churned: self.schedule.is_some() && k >= cfg.vantage,
-                upload_bps: rate(self.hosts[h].up_bps),
-                download_bps: rate(self.hosts[h].down_bps),
+                upload_bps: up(self.hosts[h].up_bps),
+                download_bps: down(self.hosts[h].down_bps),
                 delay_us: self.paths[h].map(|p| p.delay),
                 jitter_us: self.paths[h].map(|p| p.jitter),
             });
@@ -202,7 +222,7 @@ impl Swarm<'_> {
     /// took. The topology is kept even when creation fails half-way, so the stop phase removes
     /// what was made.
     pub(super) fn make_namespaces(&mut self) -> Result<Option<f64>> {
-        if !self.hosts.netns {
+        if self.hosts.mode != Mode::Netns {
             return Ok(None);
         }
         let t = Instant::now();

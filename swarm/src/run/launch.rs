@@ -92,18 +92,42 @@ impl Swarm<'_> {
         tokio::time::sleep(Duration::from_millis(200)).await;
 
         let epoch_us = soplab_shell::realtime_us() + 1_000_000 + cfg.peers as u64 * 2_000;
-        for (k, peers) in peer_ranges(cfg.peers, cfg.processes).into_iter().enumerate() {
-            let stats = dir.logs.join(format!("peers-{k}.stats.json"));
-            let schedule = hosts.schedule.as_ref().map(|sch| process_schedule(sch, cfg.vantage, peers.clone()));
-            let config =
-                peer_config(cfg, hosts, dir, peers.clone(), &stats, schedule.as_ref().map(|sch| (sch, epoch_us)));
+        for p in peer_processes(cfg, hosts, dir, epoch_us) {
             // The process lives in its first peer's namespace; each socket is bound in its own.
-            let name = format!("peers-{k}");
-            let daemon = spawn_with_config(&name, "peer", &config, dir, hosts.netns_of_peer(peers.start))?;
-            started.peers.push(PeerProcess { daemon, stats });
+            let daemon = spawn_with_config(&p.name, "peer", &p.config, dir, hosts.netns_of_peer(p.peers.start))?;
+            started.peers.push(PeerProcess { daemon, stats: p.stats });
         }
         Ok(epoch_us)
     }
+}
+
+/// One peer process of a run: its name, the run's peers it hosts, its configuration and the
+/// stats file that configuration names.
+pub(super) struct PeerProcessConfig {
+    pub name: String,
+    pub peers: Range<usize>,
+    pub config: soplab_peer::daemon::DaemonConfig,
+    pub stats: PathBuf,
+}
+
+/// The peer processes of a run (`peers-<k>`, `cfg.processes` of them), whose schedule (if
+/// churned) has its time zero at `epoch_us`.
+pub(super) fn peer_processes(
+    cfg: &SwarmConfig,
+    hosts: &HostPlan,
+    dir: &RunDir,
+    epoch_us: u64,
+) -> Vec<PeerProcessConfig> {
+    let ranges = peer_ranges(cfg.peers, cfg.processes).into_iter().enumerate();
+    ranges
+        .map(|(k, peers)| {
+            let stats = dir.logs.join(format!("peers-{k}.stats.json"));
+            let schedule = hosts.schedule.as_ref().map(|sch| process_schedule(sch, cfg.vantage, peers.clone()));
+            let schedule = schedule.as_ref().map(|sch| (sch, epoch_us));
+            let config = peer_config(cfg, hosts, dir, peers.clone(), &stats, schedule);
+            PeerProcessConfig { name: format!("peers-{k}"), peers, config, stats }
+        })
+        .collect()
 }
 
 /// Writes a daemon's configuration to logs/<name>.config.json and starts `soplab <daemon>
@@ -116,13 +140,19 @@ fn spawn_with_config<T: Serialize>(
     dir: &RunDir,
     netns: Option<&str>,
 ) -> Result<Daemon> {
-    let file = dir.logs.join(format!("{name}.config.json"));
-    save_config(config, &file).with_context(|| format!("cannot write {}", file.display()))?;
+    let file = write_config(name, config, dir)?;
     spawn_soplab(name, &[daemon.to_string(), "--config".into(), file.display().to_string()], &dir.logs, netns)
 }
 
+/// Writes a daemon's configuration to logs/<name>.config.json; returns the file.
+pub(super) fn write_config<T: Serialize>(name: &str, config: &T, dir: &RunDir) -> Result<PathBuf> {
+    let file = dir.logs.join(format!("{name}.config.json"));
+    save_config(config, &file).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(file)
+}
+
 /// The tracker's configuration.
-fn tracker_config(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> soplab_tracker::daemon::DaemonConfig {
+pub(super) fn tracker_config(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> soplab_tracker::daemon::DaemonConfig {
     soplab_tracker::daemon::DaemonConfig {
         tracker: soplab_tracker::Config { seed: cfg.seed, ..soplab_tracker::Config::new(addrs.tracker) },
         outputs: Outputs {
@@ -134,7 +164,7 @@ fn tracker_config(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> soplab_track
 }
 
 /// The source's configuration: the run's file, or synthetic content from the run's seed.
-fn source_config(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> soplab_source::daemon::DaemonConfig {
+pub(super) fn source_config(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> soplab_source::daemon::DaemonConfig {
     soplab_source::daemon::DaemonConfig {
         source: PeerConfig {
             bitrate_bps: cfg.bitrate,
@@ -169,7 +199,7 @@ fn peer_config(
     let stagger_us = micros(cfg.stagger);
     // The process's first peer sets the daemon-wide impairment; a peer whose host drew another
     // carries its own.
-    let impairment = hosts.path_of_peer(first);
+    let impairment = hosts.peer_link(first).path;
     let hosted = peers
         .clone()
         .enumerate()
@@ -180,7 +210,7 @@ fn peer_config(
             netns: hosts.netns_of_peer(k).map(str::to_string),
             start_delay_us: stagger_us * i as u64 / cfg.peers as u64,
             sessions: sessions.remove(&(i as u32)).unwrap_or_default(),
-            impairment: Some(hosts.path_of_peer(k)).filter(|&own| own != impairment),
+            impairment: Some(hosts.peer_link(k).path).filter(|&own| own != impairment),
         })
         .collect();
     let netns = hosts.netns_of_peer(first).is_some();
