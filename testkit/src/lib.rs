@@ -3,7 +3,8 @@
 //! bound, the checks that skip a test when a tool, root or network namespaces are missing (or
 //! fail it under `SOPLAB_REQUIRE_TOOLS=1` / `SOPLAB_REQUIRE_NETNS=1`), per-process test
 //! addresses, scratch and run directories, truth files, swarms' command lines and summaries, and
-//! reading captures with tcpdump and ndpiReader.
+//! reading captures with tcpdump and ndpiReader; and how close an analysis must come to Tang et
+//! al.'s numbers.
 //!
 //! It depends on std, serde_json, nix and soplab-rundir only, so that any crate of the workspace
 //! (soplab-wire included) can dev-depend on it without a dependency cycle.
@@ -15,6 +16,7 @@ pub mod capture;
 pub mod child;
 pub mod files;
 pub mod host;
+pub mod paper;
 pub mod swarm;
 
 pub use addr::{test_ip, v4};
