@@ -63,15 +63,15 @@ pub fn paper_misses(report: &Value, bounds: &[(&str, Bound)]) -> Vec<String> {
 /// The rows as a table for a failure message: key, paper, measured.
 pub fn paper_table(report: &Value) -> String {
     let rows = report["paper_comparison"].as_array().cloned().unwrap_or_default();
+    let show = |v: &Value| match v.as_f64() {
+        Some(x) => format!("{x:.4}"),
+        None => v.as_str().map_or_else(|| v.to_string(), str::to_string),
+    };
     rows.iter()
         .map(|r| {
-            format!(
-                "{:<32} {:>16} {:>10}  {}\n",
-                r["measurement"].as_str().unwrap_or("?"),
-                r["paper"].to_string(),
-                r["measured"].to_string(),
-                r["note"].as_str().unwrap_or("")
-            )
+            let key = r["measurement"].as_str().unwrap_or("?");
+            let note = r["note"].as_str().unwrap_or("");
+            format!("{key:<32} {:>16} {:>10}  {note}\n", show(&r["paper"]), show(&r["measured"]))
         })
         .collect()
 }
