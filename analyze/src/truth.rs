@@ -65,6 +65,9 @@ impl Response {
 pub struct Truth {
     pub nodes: Vec<NodeHistory>,
     pub links: Vec<Link>,
+    /// Times a link was up but quiet, by (from, to): from a `keepalive_late` to the late
+    /// keep-alive, sorted.
+    pub quiet: HashMap<(SocketAddr, SocketAddr), Vec<(i64, i64)>>,
     pub responses: Vec<Response>,
     pub files: Vec<PathBuf>,
     pub first_us: i64,
@@ -104,7 +107,7 @@ impl Truth {
         let mut reader = FileReader::new(if is_tracker { Role::Tracker } else { Role::Peer });
         for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
             let line = line.map_err(|e| Error::Read { path: path.into(), cause: e })?;
-            reader.line(&line, &mut self.links, steps).map_err(|e| Error::Truth {
+            reader.line(&line, &mut self.links, &mut self.quiet, steps).map_err(|e| Error::Truth {
                 path: path.into(),
                 line: i + 1,
                 why: e.to_string(),
@@ -154,7 +157,13 @@ impl FileReader {
     }
 
     /// Takes one line of the file.
-    fn line(&mut self, text: &str, links: &mut Vec<Link>, steps: &mut Steps) -> serde_json::Result<()> {
+    fn line(
+        &mut self,
+        text: &str,
+        links: &mut Vec<Link>,
+        quiet: &mut Quiet,
+        steps: &mut Steps,
+    ) -> serde_json::Result<()> {
         // Playback events are the bulk of a peer's file and say nothing about edges.
         if text.trim().is_empty() || text.contains("\"event\":\"play\"") {
             if let Some(ts) = quick_ts(text) {
@@ -201,6 +210,10 @@ impl FileReader {
                 if let Some(up) = self.open.remove(&peer) {
                     links.push(Link { from: me, to: peer, up_us: up, down_us: ts.max(up) });
                 }
+            }
+            Event::KeepaliveLate { peer, gap_us } => {
+                let end = ts.saturating_add(i64::try_from(gap_us).unwrap_or(i64::MAX));
+                quiet.entry((me, peer)).or_default().push((ts, end));
             }
             other => add_step(steps, me, ts, &other),
         }
@@ -257,6 +270,9 @@ enum Step {
     /// `response_received` or `request_timeout` at the child.
     Resolved,
 }
+
+/// Quiet times of links, by (from, to).
+type Quiet = HashMap<(SocketAddr, SocketAddr), Vec<(i64, i64)>>;
 
 /// Steps per (parent, child, request id).
 type Steps = HashMap<(SocketAddr, SocketAddr, u32), Vec<(i64, Step)>>;

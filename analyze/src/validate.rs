@@ -9,8 +9,10 @@
 //! - Neighbour truth: a considered b an established neighbour (between its `neighbor_up` and
 //!   `neighbor_down` for b, or its session's end) for part of the snapshot. The edge is
 //!   *possible* when that part is longer than zero, *certain* when it is at least 1.5
-//!   keep-alive periods (or the whole snapshot, if shorter): a daemon sends a keep-alive to
-//!   every established neighbour once per period, so in that time at least one must leave.
+//!   keep-alive periods (or the whole snapshot, if shorter), not counting the times the truth
+//!   says the link was quiet (`keepalive_late`: the next keep-alive held back): otherwise a
+//!   daemon sends a keep-alive to every established neighbour at least once per period, so in
+//!   that time at least one must leave.
 //! - Video truth: a response from p to c is *possible* in every snapshot that overlaps the time
 //!   from c's `request_sent` to p's `response_sent` (its last packet), and *certain* in the
 //!   snapshot holding `response_sent`.
@@ -306,12 +308,15 @@ fn neighbor_truth(
         }
         let (a, b) = (ids.id(l.from), ids.id(l.to));
         let (k0, k1) = snapshots_overlapping(trace, grid, l.up_us, l.down_us);
+        let quiet = truth.quiet.get(&(l.from, l.to)).map_or(&[][..], Vec::as_slice);
         for k in k0..k1 {
             let (lo, hi) = grid_time(trace, grid, k);
-            let overlap = l.down_us.min(hi) - l.up_us.max(lo);
+            let (lo, hi) = (l.up_us.max(lo), l.down_us.min(hi));
+            let overlap = hi - lo;
             if overlap > 0 {
                 t.lenient[k as usize].push((a, b));
-                if overlap >= need {
+                // A keep-alive is certain only outside the link's quiet times.
+                if overlap - quiet_within(quiet, lo, hi) >= need {
                     t.strict[k as usize].push((a, b));
                 }
             }
@@ -320,6 +325,21 @@ fn neighbor_truth(
     sort_all(&mut t.strict);
     sort_all(&mut t.lenient);
     t
+}
+
+/// How much of [lo, hi) the sorted quiet times cover. The keep-alive that opens a quiet time
+/// is sent at its start, so a quiet time only takes away what follows it.
+fn quiet_within(quiet: &[(i64, i64)], lo: i64, hi: i64) -> i64 {
+    let mut covered = 0;
+    let mut until = lo;
+    for &(s, e) in quiet {
+        let (s, e) = (s.max(until), e.min(hi));
+        if e > s {
+            covered += e - s;
+            until = e;
+        }
+    }
+    covered
 }
 
 fn video_truth(trace: &Trace, truth: &Truth, grid: &Grid, ids: &mut Ids, excluded: &[SocketAddr]) -> Truths {
@@ -852,4 +872,18 @@ fn capture_checks(run: &RunDir, ing: &Ingest) -> Vec<CaptureCheck> {
             own_traffic_share: m.map(|(a, b)| ratio(a, b)),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod quiet_tests {
+    use super::quiet_within;
+
+    #[test]
+    fn quiet_times_count_once_and_only_inside_the_window() {
+        assert_eq!(quiet_within(&[], 0, 100), 0);
+        assert_eq!(quiet_within(&[(10, 30)], 0, 100), 20);
+        assert_eq!(quiet_within(&[(-50, 30), (90, 200)], 0, 100), 40, "clipped to the window");
+        assert_eq!(quiet_within(&[(10, 60), (40, 80)], 0, 100), 70, "overlaps counted once");
+        assert_eq!(quiet_within(&[(120, 130)], 0, 100), 0);
+    }
 }

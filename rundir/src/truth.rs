@@ -112,6 +112,14 @@ pub enum Event {
         peer: SocketAddr,
         reason: DownReason,
     },
+    /// The keep-alive to `peer` just sent is followed by the next one only `gap_us` later,
+    /// longer than the usual period: the link is quiet, though up, until then. (Keep-alives
+    /// are not logged one by one; only these late ones are, so that a validator knows when a
+    /// link may show no keep-alive.)
+    KeepaliveLate {
+        peer: SocketAddr,
+        gap_us: u64,
+    },
     /// A request sent to a parent.
     RequestSent {
         parent: SocketAddr,
@@ -237,6 +245,7 @@ mod tests {
             Event::SessionStart { role: Role::Source },
             Event::SessionEnd { graceful: false },
             Event::NeighborDown { peer, reason: DownReason::HandshakeTimeout },
+            Event::KeepaliveLate { peer, gap_us: 3_200_000 },
             Event::RequestTimeout { parent: peer, request: 3, first_block: 9, count: 4, complete: vec![9, 11] },
             Event::Dropped { from: peer, reason: DropReason::NotNeighbour },
             Event::TrackerExpire { peer, channel: 1, leave: true },

@@ -258,9 +258,12 @@ impl Peer {
         let map = self.buffer_map(now);
         for a in due {
             let child = self.links.table.get(&a).is_some_and(|n| n.as_child.is_child());
-            let gap = self.keepalive_gap(child);
+            let (gap, late) = self.keepalive_gap(child);
             if let Some(n) = self.links.table.get_mut(&a) {
                 n.next_keepalive = now + gap;
+            }
+            if late {
+                self.out.event(Event::KeepaliveLate { peer: a, gap_us: gap });
             }
             let seq = self.links.next_seq(a);
             self.out.push(a, seq, Message::KeepAlive(map));
@@ -268,20 +271,21 @@ impl Peer {
     }
 
     /// The wait until the next keep-alive to a neighbour: the interval (a child's, for a
-    /// child), give or take the jitter, and now and then late if not a child.
-    fn keepalive_gap(&mut self, child: bool) -> Micros {
+    /// child), give or take the jitter, and now and then late if not a child; and whether late.
+    fn keepalive_gap(&mut self, child: bool) -> (Micros, bool) {
         let interval = if child { self.cfg.child_keepalive_interval } else { self.cfg.keepalive_interval };
         // The jitter scales with the interval.
         let jitter =
             (self.cfg.keepalive_jitter as f64 * interval as f64 / self.cfg.keepalive_interval.max(1) as f64) as Micros;
         let jitter = jitter.min(interval);
         let mut gap = if jitter > 0 { self.rng.random_range(interval - jitter..=interval + jitter) } else { interval };
-        if !child && self.cfg.keepalive_late > 0.0 && self.rng.random_bool(self.cfg.keepalive_late.min(1.0)) {
+        let late = !child && self.cfg.keepalive_late > 0.0 && self.rng.random_bool(self.cfg.keepalive_late.min(1.0));
+        if late {
             gap += self.rng.random_range(
                 self.cfg.keepalive_late_min.min(self.cfg.keepalive_late_max)..=self.cfg.keepalive_late_max,
             );
         }
-        gap.max(1)
+        (gap.max(1), late)
     }
 
     /// While the table is full, drops the least useful established neighbour about every
@@ -514,7 +518,7 @@ mod tests {
         let mut p = peer(Profile::SopCast);
         let c = p.cfg.clone();
         let (lo, hi) = (c.keepalive_interval - c.keepalive_jitter, c.keepalive_interval + c.keepalive_jitter);
-        let gaps: Vec<Micros> = (0..20_000).map(|_| p.keepalive_gap(false)).collect();
+        let gaps: Vec<Micros> = (0..20_000).map(|_| p.keepalive_gap(false).0).collect();
         assert!(gaps.iter().all(|&g| g >= lo && g <= hi + c.keepalive_late_max));
         let late = gaps.iter().filter(|&&g| g > hi).count() as f64 / gaps.len() as f64;
         // Late ones are held back at least keepalive_late_min, so almost all land above `hi`.
@@ -525,13 +529,13 @@ mod tests {
             .map(|&g| g as f64)
             .fold((f64::MAX, 0.0f64), |(a, b), g| (a.min(g), b.max(g)));
         assert!(spread.1 - spread.0 > 0.9 * (hi - lo) as f64, "jitter spans the range: {spread:?}");
-        let to_children: Vec<Micros> = (0..5_000).map(|_| p.keepalive_gap(true)).collect();
+        let to_children: Vec<Micros> = (0..5_000).map(|_| p.keepalive_gap(true).0).collect();
         let child_hi = c.child_keepalive_interval * 2;
         assert!(to_children.iter().all(|&g| g <= child_hi), "a child's keep-alives are never late");
 
         let mut mesh = peer(Profile::FullMesh);
         assert!(
-            (0..1_000).all(|_| mesh.keepalive_gap(false) == mesh.cfg.keepalive_interval),
+            (0..1_000).all(|_| mesh.keepalive_gap(false) == (mesh.cfg.keepalive_interval, false)),
             "full mesh: every second"
         );
     }

@@ -31,8 +31,9 @@ namespaces). Each peer has its own socket and task, and uses seed --seed + i. Wi
 the peers join spread over that time (peer i after i * STAGGER / COUNT); by default all at once.
 
 Each peer registers with the tracker every 30 s, links with up to --max-neighbors others (HELLO,
-reply, ACK; a keep-alive with its buffer map about every second), pulls the blocks it misses
-from at most --gamma parents at once (preferring the fastest), serves its neighbours' requests
+reply, ACK; a keep-alive with its buffer map about every second), refreshing that list now and
+then, pulls the blocks it misses as sub-streams from at most --gamma parents at once (each kept
+while it delivers), serves its neighbours' requests
 (up to --upload bits per second if given; no tit-for-tat) and plays the stream 4 s behind the
 newest block it has seen, at --bitrate, which must be the source's.
 
