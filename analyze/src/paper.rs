@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::analysis::{Activation, Headline, Interval, LoadReport, NeighborReport, VideoReport};
 use crate::overlay::{self, Grid, NeighborSnapshots, VideoSnapshots};
-use crate::trace::Trace;
+use crate::trace::{GapHistogram, Trace};
 
 /// A value in the paper: a number, or a statement where the paper gives none.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -321,19 +321,27 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn gap(c: &Ctx, g: &overlay::Gaps, what: &str) -> Measure {
+fn gap(c: &Ctx, g: &overlay::Gaps, h: &GapHistogram, what: &str) -> Measure {
     match g.p95_s {
         Some(p) => Measure::some(p, c.whole_s(), format!("{} {what} gaps", g.gaps)),
+        None if g.gaps > 0 => {
+            let range_s = (h.bin_us as f64 * h.counts.len() as f64 / 1e6).round();
+            let why = format!(
+                "the 95th percentile is beyond {range_s} s, the gap histogram's range: {} of {} {what} gaps are longer",
+                h.overflow, g.gaps
+            );
+            Measure::none(c.whole_s(), why)
+        }
         None => Measure::none(c.whole_s(), format!("no two consecutive {what}s of a pair in the trace")),
     }
 }
 
 fn keepalive_gap(c: &Ctx) -> Measure {
-    gap(c, &c.s.activation.keepalive, "keep-alive")
+    gap(c, &c.s.activation.keepalive, &c.s.trace.keepalive_gaps, "keep-alive")
 }
 
 fn request_gap(c: &Ctx) -> Measure {
-    gap(c, &c.s.activation.request, "request")
+    gap(c, &c.s.activation.request, &c.s.trace.request_gaps, "request")
 }
 
 /// Mean G_N out-degree at `tau` over the other peers (all peers of the trace but one).

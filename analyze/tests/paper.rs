@@ -208,3 +208,31 @@ fn a_trace_of_35_minutes_uses_the_papers_interval() {
     assert_eq!(row(&r, "gn_outdegree_share_2_5s").interval_s, [0.0, 2_000.0]);
     assert!(measured(&r, "gn_outdegree_share_2_5s") < 1.0);
 }
+
+/// Requests of a pair 40 s apart: the gap histogram ends at 30 s, so the 95th percentile is
+/// unknown, and the row says so instead of claiming there were no two consecutive requests.
+#[test]
+fn gaps_beyond_the_histogram_are_reported_as_such() {
+    let mut trace = Trace::new(TraceOptions { resolution_us: 100_000, ..TraceOptions::default() });
+    let t0 = 1_795_000_000_000_000;
+    for k in 0..10 {
+        let p = request(k, k + 1);
+        let mut g = Datagram {
+            ts_us: t0 + i64::from(k) * 40_000_000,
+            src: Endpoint::from_socket_addr(peer(1)),
+            dst: Endpoint::from_socket_addr(peer(2)),
+            len: p.len() as u32,
+            head_len: p.len().min(HEAD) as u8,
+            ..Datagram::default()
+        };
+        g.head[..usize::from(g.head_len)].copy_from_slice(&p[..usize::from(g.head_len)]);
+        trace.add(&g);
+    }
+    let ing =
+        Ingest { trace, files: Vec::new(), merge: MergeStats::default(), vantage_match: Vec::new(), seconds: 0.0 };
+    let r = analysis::report(&ing, &quiet()).unwrap();
+    let row = row(&r, "request_gap_p95_s");
+    assert_eq!(row.measured, None);
+    let note = row.note.as_deref().unwrap_or_default();
+    assert!(note.contains("beyond 30 s") && note.contains("9 of 9 request gaps"), "{note}");
+}
