@@ -90,7 +90,9 @@ pub struct PeerConfig {
     pub child_timeout: Micros,
     /// Upload cap in bits per second for video (None: unlimited).
     pub upload_bps: Option<u64>,
-    /// Playback starts this far behind the newest block seen.
+    /// Playback starts this far behind the newest block seen. SopCast plays tens of seconds
+    /// behind; 10 s leaves a tree of sticky parents several hops deep (132 peers) time to
+    /// deliver, where 4 s let a 132-peer swarm fall to continuity 0.67.
     pub lag: Micros,
     /// Blocks that must be in hand from the start point before playback begins...
     pub startup_blocks: u32,
@@ -147,7 +149,7 @@ impl PeerConfig {
             max_children: usize::MAX,
             child_timeout: 4 * SECOND,
             upload_bps: None,
-            lag: 4 * SECOND,
+            lag: 10 * SECOND,
             startup_blocks: 12,
             startup_max: 8 * SECOND,
             request_ahead: 20 * SECOND,

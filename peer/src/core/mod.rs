@@ -174,6 +174,7 @@ impl Peer {
         self.keepalives(now);
         self.open_links(now);
         self.expire_children(now);
+        self.expire_responses(now);
         if !self.is_source() {
             self.expire_requests(now);
             self.playback(now);

@@ -28,6 +28,9 @@ pub struct PeerStats {
     pub requests_sent: u64,
     pub requests_timed_out: u64,
     pub responses_sent: u64,
+    /// Responses dropped unsent from the upload queue: the child had given up on them.
+    #[serde(default)]
+    pub responses_expired: u64,
     pub dropped: BTreeMap<String, u64>,
     /// Sessions this address ran (a churned client has several; 0 if it never started).
     #[serde(default)]
@@ -51,6 +54,7 @@ impl PeerStats {
         self.requests_sent += later.requests_sent;
         self.requests_timed_out += later.requests_timed_out;
         self.responses_sent += later.responses_sent;
+        self.responses_expired += later.responses_expired;
         for (k, v) in &later.dropped {
             *self.dropped.entry(k.clone()).or_default() += v;
         }
