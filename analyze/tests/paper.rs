@@ -32,21 +32,24 @@ fn analysed_in_memory(swarm: &Swarm, opts: &AnalyzeOptions) -> Report {
         to_s: opts.to_s,
         ..TraceOptions::default()
     });
-    swarm.for_each_datagram(|ts, s, d, p| {
-        let mut g = Datagram {
-            ts_us: ts,
-            src: Endpoint::from_socket_addr(s),
-            dst: Endpoint::from_socket_addr(d),
-            len: p.len() as u32,
-            head_len: p.len().min(HEAD) as u8,
-            ..Datagram::default()
-        };
-        g.head[..usize::from(g.head_len)].copy_from_slice(&p[..usize::from(g.head_len)]);
-        trace.add(&g);
-    });
+    swarm.for_each_datagram(|ts, s, d, p| trace.add(&datagram(ts, s, d, p)));
     let ing =
         Ingest { trace, files: Vec::new(), merge: MergeStats::default(), vantage_match: Vec::new(), seconds: 0.0 };
     analysis::report(&ing, opts).unwrap()
+}
+
+/// The datagram a capture of `p` from `s` to `d` at `ts` gives.
+fn datagram(ts: i64, s: std::net::SocketAddr, d: std::net::SocketAddr, p: &[u8]) -> Datagram {
+    let mut g = Datagram {
+        ts_us: ts,
+        src: Endpoint::from_socket_addr(s),
+        dst: Endpoint::from_socket_addr(d),
+        len: p.len() as u32,
+        head_len: p.len().min(HEAD) as u8,
+        ..Datagram::default()
+    };
+    g.head[..usize::from(g.head_len)].copy_from_slice(&p[..usize::from(g.head_len)]);
+    g
 }
 
 fn row<'a>(r: &'a Report, key: &str) -> &'a Row {
@@ -216,17 +219,7 @@ fn gaps_beyond_the_histogram_are_reported_as_such() {
     let mut trace = Trace::new(TraceOptions { resolution_us: 100_000, ..TraceOptions::default() });
     let t0 = 1_795_000_000_000_000;
     for k in 0..10 {
-        let p = request(k, k + 1);
-        let mut g = Datagram {
-            ts_us: t0 + i64::from(k) * 40_000_000,
-            src: Endpoint::from_socket_addr(peer(1)),
-            dst: Endpoint::from_socket_addr(peer(2)),
-            len: p.len() as u32,
-            head_len: p.len().min(HEAD) as u8,
-            ..Datagram::default()
-        };
-        g.head[..usize::from(g.head_len)].copy_from_slice(&p[..usize::from(g.head_len)]);
-        trace.add(&g);
+        trace.add(&datagram(t0 + i64::from(k) * 40_000_000, peer(1), peer(2), &request(k, k + 1)));
     }
     let ing =
         Ingest { trace, files: Vec::new(), merge: MergeStats::default(), vantage_match: Vec::new(), seconds: 0.0 };
