@@ -10,18 +10,28 @@ use soplab_rundir::schedule::Schedule;
 use soplab_rundir::truth::Line;
 
 /// A fresh directory under the system temp dir, removed when dropped, except when the test is
-/// failing (it stays for a look, and says where) or `SOPLAB_KEEP_RUNS` is set.
-pub struct TempDir(PathBuf);
+/// failing (it stays for a look, and says where, unless made with [`TempDir::removed_even_on_failure`])
+/// or `SOPLAB_KEEP_RUNS` is set.
+pub struct TempDir(PathBuf, Keep);
+
+/// Whether a failing test keeps its directory.
+#[derive(Clone, Copy, PartialEq)]
+enum Keep {
+    OnFailure,
+    Never,
+}
 
 impl TempDir {
     /// `soplab-<name>-<pid>-<n>`: unique to this process and this call.
     pub fn new(name: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("soplab-{name}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        TempDir(dir)
+        TempDir(fresh(name), Keep::OnFailure)
+    }
+
+    /// Like [`TempDir::new`], but removed even when the test fails (unless `SOPLAB_KEEP_RUNS` is
+    /// set): for runs whose captures take gigabytes, which must not pile up on a CI machine. The
+    /// test's failure messages must then say all there is to see.
+    pub fn removed_even_on_failure(name: &str) -> TempDir {
+        TempDir(fresh(name), Keep::Never)
     }
 
     pub fn path(&self) -> &Path {
@@ -44,11 +54,23 @@ impl TempDir {
     }
 }
 
+/// `soplab-<name>-<pid>-<n>` under the temp dir, created empty: unique to this process and call.
+fn fresh(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("soplab-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::env::var_os("SOPLAB_KEEP_RUNS").is_some() {
+            eprintln!("kept {} (SOPLAB_KEEP_RUNS is set)", self.0.display());
+        } else if std::thread::panicking() && self.1 == Keep::OnFailure {
             eprintln!("kept {} for a look at the failure", self.0.display());
-        } else if std::env::var_os("SOPLAB_KEEP_RUNS").is_none() {
+        } else {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
@@ -134,6 +156,26 @@ mod tests {
         let p = a.path().to_path_buf();
         drop(a);
         assert_eq!(p.exists(), std::env::var_os("SOPLAB_KEEP_RUNS").is_some());
+    }
+
+    /// The directory's path after a test holding it failed.
+    fn left_by_a_failing_test(dir: TempDir) -> PathBuf {
+        let p = dir.path().to_path_buf();
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _held = dir;
+            panic!("a failing test (expected)");
+        }));
+        assert!(failed.is_err());
+        p
+    }
+
+    #[test]
+    fn a_failing_test_keeps_its_temp_dir_unless_made_to_remove_it() {
+        let kept = left_by_a_failing_test(TempDir::new("testkit-kept"));
+        assert!(kept.is_dir());
+        std::fs::remove_dir_all(&kept).unwrap();
+        let gone = left_by_a_failing_test(TempDir::removed_even_on_failure("testkit-gone"));
+        assert_eq!(gone.exists(), std::env::var_os("SOPLAB_KEEP_RUNS").is_some());
     }
 
     #[test]
