@@ -49,14 +49,19 @@ pub struct Response {
 
 impl Response {
     /// The interval in which video packets of this response can have been on the wire: from the
-    /// request to the last packet (or, with no `response_sent`, to the child's giving up).
+    /// request to the last packet's arrival at the child (or, with no `response_received`, to
+    /// the parent's `response_sent`). A capture sees a packet up to the path's delay after its
+    /// daemon logged it sent: a host's emulated delay holds packets back in its I/O shell.
     pub fn possible(&self) -> Option<(i64, i64)> {
         let start = match (self.requested_us, self.sent_us) {
             (Some(q), Some(s)) => q.min(s),
             (q, s) => q.or(s)?,
         };
-        let end = self.sent_us.or(self.resolved_us).unwrap_or(start).max(start);
-        Some((start, end))
+        let end = match (self.sent_us, self.resolved_us) {
+            (Some(s), Some(r)) => s.max(r),
+            (s, r) => s.or(r).unwrap_or(start),
+        };
+        Some((start, end.max(start)))
     }
 }
 
@@ -326,6 +331,26 @@ fn quick_ts(line: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_is_possible_until_its_last_packet_arrives() {
+        let a: SocketAddr = "198.18.1.1:3908".parse().unwrap();
+        let b: SocketAddr = "198.18.1.2:3908".parse().unwrap();
+        // Sent at 2.0 s by a parent whose host delays what it sends by 80 ms: the child's
+        // capture sees the last packet at 2.08 s.
+        let r = Response {
+            parent: a,
+            child: b,
+            requested_us: Some(1_900_000),
+            sent_us: Some(2_000_000),
+            resolved_us: Some(2_080_000),
+        };
+        assert_eq!(r.possible(), Some((1_900_000, 2_080_000)));
+        let lost = Response { resolved_us: None, ..r };
+        assert_eq!(lost.possible(), Some((1_900_000, 2_000_000)));
+        let unsent = Response { sent_us: None, ..r };
+        assert_eq!(unsent.possible(), Some((1_900_000, 2_080_000)));
+    }
 
     fn write(dir: &Path, name: &str, lines: &[&str]) {
         std::fs::write(dir.join(name), lines.join("\n") + "\n").unwrap();

@@ -14,8 +14,9 @@
 //!   daemon sends a keep-alive to every established neighbour at least once per period, so in
 //!   that time at least one must leave.
 //! - Video truth: a response from p to c is *possible* in every snapshot that overlaps the time
-//!   from c's `request_sent` to p's `response_sent` (its last packet), and *certain* in the
-//!   snapshot holding `response_sent`.
+//!   from c's `request_sent` to the later of p's `response_sent` (its last packet) and c's
+//!   `response_received` (a host's emulated delay holds packets back after the daemon sent
+//!   them), and *certain* in the snapshot holding `response_sent`.
 //! - Precision = sum over snapshots of |measured and possible| / |measured|; recall = sum of
 //!   |measured and certain| / |certain|. The "plain" figures use the possible edges on both
 //!   sides.
