@@ -279,3 +279,28 @@ fn deserialize_role<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Role, D::E
         HostRole::Tracker => Err(serde::de::Error::custom("a peer's role is \"peer\" or \"source\", not \"tracker\"")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs() -> (SocketAddr, SocketAddr) {
+        ("198.18.1.16:3908".parse().unwrap(), "198.18.0.1:3900".parse().unwrap())
+    }
+
+    #[test]
+    fn profiles_switch_the_behaviour_knobs_and_nothing_else() {
+        let (a, t) = addrs();
+        let peer = PeerConfig { bitrate_bps: 233_000, upload_bps: Some(1_000_000), ..PeerConfig::peer(a, t, 1, 7) };
+        let mesh = peer.clone().with_profile(Profile::FullMesh);
+        assert_eq!((mesh.max_neighbors, mesh.substreams, mesh.keepalive_late), (60, 0, 0.0));
+        assert_eq!((mesh.bitrate_bps, mesh.upload_bps, mesh.seed), (233_000, Some(1_000_000), 7));
+        let back = mesh.with_profile(Profile::SopCast);
+        assert_eq!(format!("{back:?}"), format!("{peer:?}"), "sopcast is the default, whatever came before");
+        let source = PeerConfig::source(a, t, 1, 7).with_profile(Profile::FullMesh).with_profile(Profile::SopCast);
+        assert_eq!((source.role, source.max_children), (Role::Source, 11));
+        assert_eq!("full-mesh".parse::<Profile>().unwrap(), Profile::FullMesh);
+        assert_eq!(Profile::SopCast.to_string(), "sopcast");
+        assert_eq!(serde_json::to_string(&Profile::SopCast).unwrap(), "\"sopcast\"");
+    }
+}
