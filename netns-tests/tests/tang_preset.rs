@@ -111,9 +111,9 @@ fn assert_playback(dir: &Path, table: &str) {
 /// bytes with continuity >= 0.99, and the analyzer exact against the ground truth (precision
 /// and recall >= 0.99 on both layers). The G_V power-law row is printed, not asserted.
 ///
-/// CI cost: about 10 minutes of wall time on the 2-core machine (8 of streaming, namespace
-/// set-up and teardown, then analysing and validating about 1.5 GB of captures, deleted at the
-/// end even when the test fails).
+/// CI cost: about 8.5 minutes of wall time on the 2-core test machine (486 s for the swarm with
+/// its set-up and teardown, 6 s to analyse and validate its 51 captures, about 1.5 GB, which are
+/// deleted at the end even when the test fails).
 #[test]
 fn the_tang_preset_measures_like_tang_et_al_within_the_tolerances() {
     let test = "the_tang_preset_measures_like_tang_et_al_within_the_tolerances";
