@@ -34,7 +34,7 @@ Each peer registers with the tracker every 30 s, links with up to --max-neighbor
 reply, ACK; a keep-alive with its buffer map about every second), refreshing that list now and
 then, pulls the blocks it misses as sub-streams from at most --gamma parents at once (each kept
 while it delivers), serves its neighbours' requests
-(up to --upload bits per second if given; no tit-for-tat) and plays the stream 4 s behind the
+(up to --upload bits per second if given; no tit-for-tat) and plays the stream 10 s behind the
 newest block it has seen, at --bitrate, which must be the source's.
 
 Outputs: --truth-dir DIR gets one ground-truth file per peer, peer-<ip>-<port>.jsonl (one JSON
