@@ -127,6 +127,11 @@ impl Links {
         }
     }
 
+    /// The newest block any established neighbour announced: the live edge as this peer sees it.
+    pub(super) fn announced_edge(&self) -> Option<u32> {
+        self.up().filter_map(|(_, n)| n.map().newest()).max()
+    }
+
     /// Established neighbours, by address.
     pub(super) fn up(&self) -> impl Iterator<Item = (SocketAddr, &Neighbor)> + '_ {
         self.table.iter().filter(|(_, n)| n.is_up()).map(|(a, n)| (*a, n))
@@ -300,15 +305,15 @@ impl Peer {
         if !self.rng.random_bool((self.cfg.tick as f64 / every as f64).min(1.0)) {
             return;
         }
-        if self.replace_least_useful(now) {
+        if self.replace_least_useful(now, every) {
             self.links.explore = true;
         }
     }
 
-    /// Drops the least useful neighbour, unless one was replaced less than `neighbor_refresh`
-    /// ago. Whether it did.
-    fn replace_least_useful(&mut self, now: Micros) -> bool {
-        if self.links.replaced_at.is_some_and(|t| now.saturating_sub(t) < self.cfg.neighbor_refresh) {
+    /// Drops the least useful neighbour, unless one was replaced (by a refresh or for a
+    /// newcomer) less than `pace` ago. Whether it did.
+    fn replace_least_useful(&mut self, now: Micros, pace: Micros) -> bool {
+        if self.links.replaced_at.is_some_and(|t| now.saturating_sub(t) < pace) {
             return false;
         }
         let Some(a) = self.least_useful() else { return false };
@@ -391,12 +396,7 @@ impl Peer {
         if full && h.channel == self.cfg.channel && self.cfg.neighbor_refresh > 0 && !self.links.met.contains(&from) {
             // A peer never met is let in for the least useful neighbour, one per
             // `newcomer_pace`: how a bounded peer list still gets to know the whole swarm.
-            if self.links.replaced_at.is_none_or(|t| now.saturating_sub(t) >= self.cfg.newcomer_pace)
-                && let Some(a) = self.least_useful()
-            {
-                self.remove_neighbor(a, DownReason::Replaced, true);
-                self.links.replaced_at = Some(now);
-            }
+            self.replace_least_useful(now, self.cfg.newcomer_pace);
         }
         let status = if h.channel != self.cfg.channel {
             LinkStatus::WrongChannel

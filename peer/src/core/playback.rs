@@ -84,7 +84,7 @@ impl Peer {
         // Waiting for the stream to be `lag` ahead matters to a peer that joins a stream
         // younger than `lag`: it starts at block 0 and would otherwise play closer to the live
         // edge than configured.
-        let edge = self.links.up().filter_map(|(_, n)| n.map().newest()).max();
+        let edge = self.links.announced_edge();
         let ready = (start..start + self.cfg.startup_blocks).all(|b| self.blocks.store().has(b))
             && edge.is_some_and(|e| e >= start.saturating_add(self.cfg.blocks_in(self.cfg.lag)));
         ready || now.saturating_sub(self.playback.start_chosen_at) >= self.cfg.startup_max

@@ -89,6 +89,11 @@ impl Pull {
         self.parents().len()
     }
 
+    /// Requests outstanding with `parent`.
+    fn outstanding_to(&self, parent: SocketAddr) -> usize {
+        self.outstanding.values().filter(|o| o.parent == parent).count()
+    }
+
     /// Stops pulling any sub-stream from `parent`.
     fn drop_parent(&mut self, parent: SocketAddr) {
         for p in self.sub_parent.iter_mut().filter(|p| **p == Some(parent)) {
@@ -180,7 +185,7 @@ impl Peer {
         let max_out = self.cfg.gamma * self.cfg.outstanding_per_parent;
         let mut parents = self.current_parents();
         // No neighbour has announced anything past the edge: nothing there to ask for.
-        let edge = self.links.up().filter_map(|(_, n)| n.map().newest()).max().unwrap_or(0);
+        let edge = self.links.announced_edge().unwrap_or(0);
         let end = end.min(edge.saturating_add(1));
         // Blocks from here on were announced lately: they wait for their sub-stream's parent.
         let patient_from = edge.saturating_sub(self.cfg.blocks_in(self.cfg.parent_patience));
@@ -239,7 +244,7 @@ impl Peer {
         let Some(n) = self.links.get_up(a) else { return false };
         n.map().contains(block)
             && n.as_parent.backoff_until <= now
-            && self.pull.outstanding.values().filter(|o| o.parent == a).count() < self.cfg.outstanding_per_parent
+            && self.pull.outstanding_to(a) < self.cfg.outstanding_per_parent
     }
 
     /// The parent to ask for `block`. Without sub-streams, the best of the neighbours that can
@@ -290,7 +295,7 @@ impl Peer {
             if (full && !parents.contains(&a)) || !n.map().contains(block) || n.as_parent.backoff_until > now {
                 continue;
             }
-            if pull.outstanding.values().filter(|o| o.parent == a).count() >= cfg.outstanding_per_parent {
+            if pull.outstanding_to(a) >= cfg.outstanding_per_parent {
                 continue;
             }
             let noise = cfg.parent_noise;
