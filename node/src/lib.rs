@@ -13,7 +13,10 @@
 use std::net::SocketAddr;
 
 pub mod impair;
+pub mod secret;
 pub mod sim;
+
+pub use secret::Secret;
 
 /// Ground-truth events, whose JSON lines belong to the run directory's formats.
 pub use soplab_rundir::truth;

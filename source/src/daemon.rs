@@ -204,7 +204,7 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
         "soplab-source publishing (Ctrl-C to stop)"
     );
 
-    let mut source = crate::source(cfg, content);
+    let mut source = crate::source(cfg, content).with_secret(soplab_node::Secret::from_os());
     serve(&mut source, socket, &outputs, duration_us.map(Duration::from_micros), soplab_peer::Peer::stats)
         .await
         .context("the source stopped")

@@ -152,7 +152,7 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
         "soplab-tracker listening (Ctrl-C to stop)"
     );
 
-    let mut tracker = Tracker::new(config);
+    let mut tracker = Tracker::new(config).with_secret(soplab_node::Secret::from_os());
     serve(&mut tracker, socket, &outputs, duration_us.map(Duration::from_micros), Tracker::stats)
         .await
         .context("the tracker stopped")

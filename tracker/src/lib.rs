@@ -56,7 +56,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
-use soplab_node::{DropReason, Event, Micros, Node, SECOND, Transmit};
+use soplab_node::{DropReason, Event, Micros, Node, SECOND, Secret, Transmit};
 use soplab_rundir::plan::TRACKER_PORT;
 use soplab_wire::{Leave, MAX_PEER_LIST, Message, PeerList, Query, Register, Repr};
 
@@ -212,6 +212,9 @@ pub struct Tracker {
     table: Table,
     limiter: RateLimiter,
     rng: Pcg64Mcg,
+    /// Keys what must be unguessable to others: from the OS in the daemon
+    /// ([`Tracker::with_secret`]), from `config.seed` otherwise.
+    secret: Secret,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -225,12 +228,20 @@ impl Tracker {
             table: Table::new(config.max_entries, config.max_channels),
             limiter: RateLimiter::new(config.rate, config.burst, config.max_rate_sources, config.sweep_interval),
             rng: Pcg64Mcg::seed_from_u64(config.seed),
+            secret: Secret::from_seed(config.seed),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
             scratch: Vec::new(),
             config,
         }
+    }
+
+    /// Replaces the seed-derived secret; the daemon gives [`Secret::from_os`], so that nothing
+    /// the tracker hands out can be derived from the swarm's (published) seeds.
+    pub fn with_secret(mut self, secret: Secret) -> Tracker {
+        self.secret = secret;
+        self
     }
 
     pub fn config(&self) -> &Config {

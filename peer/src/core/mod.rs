@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use soplab_node::truth::DownReason;
-use soplab_node::{DropReason, Event, Media, Micros, Node, Transmit};
+use soplab_node::{DropReason, Event, Media, Micros, Node, Secret, Transmit};
 use soplab_wire::{Message, Register, Repr};
 
 use crate::config::PeerConfig;
@@ -69,6 +69,9 @@ pub struct Peer {
     /// Every random choice (nonces, keep-alive phases, peer choice, exploration) draws from
     /// this one generator in a fixed order, so a seed replays a run exactly.
     rng: Pcg64Mcg,
+    /// Keys what must be unguessable to others (handshake nonces, link tokens): from the OS
+    /// in the daemons ([`Peer::with_secret`]), from `cfg.seed` otherwise.
+    secret: Secret,
     started: Option<Micros>,
     ended: bool,
     timers: Timers,
@@ -92,6 +95,7 @@ impl Peer {
         let stats = PeerStats { addr: cfg.addr.to_string(), role: cfg.role_name().to_string(), ..PeerStats::default() };
         Peer {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
+            secret: Secret::from_seed(cfg.seed),
             started: None,
             ended: false,
             timers: Timers::default(),
@@ -103,6 +107,13 @@ impl Peer {
             out: Out { control: VecDeque::new(), events: VecDeque::new(), stats },
             cfg,
         }
+    }
+
+    /// Replaces the seed-derived secret; daemons give [`Secret::from_os`], so that nothing a
+    /// peer hands out can be derived from the swarm's (published) seeds.
+    pub fn with_secret(mut self, secret: Secret) -> Peer {
+        self.secret = secret;
+        self
     }
 
     pub fn config(&self) -> &PeerConfig {

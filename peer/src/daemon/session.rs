@@ -158,7 +158,7 @@ async fn run_session(
     played_error: &mut Option<io::Error>,
 ) -> (io::Result<shell::Stop>, PeerStats) {
     tracing::debug!(peer = %h.cfg.addr, session = k, "peer session starting");
-    let mut peer = Peer::new(session_config(&h.cfg, k), None);
+    let mut peer = Peer::new(session_config(&h.cfg, k), None).with_secret(soplab_node::Secret::from_os());
     let (played, http) = (&mut h.played, &h.http);
     let mut player = |m: Media| {
         if let Some((file, _)) = played.as_mut()
