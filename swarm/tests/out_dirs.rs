@@ -10,6 +10,8 @@
 //! - `the_demo_reruns_without_flags`: `soplab demo` twice in one working directory.
 //! - `a_second_run_on_a_live_directory_is_refused`: while a loopback run is going, another run
 //!   on its directory is refused, naming the first's pid, and the first completes.
+//! - `a_killed_runs_directory_is_free_for_the_next_run`: a run killed with SIGKILL leaves no
+//!   lock behind that blocks the next run on its directory.
 //! - `concurrent_loopback_runs_take_disjoint_addresses`: two loopback runs at once, each in a
 //!   pid namespace of its own where it can be (so both have the same pid), both complete on
 //!   disjoint addresses.
@@ -105,9 +107,11 @@ fn a_rerun_replaces_what_soplab_wrote_and_keeps_the_rest() {
         assert!(said.contains(named), "{named} is not named as kept:\n{said}");
     }
     assert!(!stale.exists(), "the earlier run's file is still there");
-    assert!(!dir.join("analysis/report.json").exists(), "the earlier run's analysis is still there");
-    assert!(!dir.join("analysis/fig7_throughput.png").exists(), "the earlier run's figures are still there");
-    assert!(dir.join("pcap/bridge.pcap").is_file() && dir.join("run.json").is_file() && dir.join(".soplab-run").is_file());
+    let analysis: Vec<_> = files(&dir.join("analysis")).into_iter().map(|(f, _)| f).collect();
+    assert_eq!(analysis, [PathBuf::from("my-figure.png")], "the earlier run's analysis is still there");
+    assert!(
+        dir.join("pcap/bridge.pcap").is_file() && dir.join("run.json").is_file() && dir.join(".soplab-run").is_file()
+    );
 }
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -125,35 +129,38 @@ fn the_demo_reruns_without_flags() {
             LIMIT,
         );
         assert!(out.status.success(), "demo run {round}:\n{}", text(&out));
+        // Everything the first demo wrote (its analysis and figures too) is soplab's own.
+        assert!(!text(&out).contains("soplab did not write"), "demo run {round}:\n{}", text(&out));
     }
     let marker = read_json(&dir.join("runs/demo/.soplab-run"));
     assert_eq!(marker["command"], "soplab demo");
     assert!(dir.join("runs/demo/analysis/report.json").is_file());
 }
 
-/// Waits (bounded) for `path` to exist.
-fn wait_for(path: &Path, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "{} did not appear within {limit:?}", path.display());
+/// Starts a loopback run of two peers for `duration` into `dir` and waits (bounded) until its
+/// daemons are going: the tracker has written its truth.
+fn live_run(dir: &Path, duration: &str) -> Guard {
+    let run = Guard::spawn(
+        "a loopback run",
+        Command::new(SOPLAB)
+            .args(["swarm", "--loopback", "--peers", "2", "--duration", duration, "--http-port", "0", "--out"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let (tracker, deadline) = (dir.join("truth/tracker.jsonl"), Instant::now() + Duration::from_secs(20));
+    while !tracker.exists() {
+        assert!(Instant::now() < deadline, "{} did not appear within 20 s", tracker.display());
         std::thread::sleep(Duration::from_millis(50));
     }
+    run
 }
 
 #[test]
 fn a_second_run_on_a_live_directory_is_refused() {
     let _one = serial();
     let dir = TempDir::new("live");
-    let mut first = Guard::spawn(
-        "the first run",
-        Command::new(SOPLAB)
-            .args(["swarm", "--loopback", "--peers", "2", "--duration", "6s", "--http-port", "0", "--out"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    // The run's daemons are going once the tracker writes its truth.
-    wait_for(&dir.join("truth/tracker.jsonl"), Duration::from_secs(20));
+    let mut first = live_run(dir.path(), "6s");
     assert!(first.is_running(), "the first run ended early");
     for args in [
         &["swarm", "--mode", "virtual", "--peers", "2", "--duration", "5s", "--out"][..],
@@ -169,6 +176,23 @@ fn a_second_run_on_a_live_directory_is_refused() {
     let run = read_json(&dir.join("run.json"));
     assert_eq!(run["mode"], "loopback");
     assert_eq!(run["hosts"].as_array().unwrap().len(), 4, "{run}");
+}
+
+#[test]
+fn a_killed_runs_directory_is_free_for_the_next_run() {
+    let _one = serial();
+    let dir = TempDir::new("killed");
+    let mut first = live_run(dir.path(), "60s");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(first.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill the first run");
+    assert!(!first.exit_within(Duration::from_secs(10)).success());
+    let next = soplab_within(
+        &["swarm", "--mode", "virtual", "--peers", "2", "--duration", "5s", "--out"],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    assert!(next.status.success(), "the killed run's lock outlived it:\n{}", text(&next));
+    assert_eq!(read_json(&dir.join("run.json"))["mode"], "virtual");
 }
 
 /// `unshare --pid --fork --kill-child`, when this machine lets us: the runs then share a pid.
@@ -225,7 +249,8 @@ fn concurrent_loopback_runs_take_disjoint_addresses() {
         }
         addresses.push(hosts);
     }
-    let ips = |s: &BTreeSet<String>| s.iter().map(|a| a.rsplit_once(':').unwrap().0.to_string()).collect::<BTreeSet<_>>();
+    let ips =
+        |s: &BTreeSet<String>| s.iter().map(|a| a.rsplit_once(':').unwrap().0.to_string()).collect::<BTreeSet<_>>();
     let shared: Vec<_> = ips(&addresses[0]).intersection(&ips(&addresses[1])).cloned().collect();
     assert!(shared.is_empty(), "both runs used {shared:?}");
 }
