@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::rundir::RunDir;
 use crate::trace::DEFAULT_EXCLUDED_PORTS;
 use crate::validate::{self, ValidateOptions};
+use soplab_rundir::claim::{self, Layout};
 
 /// Long help of `analyze`.
 pub const ANALYZE_ABOUT: &str = "Rebuild the SopCast overlay of Tang et al. from packet captures.
@@ -116,7 +117,9 @@ pub struct AnalyzeArgs {
     /// Capture files (pcap, pcapng) or run directories.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Output directory (created).
+    /// Output directory (created). It must be new, empty or an earlier analysis's: soplab
+    /// clears there only the files an analysis writes, and refuses a directory holding other
+    /// files it did not mark as its own (.soplab-run).
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
@@ -206,7 +209,13 @@ pub struct Analyzed {
 /// Analyses `inputs` (capture files or run directories) into `out` as `analyze` does: the
 /// library entry for callers such as `soplab demo`, which must not spawn a second program.
 /// Tracker and source not set in `opts` are taken from the first run directory's run.json.
+/// `out` is claimed first (see [`soplab_rundir::claim`]): locked while the analysis writes it,
+/// cleared of an earlier analysis's files only, refused if it holds files soplab did not write.
 pub fn analyze_into(inputs: &[PathBuf], out: &Path, mut opts: AnalyzeOptions, plots: bool) -> Result<Analyzed> {
+    let claimed = claim::claim(out, Layout::Analysis, "soplab analyze")?;
+    if let Some(note) = claimed.kept_note() {
+        eprintln!("soplab: {note}");
+    }
     let (files, vantage, run) = inputs_of(inputs)?;
     if let Some(run) = &run {
         opts.tracker = opts.tracker.or(run.tracker);

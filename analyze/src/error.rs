@@ -37,6 +37,9 @@ pub enum Error {
         // says it, and `{:#}` printers would repeat it.
         cause: std::io::Error,
     },
+    /// The output directory is another run's, or holds files soplab did not write.
+    #[error(transparent)]
+    Out(#[from] soplab_rundir::claim::ClaimError),
     /// A CSV table could not be written.
     #[error("cannot write the table {}: {cause}", path.display())]
     Csv { path: PathBuf, cause: csv::Error },

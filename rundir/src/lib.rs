@@ -10,10 +10,14 @@
 //! | `workload.csv` and the peers' schedules | [`schedule`] |
 //! | `peer-<ip>-<port>.*`: per-host file names | [`stem`] |
 //! | the address plan of a run | [`plan`] |
+//! | `.soplab-run`: the marker and lock of a directory soplab writes, and what it may clear | [`claim`] |
+//! | the file locks of output directories and loopback blocks | [`lock`] |
 //!
 //! It depends on serde and nothing of soplab's, so the analyzer can read run directories
 //! without depending on the daemons.
 
+pub mod claim;
+pub mod lock;
 pub mod plan;
 pub mod run;
 pub mod schedule;

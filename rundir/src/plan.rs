@@ -23,6 +23,10 @@ pub const TRACKER_PORT: u16 = 3900;
 pub const SOURCE_PORT: u16 = 3901;
 pub const PEER_PORT: u16 = 3908;
 
+/// The /16 blocks of loopback runs, 127.100.0.0/16 to 127.199.0.0/16: one run in each at a
+/// time (each run locks its block for its life).
+pub const LOOPBACK_BLOCKS: std::ops::RangeInclusive<u8> = 100..=199;
+
 /// The addresses of one run: tracker, source, and peers counting up from the first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -32,11 +36,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// A loopback run: a /16 of 127.0.0.0/8 picked from the run's number (the process id) so
-    /// that two runs on one machine do not collide.
-    pub fn for_run(run: u32) -> Plan {
-        let x = 100 + (run % 100) as u8;
-        Plan::in_block(Ipv4Addr::new(127, x, 0, 0))
+    /// A loopback run in 127.`block`.0.0/16, one of [`LOOPBACK_BLOCKS`]; the swarm takes a block
+    /// no other run holds.
+    pub fn loopback(block: u8) -> Plan {
+        Plan::in_block(Ipv4Addr::new(127, block, 0, 0))
     }
 
     /// A netns run: each run has namespaces of its own, so the addresses can be fixed, in
@@ -73,7 +76,7 @@ mod tests {
         assert_eq!(p.source, "198.18.0.2:3901".parse().unwrap());
         assert_eq!(p.peer(0), "198.18.1.1:3908".parse().unwrap());
         assert_eq!(p.peer(255), "198.18.2.0:3908".parse().unwrap());
-        let l = Plan::for_run(4321);
+        let l = Plan::loopback(121);
         assert_eq!(l.tracker, "127.121.0.1:3900".parse().unwrap());
         assert_eq!(l.peer(1), "127.121.1.2:3908".parse().unwrap());
         for ip in [*p.peer(1000).ip(), *l.peer(1000).ip()] {

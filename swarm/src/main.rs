@@ -135,7 +135,8 @@ struct CleanupArgs {
 
 #[derive(clap::Args, Debug)]
 struct DemoArgs {
-    /// Run directory.
+    /// Run directory: new, empty or an earlier soplab run's (a rerun clears only the files
+    /// soplab writes there).
     #[arg(long, default_value = "runs/demo")]
     out: PathBuf,
     /// How long the demo swarm streams.
@@ -225,13 +226,19 @@ async fn swarm(a: SwarmArgs) -> Result<()> {
         m => (m, "as asked".to_string()),
     };
     let cfg = SwarmConfig::resolve(settings, mode)?;
-    let info = run_swarm(&cfg, &why).await?;
+    let out = soplab::run::claim_out(&cfg.out, "soplab swarm")?;
+    let info = run_swarm(&cfg, &why, &out).await?;
     print_paths(&cfg, &info);
     Ok(())
 }
 
-/// Runs the swarm and prints how it went; [`print_paths`] then says where its files are.
-async fn run_swarm(cfg: &soplab::scenario::SwarmConfig, why: &str) -> Result<soplab_rundir::run::RunInfo> {
+/// Runs the swarm in the claimed run directory `out` and prints how it went; [`print_paths`]
+/// then says where its files are.
+async fn run_swarm(
+    cfg: &soplab::scenario::SwarmConfig,
+    why: &str,
+    out: &soplab_rundir::claim::Claimed,
+) -> Result<soplab_rundir::run::RunInfo> {
     use soplab::scenario::Mode;
     let mode = match cfg.mode {
         Mode::Netns => "netns",
@@ -245,7 +252,7 @@ async fn run_swarm(cfg: &soplab::scenario::SwarmConfig, why: &str) -> Result<sop
         cfg.workload.as_ref().map(|w| format!(" with workload {w}")).unwrap_or_default(),
         cfg.out.display()
     );
-    let (s, info) = soplab::run::run(cfg).await?;
+    let (s, info) = soplab::run::run(cfg, out).await?;
     let cont: Vec<f64> = s.peers.iter().filter_map(|p| p.continuity).collect();
     let min = cont.iter().copied().fold(f64::INFINITY, f64::min);
     let mean = cont.iter().sum::<f64>() / cont.len().max(1) as f64;
@@ -305,6 +312,8 @@ async fn demo(a: DemoArgs) -> Result<()> {
         ..Scenario::default()
     };
     let cfg = SwarmConfig::resolve(settings, mode)?;
+    // Held until the analysis and the validation are written too: they are part of the run.
+    let out = soplab::run::claim_out(&cfg.out, "soplab demo")?;
     match mode {
         Mode::Netns => {
             eprintln!("soplab demo: network namespaces with tcpdump at 5 vantage peers and on the bridge ({why})")
@@ -314,7 +323,7 @@ async fn demo(a: DemoArgs) -> Result<()> {
              and tcpdump for namespaces and real tcpdump captures)"
         ),
     }
-    let info = run_swarm(&cfg, &why).await?;
+    let info = run_swarm(&cfg, &why, &out).await?;
     let checked = check_demo(&a.out);
     print_paths(&cfg, &info);
     println!("pcaps are in {}; read one with: tcpdump -n -r FILE | head", a.out.join("pcap").display());

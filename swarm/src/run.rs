@@ -4,12 +4,14 @@
 //! and torn down at the end, on Ctrl-C, on SIGTERM and on errors; then summary.json and
 //! run.json. Or the same daemons' cores in virtual time, in this process ([`virtual_time`]).
 //!
-//! A run goes in phases, each in its own module: [`dir`] prepares the run directory, [`hosts`]
-//! plans the hosts and builds their namespaces, [`launch`] starts the captures and the daemons,
+//! A run goes in phases, each in its own module: [`dir`] claims and prepares the run directory,
+//! [`hosts`] plans the hosts (on loopback, in a block of addresses [`block`] takes for the run)
+//! and builds their namespaces, [`launch`] starts the captures and the daemons,
 //! [`monitor`] waits out the run with a live progress line, and [`finish`] stops everything in
 //! order, removes the namespaces and writes run.json and summary.json. [`run`] reads as that
 //! sequence; [`Started`] holds what has to be taken down, whichever phase failed.
 
+mod block;
 mod dir;
 mod finish;
 mod hosts;
@@ -18,6 +20,7 @@ mod monitor;
 mod virtual_time;
 
 use anyhow::{Result, bail};
+use soplab_rundir::claim::Claimed;
 use soplab_rundir::run::RunInfo;
 use soplab_source::Content;
 
@@ -26,6 +29,7 @@ use crate::process::Daemon;
 use crate::scenario::{Mode, SwarmConfig};
 use crate::summary::Summary;
 use dir::RunDir;
+pub use dir::claim_out;
 use hosts::HostPlan;
 use launch::{Capture, PeerProcess};
 
@@ -50,6 +54,9 @@ pub fn on_path(program: &str) -> bool {
 
 /// Most peers a netns run can address: 198.18.1.1 up to 198.19.255.254.
 pub const MAX_NETNS_PEERS: usize = (1 << 17) - 256 - 2;
+
+/// Most peers a loopback run can address in its /16: 127.x.1.1 up to 127.x.255.254.
+pub const MAX_LOOPBACK_PEERS: usize = (1 << 16) - 256 - 2;
 
 /// Everything a run has started, which [`Started::stop`] takes down in order. Fields drop in
 /// this order too, so a panic still kills the processes (they are `kill_on_drop`) before the
@@ -80,13 +87,15 @@ struct Ran {
     interrupted: bool,
 }
 
-/// Runs the swarm described by `cfg` (mode already decided) and writes the run directory;
-/// returns the summary. A virtual-time run ([`run_virtual`]) runs here without awaiting.
-pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
+/// Runs the swarm described by `cfg` (mode already decided) and writes the run directory `out`,
+/// claimed by [`claim_out`] (the caller keeps it claimed for as long as it works there);
+/// returns the summary. A virtual-time run runs here without awaiting.
+pub async fn run(cfg: &SwarmConfig, out: &Claimed) -> Result<(Summary, RunInfo)> {
+    check_address_block(cfg)?;
     if cfg.mode == Mode::Virtual {
-        return run_virtual(cfg);
+        return run_virtual_in(cfg, out);
     }
-    let dir = RunDir::prepare(cfg)?;
+    let dir = RunDir::prepare(cfg, out)?;
     let started_us = soplab_shell::realtime_us();
     let swept = sweep_stale(cfg)?;
     let hosts = HostPlan::new(cfg, &dir)?;
@@ -112,13 +121,19 @@ pub async fn run(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
 }
 
 /// Runs the swarm described by `cfg` in virtual time ([`Mode::Virtual`]), in this thread, and
-/// writes the run directory as a netns run would (see [`virtual_time`]); returns the summary.
+/// writes the run directory `cfg.out` (claimed for the run) as a netns run would (see
+/// [`virtual_time`]); returns the summary.
 ///
 /// # Errors
 /// When the run directory, the workload or the media file cannot be used.
 pub fn run_virtual(cfg: &SwarmConfig) -> Result<(Summary, RunInfo)> {
     check_address_block(cfg)?;
-    let dir = RunDir::prepare(cfg)?;
+    run_virtual_in(cfg, &claim_out(&cfg.out, "soplab swarm")?)
+}
+
+/// [`run_virtual`] in the claimed directory `out`.
+fn run_virtual_in(cfg: &SwarmConfig, out: &Claimed) -> Result<(Summary, RunInfo)> {
+    let dir = RunDir::prepare(cfg, out)?;
     let hosts = HostPlan::new(cfg, &dir)?;
     virtual_time::run(cfg, &dir, &hosts, &content(cfg)?)
 }
@@ -131,18 +146,20 @@ fn content(cfg: &SwarmConfig) -> Result<Content> {
     })
 }
 
-/// Netns and virtual runs address their peers in 198.18.0.0/15: checks they fit.
+/// Netns and virtual runs address their peers in 198.18.0.0/15, loopback runs in a /16 of
+/// their own: checks they fit (a peer outside its run's block could be another run's).
 fn check_address_block(cfg: &SwarmConfig) -> Result<()> {
     if matches!(cfg.mode, Mode::Netns | Mode::Virtual) && cfg.peers > MAX_NETNS_PEERS {
         bail!("at most {MAX_NETNS_PEERS} peers fit in 198.18.0.0/15");
     }
+    if matches!(cfg.mode, Mode::Loopback | Mode::Auto) && cfg.peers > MAX_LOOPBACK_PEERS {
+        bail!("at most {MAX_LOOPBACK_PEERS} peers fit in a loopback run's /16: use --mode netns for more");
+    }
     Ok(())
 }
 
-/// In netns mode, checks the peers fit the address block and removes what killed runs left;
-/// returns the names of the namespaces removed.
+/// In netns mode, removes what killed runs left; returns the names of the namespaces removed.
 fn sweep_stale(cfg: &SwarmConfig) -> Result<Vec<String>> {
-    check_address_block(cfg)?;
     if cfg.mode != Mode::Netns {
         return Ok(Vec::new());
     }

@@ -86,7 +86,9 @@ pub struct Scenario {
     #[arg(long, value_parser = parse_duration)]
     #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub duration: Option<Duration>,
-    /// Run directory (created if missing) [default: runs/latest].
+    /// Run directory (created if missing) [default: runs/latest]. It must be new, empty or an
+    /// earlier soplab run's (marked .soplab-run): a rerun clears only the files soplab writes;
+    /// any other non-empty directory, or one a live run holds, is refused.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub out: Option<PathBuf>,

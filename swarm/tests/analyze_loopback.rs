@@ -15,6 +15,10 @@ use std::time::Duration;
 
 use soplab_testkit::{TempDir, netns_swarm_args, read_json, root_and_tools_available, run_ok, serial};
 
+fn o(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
 fn soplab(args: &[&str]) -> String {
     String::from_utf8_lossy(&run_ok(Path::new(env!("CARGO_BIN_EXE_soplab")), args).stdout).into_owned()
 }
@@ -61,31 +65,34 @@ fn loopback_capture_validates() {
     let _one = serial();
     let dir = TempDir::new("analyze-e2e-lo");
     let pcap = std::env::temp_dir().join(format!("soplab-analyze-e2e-lo-{}.pcap", std::process::id()));
-    let swarm = Command::new(env!("CARGO_BIN_EXE_soplab"))
-        .args(["swarm", "--loopback", "--peers", "10", "--duration", "40s", "--http-port", "0", "--out"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start soplab swarm");
-    // The run's addresses are 127.(100 + pid % 100).0.0/16 (rundir/src/plan.rs): capture
-    // those only, not other runs on this machine.
-    let net = format!("127.{}.0.0/16", 100 + swarm.id() % 100);
+    // The run takes a free /16 of loopback as it starts (run.json says which): capture all of
+    // loopback's UDP from before the run, and keep the run's block afterwards.
     let mut tcpdump = Command::new("tcpdump")
         .args(["-i", "lo", "-U", "-n", "-w"])
         .arg(&pcap)
-        .args(["udp and net", &net])
+        .args(["udp and net 127.0.0.0/8"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start tcpdump");
-    let out = swarm.wait_with_output().expect("swarm");
+    std::thread::sleep(Duration::from_secs(1));
+    let out = Command::new(env!("CARGO_BIN_EXE_soplab"))
+        .args(["swarm", "--loopback", "--peers", "10", "--duration", "40s", "--http-port", "0", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run soplab swarm");
     std::thread::sleep(Duration::from_millis(500));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(tcpdump.id() as i32), nix::sys::signal::Signal::SIGINT).ok();
     tcpdump.wait().expect("tcpdump");
     assert!(out.status.success(), "soplab swarm failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let tracker = read_json(&dir.join("run.json"))["hosts"][0]["address"].as_str().unwrap().to_string();
+    let block = tracker.split('.').nth(1).expect("a 127.x.0.1 address");
     std::fs::create_dir_all(dir.join("pcap")).unwrap();
-    std::fs::copy(&pcap, dir.join("pcap/lo.pcap")).expect("capture written");
+    let lo = dir.join("pcap/lo.pcap");
+    let filter = format!("udp and net 127.{block}.0.0/16");
+    run_ok(Path::new("tcpdump"), &[o("-r"), pcap.as_os_str(), o("-w"), lo.as_os_str(), o(&filter)]);
     std::fs::remove_file(&pcap).ok();
     check(dir.path(), 10);
 }

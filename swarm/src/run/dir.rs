@@ -1,11 +1,13 @@
-//! The run directory: this run's alone, so it is cleared of what an earlier run or its analysis
-//! left before the run writes into it.
+//! The run directory: claimed before anything is written there (locked for the run's life,
+//! marked as soplab's, cleared of what an earlier soplab run wrote and of nothing else; see
+//! [`soplab_rundir::claim`]), then given its folders and scenario.toml.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+use soplab_rundir::claim::{self, Claimed, Layout};
 use soplab_rundir::stem::host_stem;
 
 use crate::scenario::SwarmConfig;
@@ -19,15 +21,26 @@ pub(super) struct RunDir {
     pub pcap: PathBuf,
 }
 
-/// Files at the top that belong to one run (or its analysis): stale ones would mix into the
-/// analysis of the next.
-const RUN_FILES: [&str; 4] = ["run.json", "summary.json", "workload.csv", "validation.json"];
+/// Claims `out` as the run directory of `command` (`soplab swarm`, `soplab demo`) and says
+/// what it left there because soplab did not write it. The run directory is the caller's until
+/// the returned claim is dropped.
+///
+/// # Errors
+/// When another run holds `out`, when `out` holds files soplab did not write and has no
+/// marker, or when it cannot be written; each message says what to do.
+pub fn claim_out(out: &Path, command: &str) -> Result<Claimed> {
+    let claimed = claim::claim(out, Layout::Run, command)?;
+    if let Some(note) = claimed.kept_note() {
+        eprintln!("soplab: {note}");
+    }
+    Ok(claimed)
+}
 
 impl RunDir {
-    /// Empties (or creates) truth/, played/, logs/ and pcap/ under `cfg.out`, removes an earlier
-    /// run's files and analysis, and writes the effective scenario.toml.
-    pub fn prepare(cfg: &SwarmConfig) -> Result<RunDir> {
-        let out = cfg.out.clone();
+    /// Creates truth/, played/, logs/ and pcap/ in the claimed directory `out` and writes the
+    /// effective scenario.toml there.
+    pub fn prepare(cfg: &SwarmConfig, out: &Claimed) -> Result<RunDir> {
+        let out = out.dir.clone();
         let dir = RunDir {
             truth: out.join("truth"),
             played: out.join("played"),
@@ -36,15 +49,8 @@ impl RunDir {
             out,
         };
         for d in [&dir.truth, &dir.played, &dir.logs, &dir.pcap] {
-            if d.exists() {
-                std::fs::remove_dir_all(d).with_context(|| format!("cannot clear {}", d.display()))?;
-            }
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}: check --out", d.display()))?;
         }
-        for f in RUN_FILES {
-            let _ = std::fs::remove_file(dir.out.join(f));
-        }
-        let _ = std::fs::remove_dir_all(dir.out.join("analysis"));
         let scenario = dir.out.join("scenario.toml");
         std::fs::write(&scenario, toml::to_string(&cfg.to_scenario())?)
             .with_context(|| format!("cannot write {}", scenario.display()))?;

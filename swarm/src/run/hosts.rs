@@ -14,6 +14,7 @@ use soplab_rundir::stem::host_stem;
 use soplab_rundir::truth::Role;
 
 use super::Swarm;
+use super::block::{self, LoopbackBlock};
 use super::dir::RunDir;
 use crate::netns::{self, Host, Topology};
 use crate::scenario::{Mode, SwarmConfig};
@@ -34,6 +35,8 @@ pub(super) struct HostPlan {
     /// The churn of the non-vantage peers, if any.
     pub schedule: Option<Schedule>,
     mode: Mode,
+    /// A loopback run's address block, held until the run ends.
+    _block: Option<LoopbackBlock>,
 }
 
 /// What a peer's host does to what the peer sends.
@@ -54,10 +57,15 @@ impl HostPlan {
     /// samples the workload (saved as workload.csv).
     pub fn new(cfg: &SwarmConfig, dir: &RunDir) -> Result<HostPlan> {
         let prefix = netns::run_prefix();
-        let addrs = match cfg.mode {
-            Mode::Netns | Mode::Virtual => Plan::netns(),
-            Mode::Loopback | Mode::Auto => Plan::for_run(std::process::id()),
+        let block = match cfg.mode {
+            Mode::Netns | Mode::Virtual => None,
+            Mode::Loopback | Mode::Auto => Some(block::take()?),
         };
+        let addrs = block.as_ref().map_or_else(Plan::netns, |b| b.plan);
+        if let Some(b) = &block {
+            let net = b.net();
+            eprintln!("soplab: this run's addresses are in {net} (capture them: tcpdump -i lo udp and net {net})");
+        }
         let schedule = churn_schedule(cfg, dir)?;
         let mut hosts = vec![
             Host {
@@ -77,7 +85,7 @@ impl HostPlan {
         ];
         let mut paths = vec![None; hosts.len()];
         let host_of_peer = plan_peer_hosts(cfg, &prefix, &addrs, &mut hosts, &mut paths);
-        Ok(HostPlan { prefix, addrs, hosts, host_of_peer, paths, schedule, mode: cfg.mode })
+        Ok(HostPlan { prefix, addrs, hosts, host_of_peer, paths, schedule, mode: cfg.mode, _block: block })
     }
 
     /// The namespace of host `h` in netns mode; `None` otherwise.

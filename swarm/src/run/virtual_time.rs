@@ -247,7 +247,8 @@ mod tests {
             ..Scenario::default()
         };
         let cfg = SwarmConfig::resolve(s, Mode::Virtual).unwrap();
-        let dir = RunDir::prepare(&cfg).unwrap();
+        let claimed = super::super::claim_out(&out, "soplab swarm").unwrap();
+        let dir = RunDir::prepare(&cfg, &claimed).unwrap();
         let hosts = HostPlan::new(&cfg, &dir).unwrap();
         let setup = setup(&cfg, &dir, &hosts, &Content::Synthetic { seed: 1 }).unwrap();
         let netns = launch::peer_processes(&cfg, &hosts, &dir, 0);
