@@ -115,7 +115,7 @@ for t in "${targets[@]}"; do
     corp=$(grep -a -o 'corp: [0-9]*' "$log" | tail -n1 | awk '{print $2}')
     echo "executions ${execs:-?}, exec/s ${rate:-?} (wall), ${per_cpu} per CPU second (${cpu} CPU s in ${wall} s)," \
         "coverage ${cov:-?} edges, corpus ${corp:-?}, crashes ${crashes}"
-    grep -a -E "^(thread '.*' panicked|invariant|SOPLAB_FUZZ_LAX:)|panicked at|artifact_prefix|Test unit written" "$log" \
+    grep -a -E "^(thread '.*' panicked|invariant|SOPLAB_FUZZ_LAX:|artifact_prefix=)|panicked at|Test unit written" "$log" \
         | head -n 8 || true
     [[ $crashes != 0 ]] && failed=1
     rows+=("$t|$seconds|${execs:-?}|${rate:-?}|$per_cpu|${cov:-?}|${corp:-?}|$crashes")
