@@ -11,6 +11,7 @@
 
 pub mod alloc;
 pub mod check;
+pub mod drive;
 pub mod peer;
 pub mod tracker;
 

@@ -18,15 +18,15 @@
 use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Arbitrary;
 use soplab_node::{Event, Micros, Node, SECOND, Transmit};
 use soplab_tracker::{Config, Tracker};
 use soplab_wire::{
     Hello, Leave, MAX_PEER_LIST, Message, PeerList, Query, Register, Repr, Role, size, video::MAX_BLOCKS_PER_REQUEST,
 };
 
-use crate::MAX_OPS;
 use crate::check::{FxMap, Ledger, invariant};
+use crate::drive::{Drive, Patch};
 
 pub const ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 3900));
 /// Addresses programs pick from by index.
@@ -146,15 +146,6 @@ pub enum Msg {
     },
 }
 
-/// Copies up to 16 bytes of the tracker's last datagram to this address over the request, so
-/// that a cookie it hands out, wherever it is, can be echoed.
-#[derive(Arbitrary, Debug, Clone, Copy)]
-pub struct Patch {
-    src: u8,
-    dst: u8,
-    len: u8,
-}
-
 #[derive(Arbitrary, Debug)]
 pub enum Op {
     Send {
@@ -180,16 +171,9 @@ pub enum Op {
     Timeout,
 }
 
-/// The program `data` encodes: its setup and at most [`MAX_OPS`] operations.
+/// The program `data` encodes: its setup and at most [`MAX_OPS`](crate::MAX_OPS) operations.
 pub fn program(data: &[u8]) -> Option<(Setup, Vec<Op>)> {
-    let mut u = Unstructured::new(data);
-    let setup = Setup::arbitrary(&mut u).ok()?;
-    let mut ops = Vec::new();
-    while ops.len() < MAX_OPS && !u.is_empty() {
-        let Ok(op) = Op::arbitrary(&mut u) else { break };
-        ops.push(op);
-    }
-    Some((setup, ops))
+    crate::drive::program(data)
 }
 
 /// Runs one program. Panics when an invariant breaks.
@@ -282,12 +266,7 @@ impl Harness {
                 }
             }
             Op::Advance { ms } => self.advance(Micros::from(ms.min(1 << 22)) * 1_000),
-            Op::Timeout => {
-                if let Some(t) = self.core.poll_timeout() {
-                    self.now = self.now.max(t);
-                    self.wake();
-                }
-            }
+            Op::Timeout => self.next_timer(),
         }
     }
 
@@ -317,13 +296,8 @@ impl Harness {
             Msg::Stray { kind, channel } => stray(kind, channel.get()),
         };
         let mut bytes = Repr::new(seq, message).to_vec();
-        if let (Some(p), Some((last, _))) = (patch, last)
-            && !last.is_empty()
-        {
-            let src = usize::from(p.src) % last.len();
-            let dst = usize::from(p.dst) % bytes.len();
-            let n = usize::from(p.len % 17).min(last.len() - src).min(bytes.len() - dst);
-            bytes[dst..dst + n].copy_from_slice(&last[src..src + n]);
+        if let (Some(p), Some((last, _))) = (patch, last) {
+            p.apply(last, &mut bytes);
         }
         bytes
     }
@@ -339,45 +313,6 @@ impl Harness {
         self.settle();
         self.ledger.check(from);
         self.asking = None;
-    }
-
-    fn advance(&mut self, by: Micros) {
-        let end = self.now + by;
-        while self.wakeups < MAX_WAKEUPS {
-            match self.core.poll_timeout() {
-                Some(t) if t <= end => {
-                    self.now = self.now.max(t);
-                    self.wake();
-                }
-                _ => break,
-            }
-        }
-        self.now = end;
-        if self.core.poll_timeout().is_some_and(|t| t <= end) {
-            self.wake();
-        }
-    }
-
-    fn wake(&mut self) {
-        let now = self.now;
-        self.wakeups += 1;
-        self.core.handle_timeout(now);
-        self.settle();
-        let next = self.core.poll_timeout();
-        invariant("progress", next.is_none_or(|t| t > now), || {
-            format!("woken at {now} us, the tracker wants waking at {next:?} again")
-        });
-    }
-
-    fn settle(&mut self) {
-        while let Some(e) = self.core.poll_event() {
-            self.event(e);
-        }
-        while let Some(t) = self.core.poll_transmit(self.now) {
-            self.transmit(t);
-        }
-        invariant("replies", self.replies.is_empty(), || format!("replies logged, never sent: {:?}", self.replies));
-        self.check();
     }
 
     fn event(&mut self, e: Event) {
@@ -490,6 +425,34 @@ impl Harness {
     }
 }
 
+impl Drive for Harness {
+    type Core = Tracker;
+
+    fn core(&mut self) -> &mut Tracker {
+        &mut self.core
+    }
+
+    fn clock(&mut self) -> &mut Micros {
+        &mut self.now
+    }
+
+    fn wakeups(&mut self) -> (&mut u32, u32) {
+        (&mut self.wakeups, MAX_WAKEUPS)
+    }
+
+    /// Drains the tracker's output into the model, which checks it.
+    fn settle(&mut self) {
+        while let Some(e) = self.core.poll_event() {
+            self.event(e);
+        }
+        while let Some(t) = self.core.poll_transmit(self.now) {
+            self.transmit(t);
+        }
+        invariant("replies", self.replies.is_empty(), || format!("replies logged, never sent: {:?}", self.replies));
+        self.check();
+    }
+}
+
 fn v4(a: SocketAddr) -> SocketAddrV4 {
     match a {
         SocketAddr::V4(a) => a,
@@ -575,14 +538,7 @@ mod tests {
     #[test]
     fn random_programs_keep_every_invariant() {
         tolerate(PENDING);
-        let mut x: u64 = 0x7ac;
-        for len in (0..400).map(|i| 16 + i * 7) {
-            let data: Vec<u8> = (0..len)
-                .map(|_| {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    (x >> 56) as u8
-                })
-                .collect();
+        for data in crate::drive::inputs(0x7ac, 400) {
             run(&data);
         }
     }

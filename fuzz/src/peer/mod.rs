@@ -18,14 +18,14 @@ pub mod ops;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Arbitrary;
 use bytes::Bytes;
 use soplab_node::{Micros, Node, SECOND};
 use soplab_peer::{Peer, PeerConfig, Profile};
 use soplab_source::Content;
 use soplab_wire::{BLOCK_LEN, Role};
 
-use crate::MAX_OPS;
+use crate::drive::Drive;
 pub use model::{Model, Reached};
 use ops::Op;
 
@@ -109,16 +109,9 @@ impl Setup {
     }
 }
 
-/// The program `data` encodes: its setup and at most [`MAX_OPS`] operations.
+/// The program `data` encodes: its setup and at most [`MAX_OPS`](crate::MAX_OPS) operations.
 pub fn program(data: &[u8]) -> Option<(Setup, Vec<Op>)> {
-    let mut u = Unstructured::new(data);
-    let setup = Setup::arbitrary(&mut u).ok()?;
-    let mut ops = Vec::new();
-    while ops.len() < MAX_OPS && !u.is_empty() {
-        let Ok(op) = Op::arbitrary(&mut u) else { break };
-        ops.push(op);
-    }
-    Some((setup, ops))
+    crate::drive::program(data)
 }
 
 /// Runs one program. Panics when an invariant breaks.
@@ -153,7 +146,7 @@ impl Harness {
         };
         let mut h = Harness { core, now, wakeups: 0, datagrams: 0, fresh: 0, model: Model::new(cfg, media, now) };
         // As a driver does when it adds a node: its first timer runs at once.
-        h.wake(now);
+        h.wake();
         h.model.arm_heap();
         h
     }
@@ -183,14 +176,9 @@ impl Harness {
             Op::Advance { ms } => self.advance(Micros::from(ms) * 1_000),
             Op::Jump { secs } => {
                 self.now += Micros::from(secs.min(MAX_JUMP_SECS)) * 1_000_000;
-                self.wake(self.now);
+                self.wake();
             }
-            Op::Timeout => {
-                if let Some(t) = self.core.poll_timeout() {
-                    self.now = self.now.max(t);
-                    self.wake(self.now);
-                }
-            }
+            Op::Timeout => self.next_timer(),
             Op::Shutdown { graceful } => {
                 if graceful {
                     self.core.handle_shutdown(self.now);
@@ -218,53 +206,6 @@ impl Harness {
         self.settle();
     }
 
-    /// Runs the core's timers at `now` and checks that its next deadline is later.
-    fn wake(&mut self, now: Micros) {
-        self.wakeups += 1;
-        self.core.handle_timeout(now);
-        self.settle();
-        let next = self.core.poll_timeout();
-        crate::check::invariant("progress", next.is_none_or(|t| t > now), || {
-            format!("woken at {now} us, the core wants waking at {next:?} again")
-        });
-    }
-
-    fn advance(&mut self, by: Micros) {
-        let end = self.now + by;
-        while self.wakeups < MAX_WAKEUPS {
-            match self.core.poll_timeout() {
-                Some(t) if t <= end => {
-                    self.now = self.now.max(t);
-                    self.wake(self.now);
-                }
-                _ => break,
-            }
-        }
-        let due = self.core.poll_timeout().is_some_and(|t| t <= end);
-        self.now = end;
-        if due {
-            self.wake(end);
-        }
-    }
-
-    /// Drains the core's output (events, datagrams, media) into the model, which checks it.
-    fn settle(&mut self) {
-        let now = self.now;
-        while let Some(e) = self.core.poll_event() {
-            self.model.event(e);
-        }
-        while let Some(t) = self.core.poll_transmit(now) {
-            self.model.transmit(t);
-        }
-        while let Some(e) = self.core.poll_event() {
-            self.model.event(e);
-        }
-        while let Some(m) = self.core.poll_media() {
-            self.model.media(m);
-        }
-        self.model.check();
-    }
-
     fn link(&mut self, from: SocketAddr) {
         if let Some(reply) = self.model.answer_hello(from) {
             return self.deliver(from, &reply);
@@ -288,6 +229,40 @@ impl Harness {
             let (from, bytes) = self.model.flood_datagram(kind, from, self.now, &mut self.fresh);
             self.deliver(from, &bytes);
         }
+    }
+}
+
+impl Drive for Harness {
+    type Core = Peer;
+
+    fn core(&mut self) -> &mut Peer {
+        &mut self.core
+    }
+
+    fn clock(&mut self) -> &mut Micros {
+        &mut self.now
+    }
+
+    fn wakeups(&mut self) -> (&mut u32, u32) {
+        (&mut self.wakeups, MAX_WAKEUPS)
+    }
+
+    /// Drains the core's output (events, datagrams, media) into the model, which checks it.
+    fn settle(&mut self) {
+        let now = self.now;
+        while let Some(e) = self.core.poll_event() {
+            self.model.event(e);
+        }
+        while let Some(t) = self.core.poll_transmit(now) {
+            self.model.transmit(t);
+        }
+        while let Some(e) = self.core.poll_event() {
+            self.model.event(e);
+        }
+        while let Some(m) = self.core.poll_media() {
+            self.model.media(m);
+        }
+        self.model.check();
     }
 }
 

@@ -498,14 +498,8 @@ impl Model {
     ) -> Option<Vec<u8>> {
         let seq = self.seq(from, seq);
         let mut bytes = self.message(from, seq, msg, now, fresh_n)?;
-        if let (Some(p), Some(r)) = (patch, pool_index(from).map(|i| &self.remotes[i]))
-            && !r.last.is_empty()
-            && !bytes.is_empty()
-        {
-            let src = usize::from(p.src) % r.last.len();
-            let dst = usize::from(p.dst) % bytes.len();
-            let n = usize::from(p.len % 17).min(r.last.len() - src).min(bytes.len() - dst);
-            bytes[dst..dst + n].copy_from_slice(&r.last[src..src + n]);
+        if let (Some(p), Some(i)) = (patch, pool_index(from)) {
+            p.apply(&self.remotes[i].last, &mut bytes);
         }
         Some(bytes)
     }

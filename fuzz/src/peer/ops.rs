@@ -2,6 +2,8 @@
 
 use arbitrary::Arbitrary;
 
+pub use crate::drive::Patch;
+
 /// The header's sequence number of a datagram the harness sends.
 #[derive(Arbitrary, Debug, Clone, Copy)]
 pub enum Seq {
@@ -11,16 +13,6 @@ pub enum Seq {
     /// The sequence number of the last datagram the core sent to this address.
     Echo,
     Lit(u32),
-}
-
-/// Copies `len` (at most 16) bytes of the last datagram the core sent to this address, from
-/// offset `src`, over the datagram being sent at offset `dst`: whatever the core hands out to
-/// prove a round trip (a nonce, a token, a cookie), wherever it is, can be echoed.
-#[derive(Arbitrary, Debug, Clone, Copy)]
-pub struct Patch {
-    pub src: u8,
-    pub dst: u8,
-    pub len: u8,
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy)]

@@ -96,14 +96,7 @@ fn floods_and_clock_jumps_keep_the_bounds() {
 fn random_programs_keep_every_invariant() {
     // A fixed pseudo-random stream of inputs, as a fuzzer's first mutations would be.
     tolerate(PENDING);
-    let mut x: u64 = 0x5eed;
-    for len in (0..400).map(|i| 16 + i * 7) {
-        let data: Vec<u8> = (0..len)
-            .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                (x >> 56) as u8
-            })
-            .collect();
+    for data in crate::drive::inputs(0x5eed, 400) {
         super::run(&data);
     }
 }
