@@ -28,9 +28,12 @@ Environment:
 EOF
 }
 
+if [[ $# -ge 1 && ($1 == -h || $1 == --help) ]]; then
+    usage
+    exit 0
+fi
 if [[ $# -lt 1 || ! $1 =~ ^[1-9][0-9]*$ ]]; then
     usage >&2
-    [[ $# -ge 1 && ($1 == -h || $1 == --help) ]] && exit 0
     exit 2
 fi
 seconds=$1
@@ -81,15 +84,14 @@ for t in "${targets[@]}"; do
 done
 
 # The value of libFuzzer's final `stat::NAME:` line in log $1.
-stat() { grep -a "^stat::$2:" "$1" | tail -n1 | awk '{print $2}'; }
+stat() { grep -a "^stat::$2:" "$1" | tail -n1 | awk '{print $2}' || true; }
 # The last value of a `NAME: VALUE` field of libFuzzer's status lines in log $1.
-status() { grep -a -o "$2: [0-9]*" "$1" | tail -n1 | awk '{print $2}'; }
+status() { grep -a -o "$2: [0-9]*" "$1" | tail -n1 | awk '{print $2}' || true; }
 
 rows=()
 failed=0
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
-    before=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
     log=$logs/$t.log
     echo
     echo "== $t: ${seconds}s"
@@ -103,16 +105,20 @@ for t in "${targets[@]}"; do
     set -e
     wall=$(($(date +%s) - start))
     cpu=$(awk '{printf "%.0f", $1 + $2}' "$logs/$t.time")
-    after=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
-    crashes=$((after - before))
+    # Inputs libFuzzer saved for a crash, an out-of-memory, a timeout or a leak.
+    crashes=$(grep -a -c -E "Test unit written to .*/(crash|oom|timeout|leak)-" "$log" || true)
     if [[ $code -ne 0 && $crashes -eq 0 ]]; then
         crashes="exit $code"
     fi
     execs=$(stat "$log" number_of_executed_units)
+    if [[ -z $execs ]]; then
+        # No final stats after a crash: the last status line's count (#N) is the closest.
+        execs=$(grep -a -o '^#[0-9]*' "$log" | tail -n1 | tr -d '#' || true)
+    fi
     rate=$(stat "$log" average_exec_per_sec)
     per_cpu=$(awk -v e="${execs:-0}" -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? e / c : 0) }')
     cov=$(status "$log" cov)
-    corp=$(grep -a -o 'corp: [0-9]*' "$log" | tail -n1 | awk '{print $2}')
+    corp=$(status "$log" corp)
     echo "executions ${execs:-?}, exec/s ${rate:-?} (wall), ${per_cpu} per CPU second (${cpu} CPU s in ${wall} s)," \
         "coverage ${cov:-?} edges, corpus ${corp:-?}, crashes ${crashes}"
     grep -a -E "^(thread '.*' panicked|invariant|SOPLAB_FUZZ_LAX:|artifact_prefix=)|panicked at|Test unit written" "$log" \
