@@ -85,7 +85,9 @@ impl Peer {
         // younger than `lag`: it starts at block 0 and would otherwise play closer to the live
         // edge than configured.
         let edge = self.links.announced_edge();
-        let ready = (start..start + self.cfg.startup_blocks).all(|b| self.blocks.store().has(b))
+        // Saturating: a neighbour may announce ids up to u32::MAX - 1, and with fewer blocks
+        // of lag than of start-up buffer the start is that close to the top.
+        let ready = (start..start.saturating_add(self.cfg.startup_blocks)).all(|b| self.blocks.store().has(b))
             && edge.is_some_and(|e| e >= start.saturating_add(self.cfg.blocks_in(self.cfg.lag)));
         ready || now.saturating_sub(self.playback.start_chosen_at) >= self.cfg.startup_max
     }
