@@ -7,6 +7,7 @@
 //! | `truth/*.jsonl`: what every daemon really did | [`truth`] |
 //! | `run.json`: hosts, addresses, namespaces, captures | [`run`] |
 //! | `summary.json`: how each peer played | [`summary`] |
+//! | continuity over time windows, from the truth's play lines | [`continuity`] |
 //! | `workload.csv` and the peers' schedules | [`schedule`] |
 //! | `peer-<ip>-<port>.*`: per-host file names | [`stem`] |
 //! | the address plan of a run | [`plan`] |
@@ -14,6 +15,7 @@
 //! It depends on serde and nothing of soplab's, so the analyzer can read run directories
 //! without depending on the daemons.
 
+pub mod continuity;
 pub mod plan;
 pub mod run;
 pub mod schedule;
