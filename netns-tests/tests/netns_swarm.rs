@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use soplab_rundir::truth::{Event, Line};
 use soplab_testkit::{
-    namespaces, ndpi_flows, netns_available, netns_swarm_args, played_sessions, processes_mentioning, read_json,
+    assert_nothing_left, namespaces, ndpi_flows, netns_available, netns_swarm_args, played_sessions, read_json,
     remove_run_dir, run_dir, run_ok, serial, soplab_exe, tcpdump_udp, truth_events,
 };
 
@@ -44,20 +44,6 @@ fn begin(test: &str) -> Option<MutexGuard<'static, ()>> {
 /// A truth line's time in seconds.
 fn secs(l: &Line) -> f64 {
     l.ts_us as f64 / 1e6
-}
-
-/// Nothing of the run is left: no namespace with its prefix, no process naming its directory.
-fn assert_nothing_left(prefix: &str, dir: &Path) {
-    // Processes get SIGTERM from the kernel when their parent dies; give them a moment.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (ns, procs) = (namespaces(&format!("{prefix}-")), processes_mentioning(&dir.display().to_string()));
-        if ns.is_empty() && procs.is_empty() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "left behind: namespaces {ns:?}, processes {procs:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

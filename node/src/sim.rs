@@ -306,14 +306,14 @@ mod tests {
 
     #[test]
     fn the_tap_sees_every_delivery_in_order_with_each_senders_own_delay() {
-        let mut net = Network::new(1, Impairment { delay: 5_000, jitter: 0, loss: 0.0 });
+        let mut net = Network::new(1, Impairment { delay: 5_000, jitter: 0, loss: 0.0, loss_burst: None });
         let seen = Rc::new(RefCell::new(Vec::new()));
         let s = seen.clone();
         net.on_datagram(move |t, from, to, data| s.borrow_mut().push((t, from, to, data.len())));
         let (a, b): (SocketAddr, SocketAddr) = ("10.0.0.1:1".parse().unwrap(), "10.0.0.2:1".parse().unwrap());
         net.add(ticker("10.0.0.1:1", "10.0.0.2:1"), &mut |_, _, _| {});
         net.add(ticker("10.0.0.2:1", "10.0.0.1:1"), &mut |_, _, _| {});
-        net.set_impairment(b, Impairment { delay: 300_000, jitter: 0, loss: 0.0 });
+        net.set_impairment(b, Impairment { delay: 300_000, jitter: 0, loss: 0.0, loss_burst: None });
         net.run_until(20_000_000, &mut |_, _, _| {});
         let seen = seen.borrow();
         assert_eq!(seen.len(), 18, "9 each, from 1 s to 9 s");
@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_removed_node_still_receives_on_the_bridge_and_can_come_back() {
-        let mut net = Network::new(1, Impairment { delay: 1_000, jitter: 0, loss: 0.0 });
+        let mut net = Network::new(1, Impairment { delay: 1_000, jitter: 0, loss: 0.0, loss_burst: None });
         let seen = Rc::new(RefCell::new(Vec::new()));
         let s = seen.clone();
         net.on_datagram(move |t, from, _, _| s.borrow_mut().push((t, from)));

@@ -7,6 +7,7 @@
 //! | `truth/*.jsonl`: what every daemon really did | [`truth`] |
 //! | `run.json`: hosts, addresses, namespaces, captures | [`run`] |
 //! | `summary.json`: how each peer played | [`summary`] |
+//! | continuity over time windows, from the truth's play lines | [`continuity`] |
 //! | `workload.csv` and the peers' schedules | [`schedule`] |
 //! | `peer-<ip>-<port>.*`: per-host file names | [`stem`] |
 //! | the address plan of a run | [`plan`] |
@@ -17,6 +18,7 @@
 //! without depending on the daemons.
 
 pub mod claim;
+pub mod continuity;
 pub mod lock;
 pub mod plan;
 pub mod run;

@@ -92,6 +92,37 @@ pub struct RunInfo {
     /// The workload file the churned peers followed (relative to the run directory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<String>,
+    /// The faults injected (`soplab swarm --fault`), in the order given, with what was done
+    /// when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultInfo>,
+}
+
+/// One fault of a run, for run.json.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultInfo {
+    /// The fault as `--fault` takes it, e.g. `kill-peers:at=75s,process=1`.
+    pub spec: String,
+    /// What was done, in order, each when it happened.
+    #[serde(default)]
+    pub actions: Vec<FaultAction>,
+    /// The peers the fault took down for good (`kill-peers`), `ip:port` each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
+}
+
+/// One step of a fault: a signal sent to a daemon, or a daemon started again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultAction {
+    /// `sigkill`, `sigstop`, `sigcont` or `restart`.
+    pub action: String,
+    /// The process: `tracker`, `source` or `peers-<k>` (as its log is named).
+    pub target: String,
+    /// When it was done: CLOCK_REALTIME microseconds, as the truth's `ts_us`.
+    pub ts_us: u64,
+    /// Why it could not be done, if it failed (the process had already exited, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What a capture file holds, for run.json.

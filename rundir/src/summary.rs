@@ -18,6 +18,11 @@ pub struct PeerSummary {
     pub blocks_played: u64,
     pub uploaded_bytes: u64,
     pub downloaded_bytes: u64,
+    /// The peer's process was killed by a fault (`--fault kill-peers:...`): it wrote no final
+    /// counters, so its line comes from its ground truth up to the kill, and the counters the
+    /// truth does not hold (parents, neighbours) are 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub killed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

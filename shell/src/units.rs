@@ -1,5 +1,5 @@
 //! Humane numbers for the daemons' command lines: durations (`900`, `90s`, `15m`, `1h30m`,
-//! `500ms`) and bit rates (`500k`, `1M`, `1.5Mbps`).
+//! `500ms`), bit rates (`500k`, `1M`, `1.5Mbps`) and shares (`0.05`, `5%`).
 //!
 //! Each parser fits clap's `value_parser` (`#[arg(value_parser = parse_duration)]`) and fails
 //! with a [`ParseError`] that says what to write instead.
@@ -107,6 +107,19 @@ pub fn parse_rate(text: &str) -> Result<u64, ParseError> {
     Ok(bps as u64)
 }
 
+/// Parses a share from 0 to 1, as a fraction (`0.05`) or a percentage (`5%`, `0.5 %`).
+pub fn parse_share(text: &str) -> Result<f64, ParseError> {
+    let s = text.trim();
+    let (num, scale) = match s.strip_suffix('%') {
+        Some(pct) => (pct.trim(), 0.01),
+        None => (s, 1.0),
+    };
+    match num.parse::<f64>().map(|v| v * scale) {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(err(format!("`{text}` is not a share from 0 to 1; write e.g. 0.05 or 5%"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +163,17 @@ mod tests {
         assert!(parse_rate("5x").is_err());
         assert!(parse_rate("k").is_err());
         assert!(parse_rate("1e30G").is_err());
+    }
+
+    #[test]
+    fn shares() {
+        assert_eq!(parse_share("0.05").unwrap(), 0.05);
+        assert_eq!(parse_share("5%").unwrap(), 0.05);
+        assert_eq!(parse_share(" 0.5 % ").unwrap(), 0.005);
+        assert_eq!((parse_share("0").unwrap(), parse_share("100%").unwrap()), (0.0, 1.0));
+        for bad in ["", "%", "1.5", "150%", "-1%", "five", "NaN"] {
+            let e = parse_share(bad).unwrap_err().to_string();
+            assert!(e.contains("e.g. 0.05 or 5%"), "{bad}: {e}");
+        }
     }
 }

@@ -115,8 +115,25 @@ async fn loss_drops_about_the_share_asked_and_the_seed_fixes_which() {
 }
 
 #[tokio::test]
+async fn burst_loss_drops_the_share_asked_in_runs_of_the_length_asked() {
+    let imp = Impairment { loss: 0.2, loss_burst: Some(5.0), ..Impairment::default() };
+    let (got, _, drops) = blast(Impairer::new(imp, 3), 3000, None).await;
+    assert_eq!(got.len() as u64 + drops, 3000);
+    let mut arrived = vec![false; 3000];
+    for (_, d) in &got {
+        // Datagrams are numbered from 1.
+        arrived[u32::from_be_bytes(d[..4].try_into().unwrap()) as usize - 1] = true;
+    }
+    // Runs of consecutive missing numbers are the bursts: about 600 lost in about 120 runs.
+    let runs = arrived.windows(2).filter(|w| w[0] && !w[1]).count() + usize::from(!arrived[0]);
+    let mean_run = drops as f64 / runs as f64;
+    assert!((450..=750).contains(&drops), "lost {drops} of 3000");
+    assert!((3.5..=6.5).contains(&mean_run), "{runs} bursts of {mean_run:.2} on average");
+}
+
+#[tokio::test]
 async fn delay_and_jitter_hold_datagrams_back() {
-    let imp = Impairment { delay: 80_000, jitter: 40_000, loss: 0.0 };
+    let imp = Impairment { delay: 80_000, jitter: 40_000, loss: 0.0, loss_burst: None };
     let (got, start, _) = blast(Impairer::new(imp, 1), 50, None).await;
     assert_eq!(got.len(), 50, "no loss asked, none expected on loopback");
     let waits: Vec<Duration> = got.iter().map(|(t, _)| *t - start).collect();

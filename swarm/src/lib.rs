@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`scenario`] | a run's settings, from flags, a TOML file or a preset, resolved with their defaults |
 //! | [`dist`] | the distributions hosts draw their link rates and delays from |
+//! | [`fault`] | faults injected into a running swarm: peer processes killed, the tracker restarted, the source stopped |
 //! | [`run`] | `soplab swarm`: a run in phases, from the run directory to summary.json |
 //! | [`netns`] | the hosts' network namespaces on a bridge, and sweeping what killed runs left |
 //! | [`tcpdump`] | capture with tcpdump in a namespace, and live packet counts of pcaps |
@@ -19,6 +20,7 @@
 //! are defined once, in `soplab_rundir`.
 
 pub mod dist;
+pub mod fault;
 pub mod netns;
 pub mod played;
 pub mod process;

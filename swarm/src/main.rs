@@ -40,7 +40,13 @@ enum Cmd {
     /// "choice(512k:0.5,2M:0.3,10M:0.2)", "uniform(256k,4M)", "lognormal(1M,0.8)"); --delay,
     /// --jitter and --loss are applied in each peer's I/O shell, seeded (no sch_netem needed),
     /// and --delay and --jitter too may be distributions each peer host draws from
-    /// ("uniform(5ms,100ms)").
+    /// ("uniform(5ms,100ms)"). --loss 5% --loss-burst 4 loses 5% in bursts of 4 datagrams on
+    /// average (a Gilbert-Elliott chain per peer; see docs/SWARMS.md).
+    ///
+    /// Faults: --fault kill-peers:at=75s,process=1 (SIGKILL to peer process 1 of --processes),
+    /// --fault restart-tracker:at=20s,down=5s (SIGKILL, then the same tracker again),
+    /// --fault stop-source:at=40s,for=5s (SIGSTOP, then SIGCONT); repeatable; run.json records
+    /// when each step happened, and summary.json marks the killed peers.
     ///
     /// Churn: --workload event|non-event|FILE.csv starts and stops the non-vantage peers on the
     /// Borges et al. client-behaviour model (see `soplab workload --help`); a leaving peer just
@@ -61,6 +67,9 @@ enum Cmd {
     ///   soplab swarm --peers 100 --workload event --time-scale 10 --duration 10m --out runs/churn
     ///   soplab swarm --loopback --peers 20 --duration 60s --out runs/lo
     ///   soplab swarm --mode virtual --peers 51 --bitrate 233k --duration 40m --out runs/v51
+    ///   soplab swarm --peers 20 --processes 2 --duration 100s --fault restart-tracker:at=15s,down=5s
+    ///     --fault stop-source:at=50s,for=5s --fault kill-peers:at=75s,process=1 --out runs/faults
+    ///   soplab swarm --peers 10 --duration 30s --loss 5% --loss-burst 4 --out runs/bursts
     Swarm(SwarmArgs),
     /// A short swarm with capture, to see soplab work: netns with tcpdump where it can (root,
     /// iproute2, tcpdump), else loopback with each peer writing its own pcap. Says which and
@@ -266,6 +275,9 @@ async fn run_swarm(
         s.source.max_children,
         s.dropped.values().sum::<u64>()
     );
+    for line in soplab::run::fault_report(&cfg.out, &info)? {
+        println!("{line}");
+    }
     if let Some(t) = info.netns_setup_s {
         println!("namespaces: set up in {t:.2} s, removed in {:.2} s", info.netns_teardown_s.unwrap_or_default());
     }

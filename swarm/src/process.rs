@@ -78,7 +78,10 @@ impl Daemon {
             return Ok(status.success());
         }
         if let Some(pid) = self.child.id() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+            let pid = nix::unistd::Pid::from_raw(pid as i32);
+            let _ = nix::sys::signal::kill(pid, signal);
+            // A stopped process (a `stop-source` fault) handles the signal only once continued.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
         }
         match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(status) => Ok(status?.success()),
@@ -88,6 +91,29 @@ impl Daemon {
                 Ok(false)
             }
         }
+    }
+
+    /// Sends `signal` and returns at once (SIGSTOP, SIGCONT: the process lives on).
+    ///
+    /// # Errors
+    /// When the process has already exited, or the signal cannot be sent.
+    pub fn signal(&mut self, signal: nix::sys::signal::Signal) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            anyhow::bail!("{} had already exited ({status})", self.name);
+        }
+        let pid = self.child.id().with_context(|| format!("{} has no process id", self.name))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .with_context(|| format!("cannot send {signal} to {}", self.name))
+    }
+
+    /// SIGKILL, and waits until the process is gone: no chance to clean up or write anything.
+    ///
+    /// # Errors
+    /// When the process had already exited, or cannot be killed or waited for.
+    pub async fn kill_now(&mut self) -> Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGKILL)?;
+        self.child.wait().await.with_context(|| format!("cannot wait for {} after SIGKILL", self.name))?;
+        Ok(())
     }
 
     /// SIGTERM, then up to `grace` for a clean exit, then SIGKILL.

@@ -9,10 +9,12 @@
 //! and builds their namespaces, [`launch`] starts the captures and the daemons,
 //! [`monitor`] waits out the run with a live progress line, and [`finish`] stops everything in
 //! order, removes the namespaces and writes run.json and summary.json. [`run`] reads as that
-//! sequence; [`Started`] holds what has to be taken down, whichever phase failed.
+//! sequence; [`Started`] holds what has to be taken down, whichever phase failed. While the
+//! run goes, [`faults`] injects the faults it was asked for.
 
 mod block;
 mod dir;
+mod faults;
 mod finish;
 mod hosts;
 mod launch;
@@ -32,6 +34,8 @@ use dir::RunDir;
 pub use dir::claim_out;
 use hosts::HostPlan;
 use launch::{Capture, PeerProcess};
+
+pub use faults::fault_report;
 
 /// Why `Mode::Auto` picks what it picks: (mode, reason).
 pub fn auto_mode(need_tcpdump: bool) -> (Mode, String) {
@@ -70,13 +74,14 @@ struct Started {
     topology: Option<Topology>,
 }
 
-/// What the phases share: the settings, the run directory, the host plan, and what has been
-/// started so far.
+/// What the phases share: the settings, the run directory, the host plan, what has been
+/// started so far, and the faults to inject.
 struct Swarm<'a> {
     cfg: &'a SwarmConfig,
     dir: RunDir,
     hosts: HostPlan,
     started: Started,
+    faults: faults::FaultRun,
 }
 
 /// What starting and running the swarm found out, for run.json.
@@ -100,7 +105,8 @@ pub async fn run(cfg: &SwarmConfig, out: &Claimed) -> Result<(Summary, RunInfo)>
     let swept = sweep_stale(cfg)?;
     let hosts = HostPlan::new(cfg, &dir)?;
     let content = content(cfg)?;
-    let mut swarm = Swarm { cfg, dir, hosts, started: Started::default() };
+    let faults = faults::FaultRun::new(&cfg.faults);
+    let mut swarm = Swarm { cfg, dir, hosts, started: Started::default(), faults };
     // The one cleanup path: whatever starting or running did (an error, an early exit, Ctrl-C,
     // SIGTERM), what was started is stopped in order and the namespaces are removed before
     // anything is returned.

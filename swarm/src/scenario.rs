@@ -14,8 +14,11 @@
 //! upload = "choice(512k:0.5,2M:0.3,10M:0.2)"
 //! download = "10M"
 //! delay = "uniform(5ms,100ms)"
+//! loss = "5%"
+//! loss_burst = 4
 //! workload = "event"
 //! time_scale = 10
+//! faults = ["restart-tracker:at=20s,down=5s", "kill-peers:at=75s,process=1"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -24,11 +27,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use soplab_node::impair::Impairment;
 use soplab_peer::daemon::{DEFAULT_ADDR, DEFAULT_HTTP_PORT, DEFAULT_TRACKER};
 use soplab_peer::{PeerConfig, Profile};
-use soplab_shell::units::{parse_duration, parse_rate};
+use soplab_shell::units::{parse_duration, parse_rate, parse_share};
 
 pub use crate::dist::{DelayDist, RateDist};
+pub use crate::fault::Fault;
 
 /// Ports of one Linux bridge (the kernel's BR_MAX_PORTS): at most this many hosts per swarm.
 pub const MAX_BRIDGE_PORTS: usize = 1024;
@@ -156,10 +161,21 @@ pub struct Scenario {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jitter: Option<String>,
-    /// Share of each peer's sent datagrams lost, 0 to 1 [default: 0].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Share of each peer's sent datagrams lost, as a fraction or a percentage: 0.05 or 5%
+    /// (each peer's I/O shell drops them, seeded); losses are independent unless --loss-burst
+    /// is given [default: 0].
+    #[arg(long, value_parser = parse_share)]
+    #[serde(default, with = "opt_share", skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
+    /// Lose in bursts: B consecutive datagrams on average, with --loss still the long-run
+    /// share. A Gilbert-Elliott chain per peer moves, once per datagram sent, between a good
+    /// state (nothing lost) and a bad one (everything lost); it leaves bad with probability
+    /// r = 1/B and enters it with p = L/(B(1-L)), so bursts last B on average and L of all
+    /// datagrams are lost. --loss 5% --loss-burst 4: r = 0.25, p = 0.0132. B = 1/(1-L) is the
+    /// same as independent losses [default: independent losses].
+    #[arg(long, value_name = "B")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_burst: Option<f64>,
     /// Churn: a schedule CSV (from `soplab workload`) or a preset, `event` or `non-event`,
     /// sampled for this run's duration and seed; the non-vantage peers are its clients.
     #[arg(long)]
@@ -182,6 +198,16 @@ pub struct Scenario {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
+    /// Inject a fault into the running swarm (repeat for several; scenario key `faults`, a
+    /// list): kill-peers:at=T,process=K (SIGKILL to peer process K of --processes: all its
+    /// peers vanish at once), restart-tracker:at=T,down=D (SIGKILL to the tracker, started again
+    /// D later with the same configuration and address; D defaults to 5s), stop-source:at=T,for=D
+    /// (SIGSTOP to the source, SIGCONT D later; D defaults to 5s). T counts from the peers'
+    /// time zero; each fault must be over before the run ends. run.json records when each step
+    /// happened. Netns and loopback modes only.
+    #[arg(long = "fault", value_name = "SPEC")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Vec<Fault>>,
 }
 
 macro_rules! merge_fields {
@@ -235,10 +261,12 @@ impl Scenario {
             delay,
             jitter,
             loss,
+            loss_burst,
             workload,
             time_scale,
             self_capture,
-            profile
+            profile,
+            faults
         )
     }
 }
@@ -269,10 +297,14 @@ pub struct SwarmConfig {
     /// Jitter bound of each peer host, µs.
     pub jitter: DelayDist,
     pub loss: f64,
+    /// Mean burst length of the losses (none: independent losses).
+    pub loss_burst: Option<f64>,
     pub workload: Option<String>,
     pub time_scale: f64,
     pub self_capture: bool,
     pub profile: Profile,
+    /// Faults to inject, in the order given.
+    pub faults: Vec<Fault>,
 }
 
 impl SwarmConfig {
@@ -292,9 +324,7 @@ impl SwarmConfig {
             bail!("vantage ({vantage}) cannot exceed peers ({peers}); lower --vantage (e.g. --vantage {peers})");
         }
         let loss = s.loss.unwrap_or(0.0);
-        if !(0.0..=1.0).contains(&loss) {
-            bail!("loss must be a share from 0 to 1 (e.g. 0.01), got {loss}");
-        }
+        check_loss(loss, s.loss_burst)?;
         let time_scale = s.time_scale.unwrap_or(1.0);
         if !(time_scale >= 1.0 && time_scale.is_finite()) {
             bail!("time_scale must be 1 or more (10 plays 100 minutes of behaviour in 10), got {time_scale}");
@@ -314,16 +344,23 @@ impl SwarmConfig {
                 hosts(peers_per_host)
             );
         }
+        let processes = s.processes.unwrap_or(peers.div_ceil(250)).clamp(1, peers);
+        let duration = s.duration.unwrap_or(Duration::from_secs(60));
+        let faults = s.faults.unwrap_or_default();
+        if !faults.is_empty() && mode == Mode::Virtual {
+            bail!("faults are injected into daemon processes: use --mode netns or loopback, not virtual");
+        }
+        Fault::check_all(&faults, duration, processes).map_err(anyhow::Error::msg)?;
         Ok(SwarmConfig {
             preset: s.preset,
             mode,
             peers,
-            duration: s.duration.unwrap_or(Duration::from_secs(60)),
+            duration,
             out: s.out.unwrap_or_else(|| PathBuf::from("runs/latest")),
             bitrate: s.bitrate.unwrap_or_else(default_bitrate),
             seed: s.seed.unwrap_or(1),
             file: s.file,
-            processes: s.processes.unwrap_or(peers.div_ceil(250)).clamp(1, peers),
+            processes,
             stagger: s.stagger.unwrap_or(Duration::from_secs(5)),
             http_port: s.http_port.unwrap_or(DEFAULT_HTTP_PORT),
             vantage,
@@ -335,10 +372,12 @@ impl SwarmConfig {
             delay: dist(s.delay, "delay")?.unwrap_or(DelayDist::fixed(0)),
             jitter: dist(s.jitter, "jitter")?.unwrap_or(DelayDist::fixed(0)),
             loss,
+            loss_burst: s.loss_burst,
             workload: s.workload,
             time_scale,
             self_capture: s.self_capture.unwrap_or(false),
             profile: s.profile.unwrap_or_default(),
+            faults,
         })
     }
 
@@ -366,12 +405,22 @@ impl SwarmConfig {
             delay: Some(self.delay.to_string()),
             jitter: Some(self.jitter.to_string()),
             loss: Some(self.loss),
+            loss_burst: self.loss_burst,
             workload: self.workload.clone(),
             time_scale: Some(self.time_scale),
             self_capture: Some(self.self_capture),
             profile: Some(self.profile),
+            faults: (!self.faults.is_empty()).then(|| self.faults.clone()),
         }
     }
+}
+
+/// Checks `--loss` and `--loss-burst` together, with the message of the shared model.
+fn check_loss(loss: f64, loss_burst: Option<f64>) -> Result<()> {
+    if loss_burst.is_some() && loss == 0.0 {
+        bail!("loss_burst (--loss-burst) shapes the losses of --loss: give --loss too (e.g. --loss 5%)");
+    }
+    Impairment { loss, loss_burst, ..Impairment::default() }.check().map_err(|e| anyhow::anyhow!("--loss: {e}"))
 }
 
 /// The distribution `name` (a setting) says, if any.
@@ -396,6 +445,32 @@ mod opt_duration {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let s = String::deserialize(d)?;
         soplab_shell::units::parse_duration(&s).map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Shares in scenario files: numbers (0.05) or strings as on the command line ("5%").
+mod opt_share {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Share {
+        Text(String),
+        Number(f64),
+    }
+
+    pub fn serialize<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_f64(*v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        match Share::deserialize(d)? {
+            Share::Number(n) => Ok(Some(n)),
+            Share::Text(t) => soplab_shell::units::parse_share(&t).map(Some).map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -448,6 +523,34 @@ mod tests {
         let again: Scenario = toml::from_str(&toml::to_string(&cfg.to_scenario()).unwrap()).unwrap();
         let cfg2 = SwarmConfig::resolve(again, Mode::Netns).unwrap();
         assert_eq!(format!("{cfg:?}"), format!("{cfg2:?}"), "the effective scenario reproduces the run");
+    }
+
+    #[test]
+    fn losses_take_percentages_and_bursts_and_faults_round_trip() {
+        let s: Scenario = toml::from_str(
+            "loss = \"5%\"\nloss_burst = 4\nprocesses = 2\nduration = \"100s\"\n\
+             faults = [\"restart-tracker:at=20s\", \"kill-peers:at=75s,process=1\"]\n",
+        )
+        .unwrap();
+        let cfg = SwarmConfig::resolve(s, Mode::Netns).unwrap();
+        assert_eq!((cfg.loss, cfg.loss_burst), (0.05, Some(4.0)));
+        assert_eq!(
+            cfg.faults.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["restart-tracker:at=20s,down=5s", "kill-peers:at=75s,process=1"]
+        );
+        let text = toml::to_string(&cfg.to_scenario()).unwrap();
+        assert!(text.contains("loss = 0.05\nloss_burst = 4.0\n"), "{text}");
+        let again = SwarmConfig::resolve(toml::from_str(&text).unwrap(), Mode::Netns).unwrap();
+        assert_eq!(format!("{cfg:?}"), format!("{again:?}"));
+        assert_eq!(toml::from_str::<Scenario>("loss = 0\n").unwrap().loss, Some(0.0));
+
+        let bad = |s: &str, mode| SwarmConfig::resolve(toml::from_str(s).unwrap(), mode).unwrap_err().to_string();
+        assert!(bad("loss_burst = 4\n", Mode::Netns).contains("give --loss too"));
+        assert!(bad("loss = 0.05\nloss_burst = 0.5\n", Mode::Netns).contains("1 datagram or more"));
+        assert!(bad("faults = [\"stop-source:at=10s\"]\n", Mode::Virtual).contains("not virtual"));
+        assert!(bad("faults = [\"kill-peers:at=10s,process=1\"]\n", Mode::Netns).contains("--processes"));
+        assert!(toml::from_str::<Scenario>("faults = [\"reboot:at=1s\"]\n").is_err());
+        assert!(toml::from_str::<Scenario>("loss = \"5 percent\"\n").is_err());
     }
 
     #[test]

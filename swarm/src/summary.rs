@@ -3,13 +3,16 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::Path;
 
 use bytes::Bytes;
 use soplab_node::Media;
 use soplab_peer::PeerStats;
 pub use soplab_rundir::summary::Summary;
 use soplab_rundir::summary::{PeerSummary, SourceSummary};
+use soplab_rundir::truth::{Event, Line};
 use soplab_source::Content;
+use soplab_wire::BLOCK_LEN;
 
 /// Checks played blocks against the content the source publishes.
 #[derive(Debug, Default)]
@@ -55,6 +58,41 @@ impl PlayCheck {
     }
 }
 
+/// What a peer killed outright (`--fault kill-peers:...`) did, from its ground truth, since it
+/// wrote no stats: its plays and continuity, requests and responses, bytes up and down, and
+/// sessions. Counters the truth does not hold (parents, children, neighbours, drops) stay 0.
+///
+/// # Errors
+/// When the truth file cannot be read or holds a line that is not a ground-truth event.
+pub fn stats_from_truth(addr: SocketAddr, truth: &Path) -> anyhow::Result<PeerStats> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(truth).with_context(|| format!("cannot read {}", truth.display()))?;
+    let mut s = PeerStats { addr: addr.to_string(), role: "peer".into(), ..PeerStats::default() };
+    for line in text.lines() {
+        let line = Line::parse(line).with_context(|| format!("bad line in {}", truth.display()))?;
+        match line.event {
+            Event::Play { block, hit } => {
+                s.blocks_due += 1;
+                if hit {
+                    s.blocks_played += 1;
+                    s.played_bytes += BLOCK_LEN as u64;
+                    s.first_played_block.get_or_insert(block);
+                }
+            }
+            Event::SessionStart { .. } => s.sessions += 1,
+            Event::RequestSent { .. } => s.requests_sent += 1,
+            Event::RequestTimeout { .. } => s.requests_timed_out += 1,
+            Event::ResponseSent { bytes, .. } => {
+                (s.responses_sent, s.uploaded_bytes) = (s.responses_sent + 1, s.uploaded_bytes + bytes)
+            }
+            Event::ResponseReceived { bytes, .. } => s.downloaded_bytes += bytes,
+            _ => {}
+        }
+    }
+    s.continuity = (s.blocks_due > 0).then(|| s.blocks_played as f64 / s.blocks_due as f64);
+    Ok(s)
+}
+
 /// Builds the summary from final stats and the play check.
 pub fn build(source: &PeerStats, peers: &[PeerStats], plays: &PlayCheck) -> Summary {
     let mut dropped = BTreeMap::new();
@@ -79,6 +117,7 @@ pub fn build(source: &PeerStats, peers: &[PeerStats], plays: &PlayCheck) -> Summ
                 blocks_played: s.blocks_played,
                 uploaded_bytes: s.uploaded_bytes,
                 downloaded_bytes: s.downloaded_bytes,
+                killed: false,
             }
         })
         .collect();
@@ -114,5 +153,30 @@ mod tests {
         plays.check(&content, b, &good(1));
         assert_eq!(plays.of(a), (100, 0));
         assert_eq!(plays.of(b), (4, 2));
+    }
+
+    #[test]
+    fn a_killed_peer_is_summed_up_from_its_truth() {
+        let addr: SocketAddr = "198.18.1.3:3908".parse().unwrap();
+        let parent: SocketAddr = "198.18.0.2:3901".parse().unwrap();
+        let path = std::env::temp_dir().join(format!("soplab-killed-{}.jsonl", std::process::id()));
+        let lines = [
+            Event::SessionStart { role: soplab_rundir::truth::Role::Peer },
+            Event::RequestSent { parent, request: 1, first_block: 7, count: 2 },
+            Event::ResponseReceived { parent, request: 1, first_block: 7, count: 2, bytes: 20_480 },
+            Event::Play { block: 7, hit: true },
+            Event::Play { block: 8, hit: true },
+            Event::Play { block: 9, hit: false },
+            Event::ResponseSent { child: parent, request: 4, first_block: 7, count: 1, bytes: 10_240, packets: 8 },
+        ];
+        let text: String = lines.iter().map(|e| e.to_json_line(5, addr) + "\n").collect();
+        std::fs::write(&path, text).unwrap();
+        let s = stats_from_truth(addr, &path).unwrap();
+        assert_eq!((s.blocks_due, s.blocks_played, s.played_bytes, s.first_played_block), (3, 2, 20_480, Some(7)));
+        assert_eq!((s.sessions, s.requests_sent, s.responses_sent), (1, 1, 1));
+        assert_eq!((s.uploaded_bytes, s.downloaded_bytes, s.continuity), (10_240, 20_480, Some(2.0 / 3.0)));
+        std::fs::write(&path, "not json\n").unwrap();
+        assert!(stats_from_truth(addr, &path).unwrap_err().to_string().contains("bad line"));
+        std::fs::remove_file(&path).ok();
     }
 }

@@ -131,6 +131,21 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     v
 }
 
+/// Fails the test unless nothing of a run is left within 10 s: no namespace whose name starts
+/// with `<prefix>-`, no process whose command line mentions its directory `dir`.
+pub fn assert_nothing_left(prefix: &str, dir: &Path) {
+    // Processes get SIGTERM from the kernel when their parent dies; give them a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (ns, procs) = (namespaces(&format!("{prefix}-")), processes_mentioning(&dir.display().to_string()));
+        if ns.is_empty() && procs.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "left behind: namespaces {ns:?}, processes {procs:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

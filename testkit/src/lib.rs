@@ -24,8 +24,8 @@ pub use capture::{UdpLine, ndpi_flows, tcpdump_udp, udp_frame};
 pub use child::{Guard, check_help_and_bad_flag, output_within, run_ok};
 pub use files::{TempDir, played_sessions, read_json, remove_run_dir, run_dir, truth_events, truth_lines};
 pub use host::{
-    built_binary, find_on_path, namespaces, netns_available, on_path, processes_mentioning, require_tools,
-    root_and_tools_available, soplab_exe, tool_available,
+    assert_nothing_left, built_binary, find_on_path, namespaces, netns_available, on_path, processes_mentioning,
+    require_tools, root_and_tools_available, soplab_exe, tool_available,
 };
 pub use swarm::{assert_continuity, netns_swarm_args};
 

@@ -63,6 +63,13 @@ impl Out {
     }
 }
 
+/// How long a registration may go unanswered before it is sent again (until one is answered).
+/// A lost registration would otherwise leave a newcomer, whom nobody knows yet, alone for a
+/// whole `tracker_interval`; and a peer that sends little stays long in a burst of losses
+/// (`--loss-burst`: the loss chain moves once per datagram it sends), so it asks often, at 10
+/// bytes a second.
+const TRACKER_RETRY: Micros = 2_000_000;
+
 /// The peer (or source) core. Drive it through [`Node`].
 pub struct Peer {
     cfg: PeerConfig,
@@ -75,6 +82,8 @@ pub struct Peer {
     started: Option<Micros>,
     ended: bool,
     timers: Timers,
+    /// While the last registration is unanswered: when to send it again.
+    tracker_retry: Option<Micros>,
     blocks: Blocks,
     links: Links,
     pull: Pull,
@@ -99,6 +108,7 @@ impl Peer {
             started: None,
             ended: false,
             timers: Timers::default(),
+            tracker_retry: None,
             blocks: Blocks::new(origin),
             links: Links::new(),
             pull: Pull::new(&cfg),
@@ -176,8 +186,9 @@ impl Peer {
     /// events, the datagrams and the random draws), so it stays fixed: tracker, links,
     /// children, then, for a peer, requests and playback.
     fn tick(&mut self, now: Micros) {
-        if self.timers.due(Timer::Tracker, now) {
-            self.register();
+        let retry = self.tracker_retry.is_some_and(|at| now >= at);
+        if self.timers.due(Timer::Tracker, now) || retry {
+            self.register(now);
             self.timers.set(Timer::Tracker, now + self.cfg.tracker_interval);
         }
         self.expire_links(now);
@@ -195,8 +206,10 @@ impl Peer {
         self.out.stats.max_parents = self.out.stats.max_parents.max(parents);
     }
 
-    /// Registers with the tracker, which answers with peers for the channel.
-    fn register(&mut self) {
+    /// Registers with the tracker, which answers with peers for the channel; until it does,
+    /// the registration is sent again every [`TRACKER_RETRY`].
+    fn register(&mut self, now: Micros) {
+        self.tracker_retry = Some(now + TRACKER_RETRY.min(self.cfg.tracker_interval));
         let reg = Message::Register(Register {
             role: self.cfg.role,
             channel: self.cfg.channel,
@@ -236,7 +249,10 @@ impl Node for Peer {
                     self.on_video(now, from, &v);
                 }
             }
-            Message::PeerList(l) if from == self.cfg.tracker => self.on_peer_list(from, l),
+            Message::PeerList(l) if from == self.cfg.tracker => {
+                self.tracker_retry = None;
+                self.on_peer_list(from, l);
+            }
             _ => self.out.drop_input(from, DropReason::UnexpectedMessage),
         }
     }
@@ -289,5 +305,48 @@ impl Node for Peer {
 
     fn poll_media(&mut self) -> Option<Media> {
         self.playback.next_media()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use soplab_node::SECOND;
+    use soplab_wire::PeerList;
+
+    use super::*;
+
+    /// The times (s) at which a peer that hears nothing registers with the tracker, over
+    /// `secs` of ticks; the tracker answers the registrations at the times `answer_at` lists.
+    fn registrations(secs: u64, answer_at: &[u64]) -> Vec<u64> {
+        let cfg = PeerConfig::peer("198.18.1.9:3908".parse().unwrap(), "198.18.0.1:3900".parse().unwrap(), 1, 3);
+        let (tracker, tick) = (cfg.tracker, cfg.tick);
+        let mut p = Peer::new(cfg, None);
+        let mut sent = Vec::new();
+        let mut now = 0;
+        while now <= secs * SECOND {
+            if answer_at.contains(&(now / SECOND)) && now % SECOND == 0 {
+                let list = PeerList { channel: 1, registered: 1, peers: Vec::new() };
+                p.handle_datagram(now, tracker, &Repr::new(0, Message::PeerList(list)).to_vec());
+            }
+            p.handle_timeout(now);
+            while let Some(t) = p.poll_transmit(now) {
+                if t.dst == tracker && matches!(Repr::parse(&t.payload).map(|r| r.message), Ok(Message::Register(_))) {
+                    sent.push(now / SECOND);
+                }
+            }
+            now += tick;
+        }
+        sent
+    }
+
+    #[test]
+    fn an_unanswered_registration_is_sent_again_every_two_seconds() {
+        // Never answered: asked every 2 s.
+        assert_eq!(registrations(40, &[]), (0..=40).step_by(2).collect::<Vec<_>>());
+        // Answered within a second: every 30 s, as always.
+        assert_eq!(registrations(70, &[1, 31, 61]), [0, 30, 60]);
+        // The first registration lost, the second answered: 30 s later the next, which goes
+        // unanswered, so every 2 s again.
+        assert_eq!(registrations(40, &[3]), [0, 2, 32, 34, 36, 38, 40]);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use soplab_node::impair::Impairment;
 use soplab_shell::flags::{CommonArgs, load_config, micros, rate_text};
-use soplab_shell::units::{parse_duration, parse_positive_duration, parse_rate};
+use soplab_shell::units::{parse_duration, parse_positive_duration, parse_rate, parse_share};
 
 use super::config::{DaemonConfig, HostedPeer, Outputs, Truth, peer_addrs, read_sessions};
 use super::{DEFAULT_ADDR, DEFAULT_HTTP_PORT, DEFAULT_TRACKER};
@@ -158,9 +158,14 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub jitter: Duration,
 
-    /// Share of the datagrams each peer sends that are lost, from 0 to 1 (e.g. 0.01), seeded.
+    /// Share of the datagrams each peer sends that are lost, from 0 to 1 (0.01 or 1%), seeded.
     #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = parse_share)]
     pub loss: f64,
+
+    /// Lose in bursts of this many consecutive datagrams on average (a Gilbert-Elliott chain
+    /// with the same long-run --loss; see `soplab swarm --help`) [default: independent losses].
+    #[arg(long, value_name = "DATAGRAMS")]
+    pub loss_burst: Option<f64>,
 
     // (`help` rather than a doc comment: rustdoc would take `<ip>` for HTML.)
     #[arg(
@@ -185,13 +190,6 @@ pub struct Args {
 
     #[command(flatten)]
     pub common: CommonArgs,
-}
-
-fn parse_share(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a share from 0 to 1 (e.g. 0.01 for 1%)")),
-    }
 }
 
 impl Args {
@@ -256,7 +254,12 @@ impl Args {
             peers,
             schedule_epoch_us: self.schedule_epoch_ms.map(|ms| ms.saturating_mul(1000)),
             outputs,
-            impairment: Impairment { delay: micros(self.delay), jitter: micros(self.jitter), loss: self.loss },
+            impairment: Impairment {
+                delay: micros(self.delay),
+                jitter: micros(self.jitter),
+                loss: self.loss,
+                loss_burst: self.loss_burst,
+            },
             duration_us: self.common.duration_us(),
         })
     }

@@ -156,8 +156,8 @@ impl DaemonConfig {
             }
         }
         let own = self.peers.iter().filter_map(|p| p.impairment);
-        if let Some(i) = std::iter::once(self.impairment).chain(own).find(|i| !(0.0..=1.0).contains(&i.loss)) {
-            bail!("the impairment's loss {} is not a share from 0 to 1 (e.g. 0.01 for 1%)", i.loss);
+        if let Some(e) = std::iter::once(self.impairment).chain(own).find_map(|i| i.check().err()) {
+            bail!("the impairment cannot be used: {e}");
         }
         Ok(())
     }
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn a_hosted_peer_may_carry_its_own_impairment() {
-        let daemon_wide = Impairment { delay: 10_000, jitter: 0, loss: 0.0 };
+        let daemon_wide = Impairment { delay: 10_000, jitter: 0, loss: 0.0, loss_burst: None };
         let plain: HostedPeer = serde_json::from_str(r#"{"addr": "127.0.0.2:3908", "seed": 1}"#).unwrap();
         assert_eq!(plain.impairment, None);
         assert_eq!(plain.impairment_or(daemon_wide), daemon_wide);
@@ -252,7 +252,7 @@ mod tests {
             r#"{"addr": "127.0.0.3:3908", "seed": 2, "impairment": {"delay": 80000, "jitter": 2000, "loss": 0.0}}"#,
         )
         .unwrap();
-        let want = Impairment { delay: 80_000, jitter: 2_000, loss: 0.0 };
+        let want = Impairment { delay: 80_000, jitter: 2_000, loss: 0.0, loss_burst: None };
         assert_eq!(own.impairment_or(daemon_wide), want);
         assert_eq!(serde_json::from_str::<HostedPeer>(&serde_json::to_string(&own).unwrap()).unwrap(), own);
 
@@ -269,6 +269,9 @@ mod tests {
         config.peers[1].impairment = Some(Impairment { loss: 2.0, ..want });
         let e = config.check().unwrap_err().to_string();
         assert!(e.contains("loss 2"), "a peer's own loss is checked too: {e}");
+        config.peers[1].impairment = Some(Impairment { loss: 0.05, loss_burst: Some(0.5), ..want });
+        let e = config.check().unwrap_err().to_string();
+        assert!(e.contains("burst 0.5"), "and its burst length: {e}");
     }
 
     #[test]

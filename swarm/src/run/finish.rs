@@ -43,7 +43,9 @@ impl Started {
             first_error.get_or_insert(e);
         };
         let mut clean = true;
-        let daemons = self.peers.iter_mut().map(|p| &mut p.daemon).chain(self.source.iter_mut());
+        // A peer process a fault killed is already gone.
+        let peers = self.peers.iter_mut().filter(|p| !p.killed).map(|p| &mut p.daemon);
+        let daemons = peers.chain(self.source.iter_mut());
         for d in daemons.chain(self.tracker.iter_mut()) {
             clean &= d.stop(GRACE).await.unwrap_or_else(|e| {
                 note(e);
@@ -99,10 +101,16 @@ impl Swarm<'_> {
             hosts: self.hosts.infos(self.cfg),
             pcaps,
             workload: self.hosts.schedule.as_ref().map(|_| "workload.csv".to_string()),
+            faults: self.faults.records.clone(),
         };
         self.dir.write_json("run.json", &info)?;
-        let stats: Vec<PathBuf> = self.started.peers.iter().map(|p| p.stats.clone()).collect();
-        let summary = summarise(content, &stats, &self.dir)?;
+        self.faults.join_tracker_truth(&self.dir.truth)?;
+        let (killed, alive): (Vec<_>, Vec<_>) = self.started.peers.iter().partition(|p| p.killed);
+        let stats: Vec<PathBuf> = alive.iter().map(|p| p.stats.clone()).collect();
+        let killed: Vec<SocketAddr> =
+            killed.iter().flat_map(|p| p.peers.clone()).map(|k| self.hosts.addrs.peer(k).into()).collect();
+        let outputs = Outputs { peer_stats: &stats, killed: &killed, tracker_killed: self.faults.killed_tracker() };
+        let summary = summarise(content, &outputs, &self.dir)?;
         self.dir.write_json("summary.json", &summary)?;
         Ok((summary, info))
     }
@@ -123,28 +131,55 @@ impl Swarm<'_> {
     }
 }
 
-/// The summary: the peers' and the source's final stats, the tracker's, and a check of every
-/// peer's played stream against the source's content.
-fn summarise(content: &Content, peer_stats: &[PathBuf], dir: &RunDir) -> Result<Summary> {
+/// What the daemons left for the summary.
+struct Outputs<'a> {
+    /// The stats files of the peer processes that stopped.
+    peer_stats: &'a [PathBuf],
+    /// The peers of processes a fault killed: they wrote no stats.
+    killed: &'a [SocketAddr],
+    /// A fault killed the tracker: it may have written no stats.
+    tracker_killed: bool,
+}
+
+/// The summary: the peers' and the source's final stats (a killed peer's from its truth), the
+/// tracker's, and a check of every peer's played stream against the source's content.
+fn summarise(content: &Content, outputs: &Outputs, dir: &RunDir) -> Result<Summary> {
     let read = |p: &PathBuf| -> Result<Vec<u8>> {
         std::fs::read(p)
             .with_context(|| format!("cannot read {} (did the daemon stop cleanly? see its log)", p.display()))
     };
     let mut peers: Vec<PeerStats> = Vec::new();
-    for f in peer_stats {
+    for f in outputs.peer_stats {
         let v: Vec<PeerStats> =
             serde_json::from_slice(&read(f)?).with_context(|| format!("{} is not peer stats", f.display()))?;
         peers.extend(v);
     }
+    for &addr in outputs.killed {
+        peers.push(crate::summary::stats_from_truth(addr, &dir.truth_of(addr))?);
+    }
     let source: PeerStats = serde_json::from_slice(&read(&dir.logs.join("source.stats.json"))?)?;
-    let tracker: serde_json::Value = serde_json::from_slice(&read(&dir.logs.join("tracker.stats.json"))?)?;
+    let tracker_stats = dir.logs.join("tracker.stats.json");
+    let tracker = match read(&tracker_stats) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes)?),
+        // Killed and not started again before the end: it wrote none.
+        Err(_) if outputs.tracker_killed && !tracker_stats.exists() => None,
+        Err(e) => return Err(e),
+    };
     let mut plays = PlayCheck::default();
     for st in &peers {
         let addr: SocketAddr = st.addr.parse()?;
-        let (checked, bad) = check_played(content, &dir.truth_of(addr), &dir.played_of(addr))?;
+        let whole = !outputs.killed.contains(&addr);
+        let (checked, bad) = check_played(content, &dir.truth_of(addr), &dir.played_of(addr), whole)?;
         plays.record(addr, checked, bad);
     }
     let mut summary = crate::summary::build(&source, &peers, &plays);
-    summary.tracker = Some(tracker);
+    for p in &mut summary.peers {
+        let Some(addr) = p.address.parse().ok().filter(|a: &SocketAddr| outputs.killed.contains(a)) else { continue };
+        // Its played file holds what it wrote before the kill, which need not be every block
+        // its truth names: what it holds must be the source's.
+        let (checked, bad) = plays.of(addr);
+        (p.killed, p.played_matches_source) = (true, checked > 0 && bad == 0);
+    }
+    summary.tracker = tracker;
     Ok(summary)
 }

@@ -196,7 +196,8 @@ fn plan_peer_hosts(
             down_bps: cfg.download.as_ref().map(|d| d.sample(j, &mut rng)),
         });
         let delay = cfg.delay.sample(j, &mut delay_rng);
-        paths.push(Some(Impairment { delay, jitter: cfg.jitter.sample(j, &mut delay_rng), loss: cfg.loss }));
+        let jitter = cfg.jitter.sample(j, &mut delay_rng);
+        paths.push(Some(Impairment { delay, jitter, loss: cfg.loss, loss_burst: cfg.loss_burst }));
         host_of_peer.extend(std::iter::repeat_n(hosts.len() - 1, n));
         i += n;
     }

@@ -36,10 +36,13 @@ pub(super) struct Capture {
     pub info: CaptureInfo,
 }
 
-/// One peer process and the stats file it writes when it stops.
+/// One peer process, the run's peers it hosts and the stats file it writes when it stops.
 pub(super) struct PeerProcess {
     pub daemon: Daemon,
+    pub peers: Range<usize>,
     pub stats: PathBuf,
+    /// A fault killed it: it writes no stats, and its exit is no failure.
+    pub killed: bool,
 }
 
 /// What run.json says of one pcap, before its packets are counted.
@@ -83,7 +86,7 @@ impl Swarm<'_> {
     /// finds the one before it listening. Returns the peers' time zero (CLOCK_REALTIME µs),
     /// which leaves them a moment to bind.
     pub(super) async fn start_daemons(&mut self) -> Result<u64> {
-        let Swarm { cfg, dir, hosts, started } = self;
+        let Swarm { cfg, dir, hosts, started, .. } = self;
         let tracker = tracker_config(cfg, &hosts.addrs, dir);
         started.tracker = Some(spawn_with_config("tracker", "tracker", &tracker, dir, hosts.netns_of(TRACKER_HOST))?);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -95,7 +98,7 @@ impl Swarm<'_> {
         for p in peer_processes(cfg, hosts, dir, epoch_us) {
             // The process lives in its first peer's namespace; each socket is bound in its own.
             let daemon = spawn_with_config(&p.name, "peer", &p.config, dir, hosts.netns_of_peer(p.peers.start))?;
-            started.peers.push(PeerProcess { daemon, stats: p.stats });
+            started.peers.push(PeerProcess { daemon, peers: p.peers, stats: p.stats, killed: false });
         }
         Ok(epoch_us)
     }

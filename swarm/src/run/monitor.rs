@@ -35,8 +35,10 @@ impl Swarm<'_> {
         let end = epoch + self.cfg.duration;
         let mut sigterm = signal(SignalKind::terminate())?;
         while Instant::now() < end {
+            let tick = (Instant::now() + Duration::from_secs(1)).min(end);
+            let wake = self.faults.next_due(epoch).map_or(tick, |f| f.min(tick));
             let interrupted = tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1).min(end.saturating_duration_since(Instant::now()))) => false,
+                _ = tokio::time::sleep_until(wake.into()) => false,
                 _ = tokio::signal::ctrl_c() => true,
                 _ = sigterm.recv() => true,
             };
@@ -44,6 +46,7 @@ impl Swarm<'_> {
                 progress.bar.println("interrupted: stopping the swarm and removing its namespaces");
                 return Ok(true);
             }
+            self.run_due_faults(epoch).await?;
             self.started.exited_early()?;
             let t = Instant::now().saturating_duration_since(epoch).as_secs();
             progress.bar.set_position(t);
@@ -78,11 +81,12 @@ impl Swarm<'_> {
 }
 
 impl Started {
-    /// An error naming the log of a process that has exited while the run goes on.
+    /// An error naming the log of a process that has exited while the run goes on (other than
+    /// by a fault).
     fn exited_early(&mut self) -> Result<()> {
         let mut failure = None;
-        let daemons =
-            self.tracker.iter_mut().chain(self.source.iter_mut()).chain(self.peers.iter_mut().map(|p| &mut p.daemon));
+        let peers = self.peers.iter_mut().filter(|p| !p.killed).map(|p| &mut p.daemon);
+        let daemons = self.tracker.iter_mut().chain(self.source.iter_mut()).chain(peers);
         for d in daemons.chain(self.captures.iter_mut().map(|c| &mut c.tcpdump.daemon)) {
             if let Some(status) = d.child.try_wait()? {
                 failure = Some(anyhow::anyhow!("{} exited early ({status}); see {}", d.name, d.log.display()));

@@ -72,6 +72,7 @@ pub(super) fn run(cfg: &SwarmConfig, dir: &RunDir, hosts: &HostPlan, content: &C
         hosts: hosts.infos(cfg),
         pcaps: vec![capture],
         workload: hosts.schedule.as_ref().map(|_| "workload.csv".to_string()),
+        faults: Vec::new(),
     };
     dir.write_json("run.json", &info)?;
     let summary = ran.summary();
@@ -255,7 +256,7 @@ mod tests {
         for (k, p) in setup.peers.iter().enumerate() {
             assert_eq!(p.cfg.addr, SocketAddr::from(hosts.addrs.peer(k)));
             assert_eq!(p.cfg.upload_bps, Some([1_000_000, 256_000][k % 2]), "peer {k}'s host's rate");
-            let path = Impairment { delay: [30_000, 60_000][k % 2], jitter: 5_000, loss: 0.01 };
+            let path = Impairment { delay: [30_000, 60_000][k % 2], jitter: 5_000, loss: 0.01, loss_burst: None };
             assert_eq!(p.link, Some(path), "peer {k}'s host's path");
             assert_eq!(p.spans, [(PEERS_AT + k as u64 * 1_000_000, None)], "peers join over --stagger");
             // Everything else as the netns peer process would be configured.
