@@ -84,3 +84,27 @@ fn a_flood_of_bad_datagrams_leaves_a_bounded_truth_file() {
         text.len()
     );
 }
+
+/// A ground-truth file that cannot be written (a full disk: /dev/full) stops the daemon
+/// cleanly: it exits with an error that names the file and the OS error, and still writes its
+/// stats.
+#[test]
+fn a_full_disk_stops_the_peer_with_an_error_naming_the_file() {
+    use soplab_testkit::{TempDir, test_ip};
+
+    let dir = TempDir::new("peer-full");
+    let stats = dir.path().join("stats.json");
+    let (a, tracker) = (format!("{}:3908", test_ip(50)), format!("{}:3900", test_ip(51)));
+    let args = ["--addr", &a, "--tracker", &tracker, "--http-port", "0", "--duration", "30s", "--truth", "/dev/full"];
+    let out = output_within(Command::new(EXE).args(args).arg("--stats").arg(&stats), Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("error: peer {a} stopped: cannot write the ground-truth file /dev/full")),
+        "{last}"
+    );
+    assert!(last.contains("No space left on device (os error 28)") && !last.contains("socket"), "{last}");
+    let peers: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    assert_eq!(peers[0]["addr"], a.as_str());
+}

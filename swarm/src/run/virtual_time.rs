@@ -73,6 +73,7 @@ pub(super) fn run(cfg: &SwarmConfig, dir: &RunDir, hosts: &HostPlan, content: &C
         hosts: hosts.infos(cfg),
         pcaps: vec![capture],
         workload: hosts.schedule.as_ref().map(|_| "workload.csv".to_string()),
+        failures: Vec::new(),
     };
     dir.write_json("run.json", &info)?;
     let summary = ran.summary();
