@@ -70,7 +70,7 @@ impl Peer {
         }
         let t0 = self.playback.play_t0.expect("set above");
         let interval = self.cfg.block_interval();
-        while t0 + u64::from(self.playback.next_play - start) * interval <= now {
+        while t0.saturating_add(u64::from(self.playback.next_play - start).saturating_mul(interval)) <= now {
             let b = self.playback.next_play;
             let Some(next) = b.checked_add(1) else { break };
             self.playback.next_play = next;
@@ -85,7 +85,9 @@ impl Peer {
         // younger than `lag`: it starts at block 0 and would otherwise play closer to the live
         // edge than configured.
         let edge = self.links.announced_edge();
-        let ready = (start..start + self.cfg.startup_blocks).all(|b| self.blocks.store().has(b))
+        // Near the top of the id space (a neighbour may announce u32::MAX - 1) there may be
+        // fewer than `startup_blocks` ids left: then `startup_max` decides.
+        let ready = (start..start.saturating_add(self.cfg.startup_blocks)).all(|b| self.blocks.store().has(b))
             && edge.is_some_and(|e| e >= start.saturating_add(self.cfg.blocks_in(self.cfg.lag)));
         ready || now.saturating_sub(self.playback.start_chosen_at) >= self.cfg.startup_max
     }
