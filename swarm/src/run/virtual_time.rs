@@ -100,7 +100,7 @@ fn setup(cfg: &SwarmConfig, dir: &RunDir, hosts: &HostPlan, content: &Content) -
         launch::write_config(&p.name, &p.config, dir)?;
         for (k, hosted) in p.peers.clone().zip(&p.config.peers) {
             let link = hosts.peer_link(k);
-            let at = |t: Micros| PEERS_AT + t;
+            let at = |t: Micros| PEERS_AT.saturating_add(t);
             peers.push(VirtualPeer {
                 cfg: PeerConfig { upload_bps: link.upload_bps, ..hosted.config(&p.config.template) },
                 link: Some(link.path),
@@ -117,7 +117,7 @@ fn setup(cfg: &SwarmConfig, dir: &RunDir, hosts: &HostPlan, content: &Content) -
         content: content.clone(),
         source_at: SOURCE_AT,
         peers,
-        end: PEERS_AT + micros(cfg.duration),
+        end: PEERS_AT.saturating_add(micros(cfg.duration)),
     })
 }
 
