@@ -300,3 +300,9 @@ fn paper_comparison(dir: &Path, r: &Report) -> Result<PathBuf> {
     }
     t.finish()
 }
+
+/// Serialises a path as text, with any bytes that are not UTF-8 shown as U+FFFD: JSON strings
+/// are UTF-8, and a capture under a non-UTF-8 path must not stop the report from being written.
+pub fn path_text<S: serde::Serializer>(path: &Path, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}

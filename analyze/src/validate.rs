@@ -154,6 +154,7 @@ pub struct Coverage {
 /// One capture of the run and how much of it is its vantage peer's own traffic.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaptureCheck {
+    #[serde(serialize_with = "crate::output::path_text")]
     pub path: PathBuf,
     pub host: Option<String>,
     pub address: Option<SocketAddr>,
@@ -195,6 +196,7 @@ pub struct ValidationInterval {
 #[derive(Debug, Clone, Serialize)]
 pub struct Validation {
     pub tool: String,
+    #[serde(serialize_with = "crate::output::path_text")]
     pub run_dir: PathBuf,
     pub definitions: &'static str,
     pub captures: Vec<CaptureCheck>,

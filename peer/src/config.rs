@@ -221,7 +221,7 @@ impl PeerConfig {
 
     /// `d` expressed in blocks (rounded up).
     pub fn blocks_in(&self, d: Micros) -> u32 {
-        d.div_ceil(self.block_interval().max(1)) as u32
+        u32::try_from(d.div_ceil(self.block_interval().max(1))).unwrap_or(u32::MAX)
     }
 
     /// Whether this is the source provider. The role is held here and only here: the core is

@@ -60,7 +60,10 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     let (stats, mut errors) = session::run_all(hosts, epoch, &stop).await;
     http_servers.shutdown().await;
 
-    errors.extend(flush(shared.truth));
+    if errors.is_empty() {
+        // (After a peer's error the shared file's is the same one again.)
+        errors.extend(flush(shared.truth, config.outputs.truth.as_ref()));
+    }
     report(&stats, shared.stats, config.outputs.stats.as_deref())?;
     match errors.len() {
         0 => Ok(()),
@@ -101,10 +104,11 @@ fn log_start(config: &DaemonConfig, hosts: &[host::Host]) {
 }
 
 /// Flushes the shared ground-truth file, if there is one.
-fn flush(shared: Option<Arc<Mutex<BufWriter<File>>>>) -> Option<anyhow::Error> {
+fn flush(shared: Option<Arc<Mutex<BufWriter<File>>>>, truth: Option<&Truth>) -> Option<anyhow::Error> {
     let shared = shared?;
     let mut w = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    w.flush().err().map(|e| anyhow!("cannot write the ground-truth file: {e}"))
+    let path = truth.map_or_else(String::new, |t| t.path().display().to_string());
+    w.flush().err().map(|e| anyhow!("cannot write the ground-truth file {path}: {e}; check the disk's free space"))
 }
 
 /// Logs how the peers did, prints their counters as a JSON array on stdout, and writes it to

@@ -1032,6 +1032,21 @@ fn keepalive_announcing_the_largest_block_id_does_not_crash() {
     assert!(h.peer.stats().neighbors <= 1);
 }
 
+/// The same at low bitrates, where `lag` spans fewer blocks than the start-up buffer (at
+/// 200 kbit/s a block lasts 0.41 s): the start point and the start-up arithmetic near the top
+/// of the id space must not overflow.
+#[test]
+fn the_largest_block_id_does_not_overflow_at_low_bitrates() {
+    for bitrate_bps in [200_000, 64_000, 8_000, 1] {
+        let mut h = Harness::new(|c| c.bitrate_bps = bitrate_bps);
+        let r = remote(1);
+        h.link(r, Map::Empty, false);
+        h.deliver(r, &keepalive_bytes(BufferMap::from_fn(u32::MAX - 1, |_| true)));
+        h.advance(30 * SECOND);
+        assert!(h.peer.stats().neighbors <= 1, "at {bitrate_bps} bit/s");
+    }
+}
+
 /// One neighbour announcing an absurd newest block before the peer has chosen where to start
 /// should not decide the start point alone: with two honest parents streaming around block
 /// 1000, the peer should still play their stream. Today the start is the largest newest block

@@ -96,6 +96,10 @@ pub struct RunInfo {
     /// when.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultInfo>,
+    /// Daemons that failed (exited early, or not cleanly when stopped), and why; none in a
+    /// good run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<Failure>,
 }
 
 /// One fault of a run, for run.json.
@@ -123,6 +127,20 @@ pub struct FaultAction {
     /// Why it could not be done, if it failed (the process had already exited, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A daemon that failed during a run, for run.json: the run was stopped early (or ended
+/// without that daemon's clean exit), and this says which daemon and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The daemon's name in the run (`tracker`, `source`, `peers-<k>`).
+    pub daemon: String,
+    /// How it ended (`exit status: 1`, `killed after the grace period`, ...).
+    pub status: String,
+    /// The error it printed last (its log's last `error: ` line), or what was seen of it.
+    pub error: String,
+    /// Its log, relative to the run directory.
+    pub log: String,
 }
 
 /// What a capture file holds, for run.json.

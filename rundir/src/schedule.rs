@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The latest time a schedule may name, in seconds: 100 years. Session times become
+/// microseconds past an epoch (the Unix epoch's, virtual time's 10^15 µs); this keeps them far
+/// from overflowing any clock.
+pub const MAX_TIME_S: f64 = 100.0 * 365.0 * 86_400.0;
+
 /// The header line of a schedule file.
 pub const CSV_HEADER: [&str; 4] = ["client", "session", "start", "end"];
 
@@ -94,6 +99,7 @@ impl Schedule {
 
     /// Reads a schedule written by [`Schedule::write_csv`] (or by hand): the exact header
     /// `client,session,start,end`, then one session a line. Times must be finite, start ≥ 0,
+    /// at most [`MAX_TIME_S`],
     /// end ≥ start, and a client's sessions must not overlap. Rows may come in any order; the
     /// schedule is sorted by start.
     pub fn read_csv(path: impl AsRef<Path>) -> Result<Schedule, ScheduleError> {
@@ -130,7 +136,11 @@ impl Schedule {
                 })
             };
             let time = |i: usize| match record[i].parse::<f64>() {
-                Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+                Ok(t) if t.is_finite() && (0.0..=MAX_TIME_S).contains(&t) => Ok(t),
+                Ok(t) if t > MAX_TIME_S => Err(invalid(
+                    line,
+                    format!("{} `{}` must be at most 100 years ({MAX_TIME_S} s)", CSV_HEADER[i], &record[i]),
+                )),
                 Ok(_) => {
                     Err(invalid(line, format!("{} `{}` must be a time >= 0 in seconds", CSV_HEADER[i], &record[i])))
                 }

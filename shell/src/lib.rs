@@ -20,5 +20,5 @@ pub mod units;
 
 pub use udp::{
     Options, RECV_BUF_LEN, SOCKET_BUF_LEN, Stop, TRUTH_FLUSH_INTERVAL, bind_udp, bind_udp_std, realtime_us, run,
-    run_with_options, write_truth_line,
+    run_with_options,
 };

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::future::Future;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
@@ -98,6 +98,62 @@ pub fn create_output(path: &Path, what: &str) -> io::Result<BufWriter<File>> {
     })
 }
 
+/// An output a daemon writes as it runs (its ground truth): a [`BufWriter`] whose write and
+/// flush errors name the file, so that the error the daemon stops on says which file and why
+/// ("cannot write the ground-truth file /data/t.jsonl: No space left on device (os error 28)").
+pub struct NamedOutput<W: Write> {
+    out: W,
+    path: PathBuf,
+    what: &'static str,
+}
+
+impl NamedOutput<BufWriter<File>> {
+    /// Creates `path` as [`create_output`] does.
+    ///
+    /// # Errors
+    /// As [`create_output`].
+    pub fn create(path: &Path, what: &'static str) -> io::Result<Self> {
+        Ok(Self::new(create_output(path, what)?, path, what))
+    }
+}
+
+impl<W: Write> NamedOutput<W> {
+    /// `out`, whose errors name `path` as the `what` ("ground-truth file").
+    pub fn new(out: W, path: &Path, what: &'static str) -> Self {
+        NamedOutput { out, path: path.to_path_buf(), what }
+    }
+
+    fn name(&self, error: io::Error) -> io::Error {
+        io::Error::new(error.kind(), OutputError { what: self.what, path: self.path.clone(), error })
+    }
+}
+
+/// A write error on a [`NamedOutput`]: which file, and the OS's error.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the {what} {}: {error}; check the disk's free space", path.display())]
+pub struct OutputError {
+    pub what: &'static str,
+    pub path: PathBuf,
+    pub error: io::Error,
+}
+
+impl OutputError {
+    /// Whether `e` is a [`NamedOutput`]'s error (so it names its file already).
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<OutputError>())
+    }
+}
+
+impl<W: Write> Write for NamedOutput<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf).map_err(|e| self.name(e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush().map_err(|e| self.name(e))
+    }
+}
+
 /// Writes `value` as one line of JSON to `out` (made by [`create_output`] for `path`) and
 /// flushes it.
 ///
@@ -146,9 +202,8 @@ where
     N: soplab_node::Node,
     S: serde::Serialize,
 {
-    let truth = outputs.truth.as_deref();
-    let mut truth_out: Box<dyn Write + Send> = match truth {
-        Some(path) => Box::new(create_output(path, "ground-truth file")?),
+    let mut truth_out: Box<dyn Write + Send> = match outputs.truth.as_deref() {
+        Some(path) => Box::new(NamedOutput::create(path, "ground-truth file")?),
         None => Box::new(io::sink()),
     };
     let stats_out = outputs.stats.as_deref().map(|p| create_output(p, "stats file")).transpose()?;
@@ -161,13 +216,8 @@ where
     if let (Some(out), Some(path)) = (stats_out, &outputs.stats) {
         write_json(out, &stats, path)?;
     }
-    result.map_err(|e| match truth {
-        Some(path) => io::Error::new(
-            e.kind(),
-            format!("I/O error on the socket or the ground-truth file {}: {e}", path.display()),
-        ),
-        None => io::Error::new(e.kind(), format!("socket error: {e}")),
-    })
+    // A ground-truth error names its file already ([`NamedOutput`]); anything else is the socket's.
+    result.map_err(|e| if OutputError::is(&e) { e } else { io::Error::new(e.kind(), format!("socket error: {e}")) })
 }
 
 /// A seed from the clock and the process id, for daemons started without `--seed` (they log

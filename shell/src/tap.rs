@@ -53,8 +53,9 @@ impl std::fmt::Debug for PcapTap {
     }
 }
 
-fn write_err(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("cannot write the capture {}: {e}", path.display()))
+fn write_err(path: &Path, error: io::Error) -> io::Error {
+    let kind = error.kind();
+    io::Error::new(kind, crate::process::OutputError { what: "capture", path: path.to_path_buf(), error })
 }
 
 impl PcapTap {

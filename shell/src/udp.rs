@@ -21,7 +21,7 @@
 //!
 //! Per-packet work allocates nothing in the shell itself: the receive buffer is reused, the
 //! timer is one [`tokio::time::Sleep`] reset in place, and the wall-clock stamp is read once per
-//! batch of events. (The core's [`soplab_node::Transmit`] payloads and [`Event::to_json_line`] still
+//! batch of events. (The core's [`soplab_node::Transmit`] payloads and [`Event::to_json_line`](soplab_node::Event::to_json_line) still
 //! allocate.)
 //!
 //! # Sending
@@ -35,8 +35,10 @@
 //!
 //! # Ground truth
 //!
-//! Each event is one line: [`Event::to_json_line`] with the CLOCK_REALTIME time in microseconds
-//! and the node's [`Node::local_addr`]. `truth` is written with blocking `std::io` calls: wrap a
+//! Each event is one line: [`Event::to_json_line`](soplab_node::Event::to_json_line) with the CLOCK_REALTIME time in microseconds
+//! and the node's [`Node::local_addr`], written through a [`LineWriter`], which caps `dropped`
+//! lines per reason and second and counts the rest into `dropped_summary` lines (so a flood of
+//! garbage cannot fill the disk). `truth` is written with blocking `std::io` calls: wrap a
 //! file in a [`std::io::BufWriter`] (the shell flushes it at most a second after the last
 //! write and on stop), or pass [`std::io::sink`] to discard events. A write error ends `run`
 //! with that error: a daemon whose ground truth is incomplete should say so.
@@ -80,7 +82,8 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use soplab_node::impair::{DelayQueue, Impairer};
-use soplab_node::{Event, Media, Micros, Node};
+use soplab_node::truth::LineWriter;
+use soplab_node::{Media, Micros, Node};
 
 /// Size of the receive buffer: larger than any soplab datagram (at most 1320 bytes). A longer
 /// datagram is truncated by the kernel and then fails to decode in the core.
@@ -222,6 +225,7 @@ where
         delayed: DelayQueue::default(),
         tap: opts.tap.take(),
         impaired_drops: 0,
+        lines: LineWriter::new(node.local_addr()),
     };
     let result = drive(node, socket, stop, truth, player, &clock, &mut out).await;
     opts.tap = out.tap.take();
@@ -278,6 +282,7 @@ where
                     node.handle_timeout(now.max(t));
                 }
                 if flush_at.is_some_and(|f| f <= Instant::now()) {
+                    out.lines.tick(truth, realtime_us())?;
                     truth.flush()?;
                     out.dirty_since = None;
                 }
@@ -317,6 +322,7 @@ where
             out.write_events(node, truth)?;
         }
     }
+    out.lines.close(truth)?;
     truth.flush()?;
     Ok(how)
 }
@@ -352,6 +358,8 @@ struct Output {
     delayed: DelayQueue<soplab_node::Transmit>,
     tap: Option<crate::tap::PcapTap>,
     impaired_drops: u64,
+    /// Writes the truth lines, folding floods of drops.
+    lines: LineWriter,
 }
 
 impl Output {
@@ -449,7 +457,7 @@ impl Output {
         let mut ts_us = None;
         while let Some(event) = node.poll_event() {
             let ts = *ts_us.get_or_insert_with(realtime_us);
-            write_truth_line(truth, &event, ts, self.local)?;
+            self.lines.write(truth, &event, ts)?;
             self.dirty_since.get_or_insert_with(Instant::now);
         }
         Ok(())
@@ -568,22 +576,6 @@ fn sendmmsg(socket: &UdpSocket, batch: &[soplab_node::Transmit]) -> io::Result<u
     Ok(sent.count())
 }
 
-/// Writes one ground-truth line: `event` of `node` at `ts_us` (µs since the Unix epoch), as every
-/// daemon's truth file holds it (and a virtual-time run's).
-///
-/// # Errors
-/// When `truth` cannot be written.
-pub fn write_truth_line<W: Write + ?Sized>(
-    truth: &mut W,
-    event: &Event,
-    ts_us: u64,
-    node: SocketAddr,
-) -> io::Result<()> {
-    let line = event.to_json_line(ts_us, node);
-    truth.write_all(line.as_bytes())?;
-    truth.write_all(b"\n")
-}
-
 /// CLOCK_REALTIME in microseconds since the Unix epoch (0 if the clock is before 1970).
 pub fn realtime_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
@@ -614,7 +606,7 @@ mod tests {
     use std::net::{Ipv4Addr, SocketAddr};
 
     use super::*;
-    use soplab_node::{DropReason, SECOND, Transmit};
+    use soplab_node::{DropReason, Event, SECOND, Transmit};
 
     /// Echoes every datagram back, raises one event per datagram, and ticks once a second.
     struct Echo {

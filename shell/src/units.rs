@@ -71,7 +71,14 @@ pub fn parse(text: &str) -> Result<Duration, ParseError> {
     parse_duration(text)
 }
 
+/// The longest duration taken: 100 years. Durations become microseconds added to clocks
+/// (the Unix epoch's, virtual time's 10^15 µs), which this keeps far from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 fn seconds(secs: f64, text: &str) -> Result<Duration, ParseError> {
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(err(format!("`{text}` is longer than 100 years, the longest duration soplab takes")));
+    }
     Duration::try_from_secs_f64(secs).map_err(|_| err(format!("`{text}` is not a usable duration")))
 }
 
@@ -142,6 +149,15 @@ mod tests {
         assert_eq!(parse_positive_duration("5s").unwrap(), Duration::from_secs(5));
         let e = parse_duration("15x").unwrap_err().to_string();
         assert!(e.contains("use ms, s, m, h or d"), "{e}");
+    }
+
+    #[test]
+    fn durations_past_a_century_are_refused_so_no_clock_overflows() {
+        assert_eq!(parse_duration("36500d").unwrap(), Duration::from_secs(36_500 * 86_400));
+        for text in ["200000000000", "18446744073709551615", "5000000000000d", "1e30", "1e300"] {
+            let e = parse_duration(text).unwrap_err().to_string();
+            assert!(e.contains("longer than 100 years"), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Child processes of a swarm (daemons and tcpdump): started in a chosen network namespace,
 //! tied to the orchestrator's life, stopped with SIGTERM then SIGKILL.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,17 +18,22 @@ pub struct Daemon {
 }
 
 /// Starts `program args` with stdout and stderr to `logs/<name>.log`, inside network namespace
-/// `netns` if given. The child gets SIGTERM if the orchestrator dies, even by SIGKILL.
+/// `netns` if given, in folder `cwd` if given. The child gets SIGTERM if the orchestrator dies,
+/// even by SIGKILL. Arguments are OS strings: paths go as they are, UTF-8 or not.
 pub fn spawn(
     name: &str,
     program: impl AsRef<OsStr>,
-    args: &[String],
+    args: &[OsString],
     logs: &Path,
     netns: Option<&str>,
+    cwd: Option<&Path>,
 ) -> Result<Daemon> {
     let log = logs.join(format!("{name}.log"));
     let file = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
     let mut cmd = Command::new(program);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
@@ -64,10 +69,11 @@ pub fn spawn(
     Ok(Daemon { name: name.to_string(), child, log })
 }
 
-/// Starts the `soplab` executable itself with `args` (a daemon subcommand).
-pub fn spawn_soplab(name: &str, args: &[String], logs: &Path, netns: Option<&str>) -> Result<Daemon> {
+/// Starts the `soplab` executable itself with `args` (a daemon subcommand) in the run
+/// directory `run_dir`, which relative paths in `args` and in its configuration start from.
+pub fn spawn_soplab(name: &str, args: &[OsString], logs: &Path, netns: Option<&str>, run_dir: &Path) -> Result<Daemon> {
     let exe = std::env::current_exe().context("cannot find the soplab executable to start daemons")?;
-    spawn(name, exe, args, logs, netns)
+    spawn(name, exe, args, logs, netns, Some(run_dir))
 }
 
 impl Daemon {

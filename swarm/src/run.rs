@@ -111,7 +111,7 @@ pub async fn run(cfg: &SwarmConfig, out: &Claimed) -> Result<(Summary, RunInfo)>
     // SIGTERM), what was started is stopped in order and the namespaces are removed before
     // anything is returned.
     let ran = swarm.start_and_run().await;
-    let stopped = swarm.started.stop().await;
+    let stopped = swarm.started.stop(&swarm.dir.out).await;
     let (ran, stopped) = match (ran, stopped) {
         (Ok(ran), Ok(stopped)) => (ran, stopped),
         (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
@@ -120,10 +120,17 @@ pub async fn run(cfg: &SwarmConfig, out: &Claimed) -> Result<(Summary, RunInfo)>
             return Err(e);
         }
     };
-    if !stopped.clean {
-        tracing::warn!("a daemon did not exit cleanly; see {}", swarm.dir.logs.display());
+    let failed = stopped.failures.first().cloned();
+    let outputs = swarm.write_outputs(&content, ran, stopped, started_us, swept);
+    let Some(f) = failed else { return outputs };
+    let failure = format!("{} failed ({}): {}", f.daemon, f.status, f.error);
+    match outputs {
+        Ok(_) => {
+            let out = swarm.dir.out.display();
+            bail!("{failure}; run.json and summary.json in {out} name it; its log is {out}/{}", f.log)
+        }
+        Err(e) => Err(e.context(failure)),
     }
-    swarm.write_outputs(&content, ran, stopped, started_us, swept)
 }
 
 /// Runs the swarm described by `cfg` in virtual time ([`Mode::Virtual`]), in this thread, and

@@ -351,6 +351,13 @@ impl SwarmConfig {
             bail!("faults are injected into daemon processes: use --mode netns or loopback, not virtual");
         }
         Fault::check_all(&faults, duration, processes).map_err(anyhow::Error::msg)?;
+        if let Some(f) = s.file.as_ref().filter(|f| f.to_str().is_none()) {
+            bail!(
+                "the media file's path {} is not UTF-8, which scenario.toml and the source's configuration \
+                 need; rename it, or link it from a UTF-8 path (ln -s)",
+                f.display()
+            );
+        }
         Ok(SwarmConfig {
             preset: s.preset,
             mode,
@@ -389,7 +396,9 @@ impl SwarmConfig {
             mode: Some(self.mode),
             peers: Some(self.peers),
             duration: Some(self.duration),
-            out: Some(self.out.clone()),
+            // TOML strings are UTF-8: a run directory named otherwise is left out (the file
+            // lives in it anyway).
+            out: self.out.to_str().map(PathBuf::from),
             bitrate: Some(self.bitrate),
             seed: Some(self.seed),
             file: self.file.clone(),

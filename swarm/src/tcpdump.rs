@@ -1,6 +1,7 @@
 //! Capture with real tcpdump inside the hosts' namespaces, and a cheap live count of the
 //! packets written so far to a pcap (tcpdump's, or one a peer writes itself).
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -22,12 +23,12 @@ pub struct Tcpdump {
 /// reads the file), `-s 0` keeps whole packets, `-Z root` keeps tcpdump able to write the run
 /// directory, `-n` skips name lookups.
 pub async fn start(name: &str, netns: &str, iface: &str, file: &Path, logs: &Path) -> Result<Tcpdump> {
-    let args: Vec<String> = ["-i", iface, "-n", "-s", "0", "-U", "-Z", "root", "-w"]
+    let args: Vec<OsString> = ["-i", iface, "-n", "-s", "0", "-U", "-Z", "root", "-w"]
         .iter()
-        .map(|s| s.to_string())
-        .chain([file.display().to_string()])
+        .map(OsString::from)
+        .chain([file.as_os_str().to_owned()])
         .collect();
-    let mut daemon = spawn(name, "tcpdump", &args, logs, Some(netns))
+    let mut daemon = spawn(name, "tcpdump", &args, logs, Some(netns), None)
         .context("cannot start tcpdump; install it (apt-get install -y tcpdump)")?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -228,7 +228,7 @@ fn read_error(dir: &TempDir, name: &str, contents: &str) -> String {
 fn read_csv_says_which_line_is_wrong() {
     let dir = TempDir::new("workload-bad");
     let good = "client,session,start,end\n0,0,0.5,10\n";
-    let cases: [(&str, String, u64, &str); 7] = [
+    let cases: [(&str, String, u64, &str); 9] = [
         ("header", "client,start,session,end\n0,0,1,2\n".into(), 1, "header"),
         ("empty", String::new(), 1, "empty"),
         ("negative", format!("{good}1,0,-3,4\n"), 3, ">= 0"),
@@ -236,6 +236,9 @@ fn read_csv_says_which_line_is_wrong() {
         ("word", format!("{good}1,0,2,3\n2,0,4,soon\n"), 4, "not a number"),
         ("fields", format!("{good}1,0,2\n"), 3, "4"),
         ("overlap", format!("{good}0,1,9,12\n"), 3, "one session at a time"),
+        // Times that would overflow a clock once in microseconds past an epoch.
+        ("huge", format!("{good}1,0,1,1e30\n"), 3, "at most 100 years"),
+        ("umax", format!("{good}1,0,18446744073709551615,18446744073709551615\n"), 3, "at most 100 years"),
     ];
     for (name, contents, line, word) in cases {
         let msg = read_error(&dir, &format!("{name}.csv"), &contents);

@@ -36,6 +36,7 @@ pub enum Format {
 /// What one file held, record by record.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FileStats {
+    #[serde(serialize_with = "crate::output::path_text")]
     pub path: PathBuf,
     pub format: Option<Format>,
     /// Link types seen (pcap header or pcapng interfaces).

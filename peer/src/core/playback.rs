@@ -70,7 +70,7 @@ impl Peer {
         }
         let t0 = self.playback.play_t0.expect("set above");
         let interval = self.cfg.block_interval();
-        while t0 + u64::from(self.playback.next_play - start) * interval <= now {
+        while t0.saturating_add(u64::from(self.playback.next_play - start).saturating_mul(interval)) <= now {
             let b = self.playback.next_play;
             let Some(next) = b.checked_add(1) else { break };
             self.playback.next_play = next;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use soplab_node::impair::Impairer;
 use soplab_rundir::stem::host_stem;
 use soplab_shell as shell;
-use soplab_shell::process::{bind_error, create_output};
+use soplab_shell::process::{NamedOutput, bind_error, create_output};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
@@ -45,7 +45,7 @@ impl Shared {
             })?;
         }
         let truth = match &outputs.truth {
-            Some(Truth::File(path)) => Some(Arc::new(Mutex::new(create_output(path, "ground-truth file")?))),
+            Some(Truth::File(path)) => Some(Arc::new(Mutex::new(create_output(path, TRUTH)?))),
             _ => None,
         };
         let stats = outputs.stats.as_deref().map(|p| create_output(p, "stats file")).transpose()?;
@@ -62,7 +62,6 @@ pub(super) struct Host {
     /// Its place in the configuration: when it runs ([`HostedPeer::spans_us`]).
     pub peer: HostedPeer,
     pub truth: Box<dyn Write + Send>,
-    pub truth_path: Option<PathBuf>,
     pub played: Option<(BufWriter<File>, PathBuf)>,
     /// Where its played blocks go to its HTTP players.
     pub http: Option<broadcast::Sender<Bytes>>,
@@ -90,7 +89,7 @@ pub(super) fn ready_all(
         let local = socket.local_addr().context("cannot read a bound address")?;
         let cfg = PeerConfig { addr: local, ..peer.config(&config.template) };
         let out = &config.outputs;
-        let (truth, truth_path) = open_truth(out, shared, local)?;
+        let truth = open_truth(out, shared, local)?;
         let played = match &out.played_dir {
             Some(dir) => Some(open_in(dir, local, "ts", "played-stream file")?),
             None => None,
@@ -107,7 +106,7 @@ pub(super) fn ready_all(
             },
             ..shell::Options::default()
         };
-        hosts.push(Host { index, cfg, socket, opts, peer: peer.clone(), truth, truth_path, played, http });
+        hosts.push(Host { index, cfg, socket, opts, peer: peer.clone(), truth, played, http });
     }
     Ok(hosts)
 }
@@ -123,19 +122,20 @@ fn open_in(dir: &Path, addr: SocketAddr, ext: &str, what: &str) -> io::Result<(B
     Ok((create_output(&path, what)?, path))
 }
 
+/// What errors call a ground-truth file.
+const TRUTH: &str = "ground-truth file";
+
 /// The peer's ground-truth writer: its own file, its share of the common one, or nothing.
-fn open_truth(
-    out: &Outputs,
-    shared: &Shared,
-    addr: SocketAddr,
-) -> io::Result<(Box<dyn Write + Send>, Option<PathBuf>)> {
+fn open_truth(out: &Outputs, shared: &Shared, addr: SocketAddr) -> io::Result<Box<dyn Write + Send>> {
     Ok(match (&out.truth, &shared.truth) {
         (Some(Truth::Dir(dir)), _) => {
-            let (file, path) = open_in(dir, addr, "jsonl", "ground-truth file")?;
-            (Box::new(file), Some(path))
+            let (file, path) = open_in(dir, addr, "jsonl", TRUTH)?;
+            Box::new(NamedOutput::new(file, &path, TRUTH))
         }
-        (Some(Truth::File(path)), Some(file)) => (Box::new(SharedLines::new(file.clone())), Some(path.clone())),
-        _ => (Box::new(io::sink()), None),
+        (Some(Truth::File(path)), Some(file)) => {
+            Box::new(NamedOutput::new(SharedLines::new(file.clone()), path, TRUTH))
+        }
+        _ => Box::new(io::sink()),
     })
 }
 

@@ -5,7 +5,10 @@
 //! Blocks fan out through a [`broadcast`] channel of [`QUEUE_BLOCKS`] blocks: a client that
 //! falls that far behind (or cannot take a block within [`WRITE_TIMEOUT`]) is dropped, so a
 //! slow player never makes the peer buffer without bound. At most [`MAX_CLIENTS`] clients are
-//! served at once; more get `503 Service Unavailable`.
+//! served at once; more get `503 Service Unavailable`. A client takes its slot only once it has
+//! sent its request: connections that send nothing are closed after [`REQUEST_TIMEOUT`], and
+//! at most [`MAX_PENDING`] of them wait at once (more are closed at once), so idle connections
+//! can neither keep a player out nor use up the peer's file descriptors.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +29,9 @@ pub const QUEUE_BLOCKS: usize = 64;
 /// Longest a client may take to accept one block.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a client may take to send its request head.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most connections waiting for their request head at once.
+pub const MAX_PENDING: usize = 32;
 /// Longest request head read.
 const MAX_HEAD: usize = 8192;
 
@@ -56,6 +61,7 @@ async fn serve_with(
     write_timeout: Duration,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let pending = Arc::new(Semaphore::new(MAX_PENDING));
     let mut clients = JoinSet::new();
     loop {
         tokio::select! {
@@ -63,12 +69,15 @@ async fn serve_with(
             Some(_) = clients.join_next(), if !clients.is_empty() => {}
             r = listener.accept() => match r {
                 Ok((sock, from)) => {
-                    let Some(sender) = blocks.upgrade() else { break };
-                    let slot = slots.clone().try_acquire_owned().ok();
-                    // Subscribe now: the client gets the blocks played from its arrival on.
-                    let rx = slot.map(|slot| (slot, sender.subscribe()));
-                    drop(sender);
-                    clients.spawn(client(sock, from, rx, peer, write_timeout));
+                    if blocks.strong_count() == 0 {
+                        break;
+                    }
+                    let Ok(waiting) = pending.clone().try_acquire_owned() else {
+                        tracing::debug!(%peer, %from, "HTTP connection closed: {MAX_PENDING} already wait to be read");
+                        continue;
+                    };
+                    let room = Room { slots: slots.clone(), blocks: blocks.clone(), waiting };
+                    clients.spawn(client(sock, from, room, peer, write_timeout));
                 }
                 Err(e) => {
                     // Out of file descriptors, most likely: back off instead of spinning.
@@ -80,22 +89,27 @@ async fn serve_with(
     }
 }
 
-async fn client(
-    mut sock: TcpStream,
-    from: SocketAddr,
-    rx: Option<(tokio::sync::OwnedSemaphorePermit, broadcast::Receiver<Bytes>)>,
-    peer: SocketAddr,
-    write_timeout: Duration,
-) {
+/// What a new connection may take once it has sent its request: a player's slot and the
+/// stream; meanwhile it holds a place among the [`MAX_PENDING`].
+struct Room {
+    slots: Arc<Semaphore>,
+    blocks: broadcast::WeakSender<Bytes>,
+    waiting: tokio::sync::OwnedSemaphorePermit,
+}
+
+async fn client(mut sock: TcpStream, from: SocketAddr, room: Room, peer: SocketAddr, write_timeout: Duration) {
     let Ok(Ok(head)) = timeout(REQUEST_TIMEOUT, read_head(&mut sock)).await else {
         return;
     };
+    drop(room.waiting);
     let method = head.split(|&b| b == b' ').next().unwrap_or_default();
-    let Some((_slot, mut rx)) = rx else {
+    let Ok(_slot) = room.slots.try_acquire_owned() else {
         tracing::debug!(%peer, %from, "HTTP client refused: {MAX_CLIENTS} already served");
         let _ = timeout(write_timeout, sock.write_all(BUSY)).await;
         return;
     };
+    // Subscribed once the request is in: the client gets the blocks played from then on.
+    let Some(mut rx) = room.blocks.upgrade().map(|sender| sender.subscribe()) else { return };
     match method {
         b"GET" | b"HEAD" => {
             if !matches!(timeout(write_timeout, sock.write_all(OK_HEAD)).await, Ok(Ok(()))) || method == b"HEAD" {
@@ -203,6 +217,35 @@ mod tests {
         let mut rest = Vec::new();
         timeout(Duration::from_secs(2), c.read_to_end(&mut rest)).await.unwrap().unwrap();
         assert!(rest.is_empty());
+    }
+
+    /// Connections that send nothing take no player's slot: with more idle connections open
+    /// than there are slots, a real player still gets the stream, and the idle ones are closed
+    /// after [`REQUEST_TIMEOUT`].
+    #[tokio::test]
+    async fn idle_connections_do_not_block_a_player() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, _) = broadcast::channel::<Bytes>(QUEUE_BLOCKS);
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(listener, tx.downgrade(), stop.clone(), addr));
+        let started = tokio::time::Instant::now();
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CLIENTS + 4 {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut player = get(addr, b"GET / HTTP/1.0\r\n\r\n").await;
+        assert_eq!(read_exact_timeout(&mut player, OK_HEAD.len()).await, OK_HEAD, "the player was refused");
+        tx.send(Bytes::from_static(b"block-1")).unwrap();
+        assert_eq!(read_exact_timeout(&mut player, 7).await, b"block-1");
+        for mut s in idle {
+            let mut rest = Vec::new();
+            let read = timeout(REQUEST_TIMEOUT + Duration::from_secs(2), s.read_to_end(&mut rest)).await;
+            assert!(matches!(read, Ok(Ok(0))), "an idle connection was kept open: {read:?}");
+        }
+        assert!(started.elapsed() < REQUEST_TIMEOUT + Duration::from_secs(2));
+        stop.cancel();
     }
 
     #[tokio::test]

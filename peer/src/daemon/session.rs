@@ -191,7 +191,7 @@ async fn run_session(
 
 /// Closes the peer's outputs and says why it failed, if it did.
 fn finish(h: Host, mut result: io::Result<()>, played_error: Option<io::Error>) -> Option<anyhow::Error> {
-    let Host { cfg, truth, truth_path, mut opts, played, .. } = h;
+    let Host { cfg, truth, mut opts, played, .. } = h;
     let addr = cfg.addr;
     drop(truth);
     if let Some(tap) = opts.tap.as_mut()
@@ -201,13 +201,9 @@ fn finish(h: Host, mut result: io::Result<()>, played_error: Option<io::Error>) 
         result = Err(e);
     }
     if let Err(e) = result {
-        Some(anyhow!(e).context(match &truth_path {
-            Some(p) => format!(
-                "peer {addr} stopped on an I/O error (its socket, its capture or the ground-truth file {})",
-                p.display()
-            ),
-            None => format!("peer {addr} stopped on a socket or capture error"),
-        }))
+        // A ground-truth or capture error names its file already.
+        let why = if shell::process::OutputError::is(&e) { "stopped" } else { "stopped on a socket error" };
+        Some(anyhow!(e).context(format!("peer {addr} {why}")))
     } else if let (Some(e), Some((_, path))) = (played_error, &played) {
         Some(anyhow!(e).context(format!(
             "peer {addr} cannot write its played stream to {}; check the disk and --played-dir",

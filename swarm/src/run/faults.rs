@@ -173,8 +173,10 @@ impl Swarm<'_> {
     fn start_tracker(&mut self) -> Result<()> {
         let config = self.dir.logs.join("tracker.config.json");
         let name = format!("tracker-{}", self.faults.tracker_kills + 1);
-        let args = ["tracker".to_string(), "--config".into(), config.display().to_string()];
-        let daemon = spawn_soplab(&name, &args, &self.dir.logs, self.hosts.netns_of(TRACKER_HOST))?;
+        // Daemons run in the run directory, with run-relative paths (as `launch` starts them).
+        let config = config.strip_prefix(&self.dir.out).unwrap_or(&config).as_os_str().to_owned();
+        let args = ["tracker".into(), "--config".into(), config];
+        let daemon = spawn_soplab(&name, &args, &self.dir.logs, self.hosts.netns_of(TRACKER_HOST), &self.dir.out)?;
         self.started.tracker = Some(daemon);
         Ok(())
     }

@@ -2,12 +2,12 @@
 //! run.json and summary.json are written.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use soplab_peer::PeerStats;
-use soplab_rundir::run::{CaptureInfo, RunInfo};
+use soplab_rundir::run::{CaptureInfo, Failure, RunInfo};
 use soplab_rundir::stem::host_stem;
 use soplab_source::Content;
 
@@ -15,6 +15,7 @@ use super::dir::RunDir;
 use super::launch::capture_info;
 use super::{Ran, Started, Swarm};
 use crate::played::check_played;
+use crate::process::Daemon;
 use crate::scenario::Mode;
 use crate::summary::{PlayCheck, Summary};
 use crate::tcpdump::PcapCounter;
@@ -24,8 +25,8 @@ const GRACE: Duration = Duration::from_secs(15);
 
 /// What stopping found out, for run.json.
 pub(super) struct Stopped {
-    /// Every daemon exited with status 0.
-    pub clean: bool,
+    /// The daemons that failed: exited early, or not with status 0 when stopped.
+    pub failures: Vec<Failure>,
     /// tcpdump's pcaps, with their packets counted and what tcpdump said it dropped.
     pub pcaps: Vec<CaptureInfo>,
     pub ended_us: u64,
@@ -37,20 +38,20 @@ impl Started {
     /// tcpdump, so that every packet of the run is captured; then removes the namespaces. A
     /// failure to stop one does not keep the others running: every step is taken, and the
     /// first error is returned.
-    pub(super) async fn stop(&mut self) -> Result<Stopped> {
+    pub(super) async fn stop(&mut self, out: &Path) -> Result<Stopped> {
         let mut first_error = None;
         let mut note = |e: anyhow::Error| {
             first_error.get_or_insert(e);
         };
-        let mut clean = true;
+        let mut failures = Vec::new();
         // A peer process a fault killed is already gone.
         let peers = self.peers.iter_mut().filter(|p| !p.killed).map(|p| &mut p.daemon);
         let daemons = peers.chain(self.source.iter_mut());
         for d in daemons.chain(self.tracker.iter_mut()) {
-            clean &= d.stop(GRACE).await.unwrap_or_else(|e| {
-                note(e);
-                false
-            });
+            match stop_daemon(d, out).await {
+                Ok(failed) => failures.extend(failed),
+                Err(e) => note(e),
+            }
         }
         let mut pcaps = Vec::new();
         for mut c in self.captures.drain(..) {
@@ -69,9 +70,28 @@ impl Started {
         });
         match first_error {
             Some(e) => Err(e),
-            None => Ok(Stopped { clean, pcaps, ended_us, netns_teardown_s }),
+            None => Ok(Stopped { failures, pcaps, ended_us, netns_teardown_s }),
         }
     }
+}
+
+/// Stops `d`; if it failed (exited before it was stopped, or not with status 0), says how and
+/// why, with its log relative to the run directory `out`.
+async fn stop_daemon(d: &mut Daemon, out: &Path) -> Result<Option<Failure>> {
+    let early = d.child.try_wait()?.is_some();
+    if d.stop(GRACE).await? && !early {
+        return Ok(None);
+    }
+    let status = match d.child.try_wait()? {
+        Some(s) if early => format!("exited early ({s})"),
+        Some(s) => format!("{s} when stopped"),
+        None => "still running after SIGKILL".to_string(),
+    };
+    let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+    let error =
+        log.lines().rev().find_map(|l| l.strip_prefix("error: ")).map_or_else(|| status.clone(), str::to_string);
+    let log = d.log.strip_prefix(out).unwrap_or(&d.log).display().to_string();
+    Ok(Some(Failure { daemon: d.name.clone(), status, error, log }))
 }
 
 impl Swarm<'_> {
@@ -102,6 +122,7 @@ impl Swarm<'_> {
             pcaps,
             workload: self.hosts.schedule.as_ref().map(|_| "workload.csv".to_string()),
             faults: self.faults.records.clone(),
+            failures: stopped.failures,
         };
         self.dir.write_json("run.json", &info)?;
         self.faults.join_tracker_truth(&self.dir.truth)?;

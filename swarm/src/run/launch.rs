@@ -144,7 +144,15 @@ fn spawn_with_config<T: Serialize>(
     netns: Option<&str>,
 ) -> Result<Daemon> {
     let file = write_config(name, config, dir)?;
-    spawn_soplab(name, &[daemon.to_string(), "--config".into(), file.display().to_string()], &dir.logs, netns)
+    let args = [daemon.into(), "--config".into(), in_run(dir, &file).into_os_string()];
+    spawn_soplab(name, &args, &dir.logs, netns, &dir.out)
+}
+
+/// `path` relative to the run directory, where the daemons start: the paths in their
+/// configurations are then short, and valid JSON strings even when the run directory's name is
+/// not UTF-8.
+fn in_run(dir: &RunDir, path: &Path) -> PathBuf {
+    path.strip_prefix(&dir.out).unwrap_or(path).to_path_buf()
 }
 
 /// Writes a daemon's configuration to logs/<name>.config.json; returns the file.
@@ -159,8 +167,8 @@ pub(super) fn tracker_config(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> s
     soplab_tracker::daemon::DaemonConfig {
         tracker: soplab_tracker::Config { seed: cfg.seed, ..soplab_tracker::Config::new(addrs.tracker) },
         outputs: Outputs {
-            truth: Some(dir.truth.join("tracker.jsonl")),
-            stats: Some(dir.logs.join("tracker.stats.json")),
+            truth: Some(in_run(dir, &dir.truth.join("tracker.jsonl"))),
+            stats: Some(in_run(dir, &dir.logs.join("tracker.stats.json"))),
         },
         duration_us: None,
     }
@@ -174,12 +182,13 @@ pub(super) fn source_config(cfg: &SwarmConfig, addrs: &Plan, dir: &RunDir) -> so
             ..PeerConfig::source(addrs.source, addrs.tracker, CHANNEL, cfg.seed + 1).with_profile(cfg.profile)
         },
         content: match &cfg.file {
-            Some(f) => ContentSpec::File(f.clone()),
+            // Absolute: the source starts in the run directory.
+            Some(f) => ContentSpec::File(std::path::absolute(f).unwrap_or_else(|_| f.clone())),
             None => ContentSpec::SyntheticSeed(cfg.seed),
         },
         outputs: Outputs {
-            truth: Some(dir.truth.join("source.jsonl")),
-            stats: Some(dir.logs.join("source.stats.json")),
+            truth: Some(in_run(dir, &dir.truth.join("source.jsonl"))),
+            stats: Some(in_run(dir, &dir.logs.join("source.stats.json"))),
         },
         duration_us: None,
     }
@@ -226,11 +235,11 @@ fn peer_config(
         peers: hosted,
         schedule_epoch_us: schedule.map(|(_, epoch_us)| epoch_us),
         outputs: PeerOutputs {
-            truth: Some(Truth::Dir(dir.truth.clone())),
-            played_dir: Some(dir.played.clone()),
+            truth: Some(Truth::Dir(in_run(dir, &dir.truth))),
+            played_dir: Some(in_run(dir, &dir.played)),
             // Loopback has no tcpdump: the peers may write their own pcaps.
-            pcap_dir: (cfg.self_capture && !netns).then(|| dir.pcap.clone()),
-            stats: Some(stats.to_path_buf()),
+            pcap_dir: (cfg.self_capture && !netns).then(|| in_run(dir, &dir.pcap)),
+            stats: Some(in_run(dir, stats)),
             http_port: cfg.http_port,
         },
         impairment,

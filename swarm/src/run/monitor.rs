@@ -22,7 +22,8 @@ const REPORT_EVERY: Duration = Duration::from_secs(2);
 
 impl Swarm<'_> {
     /// Waits until `epoch_us` (CLOCK_REALTIME µs) plus the run's duration; returns true when
-    /// Ctrl-C or SIGTERM cut it short. A process that exits meanwhile is an error naming its log.
+    /// Ctrl-C or SIGTERM cut it short. A process that exits meanwhile ends the wait: stopping
+    /// then finds out why and run.json names it.
     pub(super) async fn watch(&mut self, epoch_us: u64) -> Result<bool> {
         let epoch = Instant::now() + Duration::from_micros(epoch_us.saturating_sub(soplab_shell::realtime_us()));
         let mut progress = Progress::new(self.cfg.duration);
@@ -47,7 +48,10 @@ impl Swarm<'_> {
                 return Ok(true);
             }
             self.run_due_faults(epoch).await?;
-            self.started.exited_early()?;
+            if let Some(name) = self.started.exited_early()? {
+                progress.bar.println(format!("{name} exited early: stopping the swarm"));
+                return Ok(false);
+            }
             let t = Instant::now().saturating_duration_since(epoch).as_secs();
             progress.bar.set_position(t);
             if progress.last_report.elapsed() >= REPORT_EVERY || Instant::now() >= end {
@@ -81,18 +85,17 @@ impl Swarm<'_> {
 }
 
 impl Started {
-    /// An error naming the log of a process that has exited while the run goes on (other than
-    /// by a fault).
-    fn exited_early(&mut self) -> Result<()> {
-        let mut failure = None;
+    /// The name of a process that has exited while the run goes on (other than by a fault),
+    /// if one has.
+    fn exited_early(&mut self) -> Result<Option<String>> {
         let peers = self.peers.iter_mut().filter(|p| !p.killed).map(|p| &mut p.daemon);
         let daemons = self.tracker.iter_mut().chain(self.source.iter_mut()).chain(peers);
         for d in daemons.chain(self.captures.iter_mut().map(|c| &mut c.tcpdump.daemon)) {
-            if let Some(status) = d.child.try_wait()? {
-                failure = Some(anyhow::anyhow!("{} exited early ({status}); see {}", d.name, d.log.display()));
+            if d.child.try_wait()?.is_some() {
+                return Ok(Some(d.name.clone()));
             }
         }
-        failure.map_or(Ok(()), Err)
+        Ok(None)
     }
 }
 

@@ -20,6 +20,7 @@ use soplab_node::impair::Impairment;
 use soplab_node::{Event, Micros, SECOND};
 use soplab_peer::PeerConfig;
 use soplab_rundir::run::RunInfo;
+use soplab_rundir::truth::LineWriter;
 use soplab_shell::flags::micros;
 use soplab_shell::tap::PcapTap;
 use soplab_source::Content;
@@ -73,6 +74,7 @@ pub(super) fn run(cfg: &SwarmConfig, dir: &RunDir, hosts: &HostPlan, content: &C
         pcaps: vec![capture],
         workload: hosts.schedule.as_ref().map(|_| "workload.csv".to_string()),
         faults: Vec::new(),
+        failures: Vec::new(),
     };
     dir.write_json("run.json", &info)?;
     let summary = ran.summary();
@@ -99,7 +101,7 @@ fn setup(cfg: &SwarmConfig, dir: &RunDir, hosts: &HostPlan, content: &Content) -
         launch::write_config(&p.name, &p.config, dir)?;
         for (k, hosted) in p.peers.clone().zip(&p.config.peers) {
             let link = hosts.peer_link(k);
-            let at = |t: Micros| PEERS_AT + t;
+            let at = |t: Micros| PEERS_AT.saturating_add(t);
             peers.push(VirtualPeer {
                 cfg: PeerConfig { upload_bps: link.upload_bps, ..hosted.config(&p.config.template) },
                 link: Some(link.path),
@@ -116,14 +118,15 @@ fn setup(cfg: &SwarmConfig, dir: &RunDir, hosts: &HostPlan, content: &Content) -
         content: content.clone(),
         source_at: SOURCE_AT,
         peers,
-        end: PEERS_AT + micros(cfg.duration),
+        end: PEERS_AT.saturating_add(micros(cfg.duration)),
     })
 }
 
 /// Where a virtual run writes: every node's truth file, the bridge capture, and the progress
 /// bar. The first write error is kept (and later writes skipped) until [`Files::finish`].
 struct Files {
-    truth: Vec<BufWriter<File>>,
+    /// Each node's truth file and the writer that folds its floods of drops.
+    truth: Vec<(BufWriter<File>, LineWriter)>,
     of_node: HashMap<SocketAddr, usize>,
     pcap: PcapTap,
     error: Option<io::Error>,
@@ -144,7 +147,7 @@ impl Files {
         for (addr, path) in paths {
             let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
             of_node.insert(addr, truth.len());
-            truth.push(BufWriter::new(file));
+            truth.push((BufWriter::new(file), LineWriter::new(addr)));
         }
         let pcap = PcapTap::create_snapped(&dir.path(&RunDir::pcap_of(BRIDGE)), SNAPLEN)?;
         Ok(Files { truth, of_node, pcap, error: None, progress: Progress::new(duration) })
@@ -159,7 +162,8 @@ impl Files {
     /// Flushes everything; returns the packets captured, or the first write error.
     fn finish(mut self) -> Result<u64> {
         self.progress.bar.finish_and_clear();
-        let flushed: io::Result<()> = self.truth.iter_mut().try_for_each(Write::flush);
+        let flushed: io::Result<()> =
+            self.truth.iter_mut().try_for_each(|(file, lines)| lines.close(file).and_then(|()| file.flush()));
         self.keep(flushed);
         let r = self.pcap.finish();
         self.keep(r);
@@ -176,7 +180,8 @@ impl Sink for Files {
             return;
         }
         if let Some(&i) = self.of_node.get(&node) {
-            let r = soplab_shell::write_truth_line(&mut self.truth[i], event, BASE_US + t, node);
+            let (file, lines) = &mut self.truth[i];
+            let r = lines.write(file, event, BASE_US + t);
             self.keep(r);
         }
     }
