@@ -85,7 +85,7 @@ fn keepalive_bytes(map: BufferMap) -> Vec<u8> {
 }
 
 fn request_bytes(request: u32, first_block: u32, count: u8, channel: u32) -> Vec<u8> {
-    dgram(3, Message::Request(Request { request, first_block, count, channel }))
+    dgram(3, Message::Request(Request { request, first_block, count, channel, token: 0 }))
 }
 
 /// The packets of a correct response to `request`.

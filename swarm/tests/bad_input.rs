@@ -139,7 +139,7 @@ impl World {
         let id = self.next_id;
         self.next_id += 1;
         self.asked.insert((a, id), first);
-        let q = Request { request: id, first_block: first, count: 4, channel: CHANNEL };
+        let q = Request { request: id, first_block: first, count: 4, channel: CHANNEL, token: 0 };
         self.deliver(a, &dgram(Message::Request(q)));
     }
 

@@ -321,7 +321,7 @@ impl Peer {
         self.out.stats.requests_sent += 1;
         self.out.event(Event::RequestSent { parent, request, first_block, count });
         let seq = self.links.next_seq(parent);
-        let message = Message::Request(Request { request, first_block, count, channel: self.cfg.channel });
+        let message = Message::Request(Request { request, first_block, count, channel: self.cfg.channel, token: 0 });
         self.out.push(parent, seq, message);
     }
 
