@@ -319,3 +319,50 @@ fn the_initiators_ack_and_requests_carry_the_handshake() {
     assert!(!reqs.is_empty());
     assert!(reqs.iter().all(|q| q.token == token), "{reqs:?}");
 }
+
+/// Only a link silent for half the neighbour timeout is ended by a HELLO from its address (the
+/// truth says reopened, not timeout); that HELLO is then answered as a new one, whose ACK opens
+/// a new link. Before that, a HELLO ends nothing.
+#[test]
+fn a_hello_ends_only_a_link_gone_silent() {
+    let mut h = Harness::new(|_| {});
+    let c = remote(1);
+    h.link(c, Map::Empty, false);
+    // `c` falls silent: the harness sends no more keep-alives from it.
+    h.remotes.remove(&c);
+    let half = h.peer.config().neighbor_timeout / 2;
+    h.advance(half - 300_000);
+    h.hello(c, CHANNEL, 77);
+    assert_eq!(h.count_events(|e| matches!(e, Event::NeighborDown { .. })), 0);
+    h.advance(400_000);
+    let first = h.events.len();
+    let r = h.hello(c, CHANNEL, 78);
+    assert_eq!(h.events[first..], [Event::NeighborDown { peer: c, reason: DownReason::Reopened }]);
+    assert_eq!(h.peer.stats().neighbors, 0);
+    h.expect_drops(&[], |h| h.deliver(c, &ack_bytes(r.ack.nonce, 78)));
+    assert_eq!(h.events.last(), Some(&Event::NeighborUp { peer: c, initiator: false }));
+    assert_eq!(h.peer.stats().neighbors, 1);
+}
+
+/// The table filled up between our reply to a HELLO and its ACK, with HELLOs of our own still
+/// unanswered: the completed handshake takes the place of the oldest of them, and is not
+/// refused.
+#[test]
+fn a_completed_handshake_beats_our_own_unanswered_hello() {
+    let mut h = Harness::new(|c| {
+        c.max_neighbors = 3;
+        c.neighbor_refresh = 0;
+    });
+    h.link(remote(0), Map::Empty, false);
+    let y = stranger(1);
+    let r = h.hello(y, CHANNEL, 5);
+    assert_eq!(r.ack.status, LinkStatus::Accepted);
+    let peers = vec![v4_of(remote(8)), v4_of(remote(9))];
+    h.deliver(tracker(), &dgram(0, Message::PeerList(PeerList { channel: CHANNEL, registered: 3, peers })));
+    h.advance(1_200_000);
+    let greeted: Vec<SocketAddr> = [remote(8), remote(9)].into_iter().filter(|a| !h.take(*a).is_empty()).collect();
+    assert_eq!(greeted.len(), 2, "the peer greets both candidates");
+    h.expect_drops(&[], |h| h.deliver(y, &ack_bytes(r.ack.nonce, 5)));
+    assert!(h.events.contains(&Event::NeighborUp { peer: y, initiator: false }));
+    assert_eq!(h.peer.stats().neighbors, 2);
+}

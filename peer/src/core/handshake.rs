@@ -10,10 +10,12 @@
 //!   `handshake_timeout` and less than 1.25 times that, and each ACK is one guess in 2^32.
 //! - the link's token (`soplab_wire::link_token`, the XOR of the two nonces) goes in every
 //!   request on the link; a request without it is not served (`upload`).
-//! - a HELLO from an established neighbour's address ends nothing: it is answered with a
-//!   nonce that keeps the link's token, and only the ACK, which only the real neighbour can
-//!   send, reopens the link (the truth says `reopened`). Since the token is kept, a lost ACK
-//!   leaves both ends agreeing on it.
+//! - a HELLO from an established neighbour's address ends nothing while the link is alive: it
+//!   is answered with a nonce that keeps the link's token, and only the ACK, which only the
+//!   real neighbour can send, reopens the link (the truth says `reopened`). Since the token is
+//!   kept, a lost ACK leaves both ends agreeing on it. Only a link silent for half the
+//!   neighbour timeout ([`Peer::gone_silent`]) is ended by a HELLO, as `reopened` too, and the
+//!   HELLO answered as any other.
 //! - refusals carry no peer list; an accepted reply carries up to 8 neighbours, as peer
 //!   exchange, and an 80-byte reply to a 52-byte HELLO is all an unverified address gets.
 
@@ -96,6 +98,9 @@ impl Peer {
             Some(LinkState::HelloSent { .. }) => {
                 self.links.table.remove(&from);
             }
+            Some(LinkState::Up { .. }) if self.gone_silent(now, from) => {
+                self.remove_neighbor(from, DownReason::Reopened, true);
+            }
             Some(LinkState::Up { token, .. }) => return self.answer_neighbor(from, h, token),
             None => {}
         }
@@ -109,6 +114,16 @@ impl Peer {
         }
         let ack = LinkAck { status, echo: h.nonce, nonce, channel: self.cfg.channel };
         self.out.push(from, 0, Message::HelloReply(HelloReply { ack, peers }));
+    }
+
+    /// Whether established neighbour `a` has been silent so long that a HELLO from its address
+    /// may end the link: half the neighbour timeout. A live neighbour sends a keep-alive every
+    /// 0.7 to 1.3 s; only a late one (7%, 0.5 to 4.5 s late) leaves a gap that long, about 1
+    /// in 110 gaps, and only when no video or request came either. The link is then halfway
+    /// to being dropped anyway, and the round trip of a new handshake (tens of ms) still ends
+    /// well before the timeout would, so the neighbour's new ACK finds the new link.
+    fn gone_silent(&self, now: Micros, a: SocketAddr) -> bool {
+        self.links.table.get(&a).is_some_and(|n| now.saturating_sub(n.last_heard()) >= self.cfg.neighbor_timeout / 2)
     }
 
     /// Whether a HELLO from `from`, not in the table, would be let in. A full table still
@@ -218,17 +233,26 @@ impl Peer {
         }
     }
 
-    /// A handshake we answered is complete: `from` joins, if there is room (or room is made
-    /// for a never-met newcomer, at most one per `newcomer_pace`).
+    /// A handshake we answered is complete: `from` joins, if there is room. A full table
+    /// makes room by giving up the oldest of our own HELLOs still unanswered (the table
+    /// filled up between our reply and this ACK), or, for a never-met newcomer, by replacing
+    /// the least useful neighbour (at most one per `newcomer_pace`).
     fn accept(&mut self, now: Micros, from: SocketAddr, hello_nonce: u32, reply_nonce: u32) {
         let full = self.links.table.len() >= self.cfg.max_neighbors && !self.links.table.contains_key(&from);
-        if full {
+        if full && !self.give_up_oldest_hello() {
             let newcomer = self.cfg.neighbor_refresh > 0 && !self.links.met.contains(&from);
             if !(newcomer && self.replace_least_useful(now, self.cfg.newcomer_pace)) {
                 return self.out.drop_input(from, DropReason::TableFull);
             }
         }
         self.join(now, from, link_token(hello_nonce, reply_nonce), hello_nonce);
+    }
+
+    /// Forgets the oldest HELLO we sent that is still unanswered; whether there was one.
+    fn give_up_oldest_hello(&mut self) -> bool {
+        let oldest =
+            self.links.table.iter().filter(|(_, n)| !n.is_up()).min_by_key(|(a, n)| (n.since(), **a)).map(|(a, _)| *a);
+        oldest.is_some_and(|a| self.links.table.remove(&a).is_some())
     }
 
     /// The neighbour at `from` completed a new handshake: the old link ends, and the new one,

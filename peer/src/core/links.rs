@@ -96,6 +96,16 @@ impl Neighbor {
         self.initiator
     }
 
+    /// When it entered the table.
+    pub(super) fn since(&self) -> Micros {
+        self.since
+    }
+
+    /// When it was last heard from.
+    pub(super) fn last_heard(&self) -> Micros {
+        self.last_heard
+    }
+
     /// The blocks it announced last.
     pub(super) fn map(&self) -> BufferMap {
         self.map
