@@ -82,7 +82,13 @@ fn samples(data: &[u8]) -> Vec<(&'static str, Repr<'_>)> {
             "request",
             Repr::new(
                 4,
-                Message::Request(Request { request: 42, first_block: 1000, count: BLOCKS as u8, channel: CHANNEL }),
+                Message::Request(Request {
+                    request: 42,
+                    first_block: 1000,
+                    count: BLOCKS as u8,
+                    channel: CHANNEL,
+                    token: 0x5eed_70ce,
+                }),
             ),
         ),
         ("video_full", Repr::new(5, Message::Video(full_video))),

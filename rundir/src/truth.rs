@@ -68,6 +68,9 @@ pub enum DropReason {
     RateLimited,
     /// A table (tracker channel, entries, candidates) is at its bound.
     TableFull,
+    /// A video request from a neighbour's address without the link's token: spoofed (or from
+    /// a neighbour that lost the link), never served.
+    BadToken,
 }
 
 impl DropReason {
@@ -92,6 +95,9 @@ pub enum DownReason {
     Shutdown,
     /// Dropped, alive, to make room for another peer (the peer list was full).
     Replaced,
+    /// The neighbour opened the link anew (it had dropped or lost it) and completed the new
+    /// handshake: the old link ends and the new one comes up at once.
+    Reopened,
 }
 
 /// One ground-truth event.
@@ -350,7 +356,7 @@ mod tests {
     #[test]
     fn drop_reason_names_match_the_json() {
         use strum::IntoEnumIterator;
-        assert_eq!(DropReason::iter().count(), 11);
+        assert_eq!(DropReason::iter().count(), 12);
         for r in DropReason::iter() {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str(), "{r:?}");
         }
@@ -364,6 +370,8 @@ mod tests {
             Event::SessionStart { role: Role::Source },
             Event::SessionEnd { graceful: false },
             Event::NeighborDown { peer, reason: DownReason::HandshakeTimeout },
+            Event::NeighborDown { peer, reason: DownReason::Reopened },
+            Event::Dropped { from: peer, reason: DropReason::BadToken },
             Event::KeepaliveLate { peer, gap_us: 3_200_000 },
             Event::RequestTimeout { parent: peer, request: 3, first_block: 9, count: 4, complete: vec![9, 11] },
             Event::Dropped { from: peer, reason: DropReason::NotNeighbour },

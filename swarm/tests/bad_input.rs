@@ -1,5 +1,6 @@
 //! The source provider under request pressure: at its limit of 11 children it refuses a 12th
-//! requester (`overloaded`) and keeps serving the 11 it has.
+//! requester (`overloaded`) and keeps serving the 11 it has; requests spoofed from its
+//! neighbours' addresses (without their links' tokens) get nothing and make no child.
 //!
 //! The source core (`soplab_source::source`) is driven directly through the sans-IO `Node`
 //! trait in virtual time; the test plays the children (HELLO, ACK, keep-alives, requests) with
@@ -13,7 +14,9 @@ use soplab_peer::{Peer, PeerConfig};
 use soplab_source::Content;
 use soplab_testkit::v4;
 use soplab_wire::video::Insert;
-use soplab_wire::{BLOCK_LEN, BufferMap, Hello, LinkAck, LinkStatus, Message, Reassembler, Repr, Request, Role};
+use soplab_wire::{
+    BLOCK_LEN, BufferMap, Hello, LinkAck, LinkStatus, Message, Reassembler, Repr, Request, Role, link_token,
+};
 
 const CHANNEL: u32 = 3;
 
@@ -46,6 +49,8 @@ struct World {
     /// Complete, correct responses per child.
     served: BTreeMap<SocketAddr, u64>,
     next_id: u32,
+    /// Each linked child's link token.
+    tokens: BTreeMap<SocketAddr, u32>,
 }
 
 impl World {
@@ -62,6 +67,7 @@ impl World {
             asked: BTreeMap::new(),
             served: BTreeMap::new(),
             next_id: 1,
+            tokens: BTreeMap::new(),
         };
         w.source.handle_timeout(0);
         w.pump();
@@ -127,19 +133,26 @@ impl World {
         let t = self.out.remove(i);
         let Ok(Repr { message: Message::HelloReply(r), .. }) = Repr::parse(&t.payload) else { panic!("not a reply") };
         assert_eq!(r.ack.status, LinkStatus::Accepted);
-        let ack = LinkAck { status: LinkStatus::Accepted, echo: r.ack.nonce, nonce: 0, channel: CHANNEL };
+        let ack = LinkAck { status: LinkStatus::Accepted, echo: r.ack.nonce, nonce: 5, channel: CHANNEL };
         self.deliver(a, &dgram(Message::Ack(ack)));
         assert!(self.events.contains(&Event::NeighborUp { peer: a, initiator: false }));
+        self.tokens.insert(a, link_token(5, r.ack.nonce));
     }
 
     /// `a` asks for the 4 blocks ending 2 behind the source's newest.
     fn request(&mut self, a: SocketAddr) {
+        let token = self.tokens[&a];
+        self.request_with(a, token);
+    }
+
+    /// A request from `a`'s address carrying `token`.
+    fn request_with(&mut self, a: SocketAddr, token: u32) {
         let newest = (self.now / PeerConfig::source(source_addr(), tracker(), CHANNEL, 9).block_interval()) as u32;
         let first = newest - 5;
         let id = self.next_id;
         self.next_id += 1;
         self.asked.insert((a, id), first);
-        let q = Request { request: id, first_block: first, count: 4, channel: CHANNEL };
+        let q = Request { request: id, first_block: first, count: 4, channel: CHANNEL, token };
         self.deliver(a, &dgram(Message::Request(q)));
     }
 
@@ -213,4 +226,38 @@ fn source_at_eleven_children_refuses_a_twelfth_and_keeps_serving() {
     w.request(quiet);
     assert_eq!(w.drop_events(quiet, DropReason::Overloaded), 1);
     assert_eq!(w.source.stats().max_children, 11);
+}
+
+/// Requests spoofed from the addresses of the source's twelve neighbours (an off-path attacker
+/// knows the addresses, not the links' tokens) get no video and make no child; the eleven real
+/// children are served meanwhile, and the source never has more than eleven.
+#[test]
+fn source_serves_no_spoofed_child() {
+    let mut w = World::new();
+    let kids: Vec<SocketAddr> = (0..12).map(child).collect();
+    for &k in &kids {
+        w.link(k);
+    }
+    w.run_until(10 * SECOND, &kids);
+    let mut spoofed = 0u64;
+    for _ in 0..20 {
+        for &k in &kids[..11] {
+            w.request(k);
+        }
+        for &k in &kids {
+            let wrong = w.tokens[&k] ^ 0x0100_0000;
+            w.request_with(k, wrong);
+            spoofed += 1;
+        }
+        let t = w.now + 500_000;
+        w.run_until(t, &kids);
+    }
+    let s = w.source.stats();
+    assert_eq!(s.dropped, BTreeMap::from([("bad_token".to_string(), spoofed)]), "{:?}", s.dropped);
+    assert_eq!(s.max_children, 11);
+    assert_eq!(w.served.get(&kids[11]), None, "the twelfth got video");
+    for &k in &kids[..11] {
+        assert_eq!(w.served.get(&k).copied(), Some(20), "child {k} was not served every time");
+    }
+    assert_eq!(s.responses_sent, 11 * 20, "only the real requests were answered");
 }

@@ -16,7 +16,8 @@ use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use soplab_testkit::udp_frame;
 use soplab_wire::{
-    BLOCK_LEN, BufferMap, Hello, HelloReply, LinkAck, LinkStatus, Message, PeerSet, Repr, Request, Role, segment,
+    BLOCK_LEN, BufferMap, Hello, HelloReply, LinkAck, LinkStatus, Message, PeerSet, Repr, Request, Role, link_token,
+    segment,
 };
 
 const CHANNEL: u32 = 0x5350_0001;
@@ -104,7 +105,7 @@ fn main() -> Result<()> {
         &mut w,
         t,
         true,
-        Message::Ack(LinkAck { status: LinkStatus::Accepted, echo: nonce_b, nonce: 0, channel: CHANNEL }),
+        Message::Ack(LinkAck { status: LinkStatus::Accepted, echo: nonce_b, nonce: nonce_a, channel: CHANNEL }),
     )?;
 
     // B holds blocks 100..=140, A holds 90..=97.
@@ -117,7 +118,8 @@ fn main() -> Result<()> {
     }
     t += Duration::from_millis(10_500);
 
-    let request = Request { request: 1, first_block: 120, count: 3, channel: CHANNEL };
+    let request =
+        Request { request: 1, first_block: 120, count: 3, channel: CHANNEL, token: link_token(nonce_a, nonce_b) };
     send(&mut w, t, true, Message::Request(request))?;
     let blocks: Vec<u8> = (0..3 * BLOCK_LEN).map(|i| (i % 251) as u8).collect();
     for v in segment(request.request, request.first_block, &blocks)? {

@@ -491,21 +491,24 @@ pub struct Request {
     /// 1..=[`video::MAX_BLOCKS_PER_REQUEST`].
     pub count: u8,
     pub channel: u32,
+    /// The link's token ([`link_token`]): only the neighbour that completed the handshake
+    /// knows it, so a request spoofed from its address is told apart. Any value.
+    pub token: u32,
 }
 
 impl Request {
     // Offsets: 12..14 reserved, 14 request, 18 first block, 22 count, 23 reserved, 24 channel,
-    // 28..46 reserved.
+    // 28 token, 32..46 reserved.
     #[inline(always)]
     fn parse(d: &[u8]) -> Result<Request> {
         zero(d, 12..14)?;
         zero(d, 23..24)?;
-        zero(d, 28..size::REQUEST)?;
+        zero(d, 32..size::REQUEST)?;
         let count = d[22];
         video::check_count(count)?;
         let first_block = be32(d, 18);
         video::check_range(first_block, count)?;
-        Ok(Request { request: be32(d, 14), first_block, count, channel: be32(d, 24) })
+        Ok(Request { request: be32(d, 14), first_block, count, channel: be32(d, 24), token: be32(d, 28) })
     }
 
     fn emit(&self, d: &mut [u8]) {
@@ -513,7 +516,18 @@ impl Request {
         put32(d, 18, self.first_block);
         d[22] = self.count;
         put32(d, 24, self.channel);
+        put32(d, 28, self.token);
     }
+}
+
+/// The token of a link opened by a HELLO with nonce `hello_nonce` answered by a reply with
+/// nonce `reply_nonce`: what a child puts in its requests on that link, and what the parent
+/// checks. Both ends know both nonces after the handshake, and nobody off the path sees either
+/// (they are random, and travel only between the two addresses), so nobody else can compute
+/// it. It is the XOR of the two, so a responder can keep a link's token through a new
+/// handshake by answering nonce `h` with `token ^ h` (docs/PROTOCOL.md, "Link token").
+pub const fn link_token(hello_nonce: u32, reply_nonce: u32) -> u32 {
+    hello_nonce ^ reply_nonce
 }
 
 /// Tracker registration (20 bytes): adds the sender to a channel's list (or refreshes its

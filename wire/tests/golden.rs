@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use soplab_wire::video::{VIDEO_HEADER_LEN, fragment_count};
 use soplab_wire::{
     BufferMap, Hello, HelloReply, Leave, LinkAck, LinkStatus, Message, Packet, PeerList, PeerSet, Query, Register,
-    Repr, Request, Role, Video, segment,
+    Repr, Request, Role, Video, link_token, segment,
 };
 
 const CHANNEL: u32 = 0x5350_0001;
@@ -318,7 +318,7 @@ fn keepalive_map_near_block_zero_golden() {
 fn request_golden() {
     let repr = Repr::new(
         0x10,
-        Message::Request(Request { request: 1, first_block: 120, count: 3, channel: CHANNEL }),
+        Message::Request(Request { request: 1, first_block: 120, count: 3, channel: CHANNEL, token: 0xdead_beef }),
     );
     let b = hex(concat!(
         "00 04 ",        // 0..2   class: video request
@@ -333,12 +333,28 @@ fn request_golden() {
         "03 ",           // 22     count
         "00 ",           // 23     reserved
         "53 50 00 01 ",  // 24..28 channel
-        "00 00 00 00 00 00 00 00 00 ", // 28..37 reserved
-        "00 00 00 00 00 00 00 00 00 ", // 37..46
+        "de ad be ef ",  // 28..32 link token
+        "00 00 00 00 00 00 00 ", // 32..39 reserved
+        "00 00 00 00 00 00 00 ", // 39..46
     ));
     check_golden(&repr, &b);
     check_header(&b, 0x0004, 1, 0x02, 0x10);
     assert_eq!(b.len(), 46);
+    // The token takes any value; the bytes after it stay reserved.
+    for at in 32..46 {
+        let mut bad = b.clone();
+        bad[at] = 1;
+        assert!(Repr::parse(&bad).is_err(), "byte {at} set still parses");
+    }
+}
+
+/// The link token is the XOR of the handshake's two nonces, so a responder that answers a new
+/// HELLO with `token ^ nonce` keeps the token.
+#[test]
+fn link_token_of_a_handshake() {
+    assert_eq!(link_token(0x1234_5678, 0x9abc_def0), 0x1234_5678 ^ 0x9abc_def0);
+    let (token, hello) = (0x0bad_cafe, 0x0f0f_0f0f);
+    assert_eq!(link_token(hello, token ^ hello), token);
 }
 
 /// The response of the request above: blocks 120..=122, 30720 bytes, cut into 23 packets of

@@ -45,7 +45,7 @@ fn control_sizes_are_table_1() {
     assert_eq!(encoded_len(Message::KeepAlive(BufferMap::from_fn(1000, |_| true))), 42);
 
     for count in 1..=MAX_BLOCKS_PER_REQUEST {
-        let r = Request { request: 1, first_block: 7, count, channel: 3 };
+        let r = Request { request: 1, first_block: 7, count, channel: 3, token: u32::MAX };
         assert_eq!(encoded_len(Message::Request(r)), 46);
     }
 }

@@ -43,7 +43,10 @@ pub fn keepalive(seq: u32) -> Vec<u8> {
 }
 
 pub fn request(seq: u32, id: u32) -> Vec<u8> {
-    let r = Repr { seq, message: Message::Request(Request { request: id, first_block: 0, count: 1, channel: 1 }) };
+    let r = Repr {
+        seq,
+        message: Message::Request(Request { request: id, first_block: 0, count: 1, channel: 1, token: 0 }),
+    };
     let mut b = vec![0u8; r.buffer_len()];
     r.emit(&mut b);
     b

@@ -3,17 +3,18 @@
 //! (the tracker's peer lists and peer exchange).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 
 use rand::RngExt;
 use rand_pcg::Pcg64Mcg;
 use soplab_node::truth::DownReason;
 use soplab_node::{DropReason, Event, Micros};
-use soplab_wire::{BufferMap, Hello, HelloReply, LinkAck, LinkStatus, Message, PeerList, PeerSet};
+use soplab_wire::{BufferMap, Message, PeerList};
 
 use super::Peer;
 use super::pull::Parent;
 use super::upload::Child;
+use crate::config::PeerConfig;
 
 /// Most addresses kept as candidates for new links.
 const MAX_CANDIDATES: usize = 1024;
@@ -22,17 +23,16 @@ const MAX_MET: usize = 4096;
 /// HELLOs that can be saved up while no candidate is at hand.
 const MAX_HELLO_CREDIT: f64 = 4.0;
 
+/// Where a link stands. A HELLO we answer leaves no state (see `handshake`): a link enters
+/// the table when we greet a peer, or when a peer completes the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LinkState {
-    /// We sent a HELLO with this nonce.
-    HelloSent {
-        nonce: u32,
-    },
-    /// We answered a HELLO and wait for the ACK echoing this nonce.
-    ReplySent {
-        nonce: u32,
-    },
-    Up,
+pub(super) enum LinkState {
+    /// We sent a HELLO with this nonce and wait for the reply echoing it.
+    HelloSent { nonce: u32 },
+    /// The handshake is done. `token` is the link's token (`soplab_wire::link_token`), which
+    /// requests on the link carry; `hello_nonce` is the nonce of the HELLO of the handshake
+    /// that set it, which tells that handshake's own ACK (again) from a new handshake's.
+    Up { token: u32, hello_nonce: u32 },
 }
 
 /// One neighbour: the link itself, and what the pull and upload sides keep about it (held
@@ -53,9 +53,57 @@ pub(super) struct Neighbor {
 }
 
 impl Neighbor {
+    /// A neighbour entering the table at `now`, its first keep-alive due at `next_keepalive`.
+    pub(super) fn new(
+        state: LinkState,
+        now: Micros,
+        next_keepalive: Micros,
+        initiator: bool,
+        cfg: &PeerConfig,
+    ) -> Self {
+        Neighbor {
+            state,
+            since: now,
+            last_heard: now,
+            next_keepalive,
+            initiator,
+            seq: 0,
+            map: BufferMap::empty(),
+            as_parent: Parent::new(cfg),
+            as_child: Child::default(),
+        }
+    }
+
+    pub(super) fn state(&self) -> LinkState {
+        self.state
+    }
+
     /// Whether the handshake is done.
     pub(super) fn is_up(&self) -> bool {
-        self.state == LinkState::Up
+        matches!(self.state, LinkState::Up { .. })
+    }
+
+    /// The link's token, once it is up.
+    pub(super) fn token(&self) -> Option<u32> {
+        match self.state {
+            LinkState::Up { token, .. } => Some(token),
+            LinkState::HelloSent { .. } => None,
+        }
+    }
+
+    /// Whether we opened the link.
+    pub(super) fn initiator(&self) -> bool {
+        self.initiator
+    }
+
+    /// When it entered the table.
+    pub(super) fn since(&self) -> Micros {
+        self.since
+    }
+
+    /// When it was last heard from.
+    pub(super) fn last_heard(&self) -> Micros {
+        self.last_heard
     }
 
     /// The blocks it announced last.
@@ -69,8 +117,8 @@ impl Neighbor {
     }
 
     /// Completes the handshake; keep-alives start at once so it learns our buffer map.
-    fn up(&mut self, now: Micros) {
-        self.state = LinkState::Up;
+    pub(super) fn up(&mut self, now: Micros, token: u32, hello_nonce: u32) {
+        self.state = LinkState::Up { token, hello_nonce };
         self.last_heard = now;
         self.next_keepalive = now;
     }
@@ -78,10 +126,9 @@ impl Neighbor {
     /// Why the link is dropped at `now`, if it is.
     fn expiry(&self, now: Micros, neighbor_timeout: Micros, handshake_timeout: Micros) -> Option<DownReason> {
         match self.state {
-            LinkState::Up if now.saturating_sub(self.last_heard) > neighbor_timeout => Some(DownReason::Timeout),
-            LinkState::HelloSent { .. } | LinkState::ReplySent { .. }
-                if now.saturating_sub(self.since) > handshake_timeout =>
-            {
+            LinkState::Up { .. } if now.saturating_sub(self.last_heard) > neighbor_timeout => Some(DownReason::Timeout),
+            // From the HELLO on, never re-armed: one deadline per handshake.
+            LinkState::HelloSent { .. } if now.saturating_sub(self.since) > handshake_timeout => {
                 Some(DownReason::HandshakeTimeout)
             }
             _ => None,
@@ -93,22 +140,26 @@ impl Neighbor {
 pub(super) struct Links {
     /// Ordered by address, so every walk over neighbours (and the random draws made during it)
     /// is the same for the same seed.
-    table: BTreeMap<SocketAddr, Neighbor>,
+    pub(super) table: BTreeMap<SocketAddr, Neighbor>,
     candidates: VecDeque<SocketAddr>,
     candidate_set: HashSet<SocketAddr>,
-    /// Every address we ever greeted or were greeted by: candidates not in it go first.
-    met: HashSet<SocketAddr>,
+    /// Every address we greeted or that completed a handshake with us: candidates not in it
+    /// go first.
+    pub(super) met: HashSet<SocketAddr>,
     /// HELLOs we may send now; refilled at `hellos_per_second`.
     hello_credit: f64,
     /// HELLOs explore, going to peers never met, until one of them accepts (a refresh made
     /// room for it).
-    explore: bool,
+    pub(super) explore: bool,
     /// When a neighbour was last replaced (by a refresh or for a newcomer).
-    replaced_at: Option<Micros>,
+    pub(super) replaced_at: Option<Micros>,
+    /// When a never-met peer was last told "accepted" while the table was full: one per
+    /// `newcomer_pace`, so that HELLOs alone (spoofed ones too) get no more than that.
+    pub(super) welcomed_at: Option<Micros>,
 }
 
 impl Links {
-    fn meet(&mut self, a: SocketAddr) {
+    pub(super) fn meet(&mut self, a: SocketAddr) {
         if self.met.len() >= MAX_MET {
             self.met.clear();
         }
@@ -124,6 +175,7 @@ impl Links {
             hello_credit: 1.0,
             explore: false,
             replaced_at: None,
+            welcomed_at: None,
         }
     }
 
@@ -173,7 +225,7 @@ impl Links {
         up
     }
 
-    fn add_candidate(&mut self, me: SocketAddr, a: SocketAddr) {
+    pub(super) fn add_candidate(&mut self, me: SocketAddr, a: SocketAddr) {
         if a == me || self.table.contains_key(&a) || self.candidate_set.contains(&a) {
             return;
         }
@@ -207,16 +259,9 @@ impl Links {
         Some(a)
     }
 
-    fn remove_candidate(&mut self, a: SocketAddr) {
+    pub(super) fn remove_candidate(&mut self, a: SocketAddr) {
         self.candidate_set.remove(&a);
         self.candidates.retain(|c| *c != a);
-    }
-}
-
-fn v4(addr: SocketAddr) -> Option<SocketAddrV4> {
-    match addr {
-        SocketAddr::V4(a) => Some(a),
-        SocketAddr::V6(_) => None,
     }
 }
 
@@ -236,7 +281,7 @@ impl Peer {
     }
 
     /// Drops neighbour `a`, with what we served it and what we asked of it.
-    fn remove_neighbor(&mut self, a: SocketAddr, reason: DownReason, was_up: bool) {
+    pub(super) fn remove_neighbor(&mut self, a: SocketAddr, reason: DownReason, was_up: bool) {
         let Some(n) = self.links.table.remove(&a) else { return };
         if was_up {
             self.out.event(Event::NeighborDown { peer: a, reason });
@@ -312,7 +357,7 @@ impl Peer {
 
     /// Drops the least useful neighbour, unless one was replaced (by a refresh or for a
     /// newcomer) less than `pace` ago. Whether it did.
-    fn replace_least_useful(&mut self, now: Micros, pace: Micros) -> bool {
+    pub(super) fn replace_least_useful(&mut self, now: Micros, pace: Micros) -> bool {
         if self.links.replaced_at.is_some_and(|t| now.saturating_sub(t) < pace) {
             return false;
         }
@@ -324,7 +369,7 @@ impl Peer {
 
     /// The established neighbour we would miss least: neither a current parent nor a child,
     /// and the slowest as a parent.
-    fn least_useful(&self) -> Option<SocketAddr> {
+    pub(super) fn least_useful(&self) -> Option<SocketAddr> {
         self.links
             .up()
             .filter(|(a, n)| !n.as_child.is_child() && !self.is_current_parent(*a))
@@ -346,138 +391,6 @@ impl Peer {
             self.links.hello_credit -= 1.0;
             self.links.meet(a);
             self.send_hello(now, a);
-        }
-    }
-
-    /// Opens a link to `to`, announcing our newest block.
-    fn send_hello(&mut self, now: Micros, to: SocketAddr) {
-        let nonce = self.rng.random::<u32>();
-        let n = self.new_neighbor(LinkState::HelloSent { nonce }, now, true);
-        self.links.table.insert(to, n);
-        let hello = Message::Hello(Hello {
-            role: self.cfg.role,
-            nonce,
-            channel: self.cfg.channel,
-            listen_port: self.cfg.addr.port(),
-            newest: self.newest(now),
-        });
-        self.out.push(to, 0, hello);
-    }
-
-    /// A neighbour in handshake; its keep-alives get a random phase so they do not all go out
-    /// on the same tick.
-    fn new_neighbor(&mut self, state: LinkState, now: Micros, initiator: bool) -> Neighbor {
-        Neighbor {
-            state,
-            since: now,
-            last_heard: now,
-            next_keepalive: now + self.rng.random_range(0..self.cfg.keepalive_interval.max(1)),
-            initiator,
-            seq: 0,
-            map: BufferMap::empty(),
-            as_parent: Parent::new(&self.cfg),
-            as_child: Child::default(),
-        }
-    }
-
-    pub(super) fn on_hello(&mut self, now: Micros, from: SocketAddr, h: Hello) {
-        if let Some(n) = self.links.table.get(&from) {
-            match n.state {
-                // Simultaneous open: the lower address keeps its HELLO, the other answers.
-                LinkState::HelloSent { .. } if self.cfg.addr < from => return,
-                LinkState::Up => {
-                    // The other side lost the link and starts over: so do we.
-                    self.remove_neighbor(from, DownReason::Timeout, true);
-                }
-                _ => {}
-            }
-        }
-        let full = self.links.table.len() >= self.cfg.max_neighbors && !self.links.table.contains_key(&from);
-        if full && h.channel == self.cfg.channel && self.cfg.neighbor_refresh > 0 && !self.links.met.contains(&from) {
-            // A peer never met is let in for the least useful neighbour, one per
-            // `newcomer_pace`: how a bounded peer list still gets to know the whole swarm.
-            self.replace_least_useful(now, self.cfg.newcomer_pace);
-        }
-        let status = if h.channel != self.cfg.channel {
-            LinkStatus::WrongChannel
-        } else if self.links.table.len() >= self.cfg.max_neighbors && !self.links.table.contains_key(&from) {
-            LinkStatus::Full
-        } else {
-            LinkStatus::Accepted
-        };
-        let nonce = self.rng.random::<u32>();
-        let peers = self.peer_exchange(from);
-        if status == LinkStatus::Accepted {
-            let n = self.new_neighbor(LinkState::ReplySent { nonce }, now, false);
-            self.links.table.insert(from, n);
-            self.links.meet(from);
-            self.links.remove_candidate(from);
-        } else if status == LinkStatus::WrongChannel {
-            self.out.drop_input(from, DropReason::WrongChannel);
-        }
-        let ack = LinkAck { status, echo: h.nonce, nonce, channel: self.cfg.channel };
-        self.out.push(from, 0, Message::HelloReply(HelloReply { ack, peers }));
-    }
-
-    /// Peer exchange: a few random established neighbours other than the asker.
-    fn peer_exchange(&mut self, asker: SocketAddr) -> PeerSet {
-        let mut up: Vec<SocketAddrV4> =
-            self.links.up().map(|(a, _)| a).filter(|a| *a != asker).filter_map(v4).collect();
-        let mut peers = PeerSet::new();
-        while !up.is_empty() && peers.len() < PeerSet::CAPACITY {
-            let i = self.rng.random_range(0..up.len());
-            peers.push(up.swap_remove(i));
-        }
-        peers
-    }
-
-    pub(super) fn on_reply(&mut self, now: Micros, from: SocketAddr, r: HelloReply) {
-        let Some(n) = self.links.table.get_mut(&from) else {
-            self.out.drop_input(from, DropReason::NotNeighbour);
-            return;
-        };
-        let LinkState::HelloSent { nonce } = n.state else {
-            self.out.drop_input(from, DropReason::UnexpectedMessage);
-            return;
-        };
-        if r.ack.echo != nonce {
-            self.out.drop_input(from, DropReason::BadNonce);
-            return;
-        }
-        for a in r.peers.as_slice() {
-            self.links.add_candidate(self.cfg.addr, SocketAddr::V4(*a));
-        }
-        if r.ack.status != LinkStatus::Accepted {
-            self.remove_neighbor(from, DownReason::Refused, false);
-            return;
-        }
-        self.links.table.get_mut(&from).expect("checked above").up(now);
-        self.links.explore = false;
-        let ack = LinkAck { status: LinkStatus::Accepted, echo: r.ack.nonce, nonce: 0, channel: self.cfg.channel };
-        let seq = self.links.next_seq(from);
-        self.out.push(from, seq, Message::Ack(ack));
-        self.link_up(from);
-    }
-
-    fn link_up(&mut self, a: SocketAddr) {
-        let initiator = self.links.table[&a].initiator;
-        self.out.event(Event::NeighborUp { peer: a, initiator });
-        let n = self.links.up().count();
-        self.out.stats.neighbors_max = self.out.stats.neighbors_max.max(n);
-    }
-
-    pub(super) fn on_ack(&mut self, now: Micros, from: SocketAddr, a: LinkAck) {
-        let Some(n) = self.links.table.get_mut(&from) else {
-            self.out.drop_input(from, DropReason::NotNeighbour);
-            return;
-        };
-        match n.state {
-            LinkState::ReplySent { nonce } if a.echo == nonce => {
-                n.up(now);
-                self.link_up(from);
-            }
-            LinkState::ReplySent { .. } => self.out.drop_input(from, DropReason::BadNonce),
-            _ => self.out.drop_input(from, DropReason::UnexpectedMessage),
         }
     }
 

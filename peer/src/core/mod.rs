@@ -1,7 +1,9 @@
 //! The peer's sans-IO state machine. [`Peer`] ties together one part per concern, each in its
 //! own module with its state private to it:
 //!
-//! - [`links`]: the neighbour table — HELLO -> reply -> ACK, keep-alives, expiry, candidates;
+//! - [`handshake`]: HELLO -> reply -> ACK, with no state for a HELLO until its ACK, and the
+//!   link tokens that tie requests to the link;
+//! - [`links`]: the neighbour table — keep-alives, expiry, refresh, candidates;
 //! - [`pull`]: what we request and from whom — outstanding requests, parent choice, reassembly;
 //! - [`upload`]: serving children — their requests, the upload queue and its rate cap;
 //! - [`playback`]: the start-up buffer, per-block deadlines and the media handed out;
@@ -12,6 +14,7 @@
 //! order, and the datagram dispatch.
 
 mod blocks;
+mod handshake;
 mod links;
 mod playback;
 mod pull;
@@ -23,6 +26,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use rand::SeedableRng;
+use rand::rngs::ChaCha12Rng;
 use rand_pcg::Pcg64Mcg;
 use soplab_node::truth::DownReason;
 use soplab_node::{DropReason, Event, Media, Micros, Node, Secret, Transmit};
@@ -37,6 +41,9 @@ use timers::{Timer, Timers};
 use upload::Upload;
 
 pub use blocks::Origin;
+
+/// The domain of the secret generator of nonces and request ids.
+const NONCES: &str = "peer nonces";
 pub use stats::PeerStats;
 
 /// What the core hands its driver besides video: control datagrams, ground-truth events and
@@ -73,12 +80,15 @@ const TRACKER_RETRY: Micros = 2_000_000;
 /// The peer (or source) core. Drive it through [`Node`].
 pub struct Peer {
     cfg: PeerConfig,
-    /// Every random choice (nonces, keep-alive phases, peer choice, exploration) draws from
-    /// this one generator in a fixed order, so a seed replays a run exactly.
+    /// Every random choice of behaviour (keep-alive phases, peer choice, exploration) draws
+    /// from this one generator in a fixed order, so a seed replays a run exactly.
     rng: Pcg64Mcg,
-    /// Keys what must be unguessable to others (handshake nonces, link tokens): from the OS
-    /// in the daemons ([`Peer::with_secret`]), from `cfg.seed` otherwise.
+    /// Keys what must be unguessable to others (HELLO cookies): from the OS in the daemons
+    /// ([`Peer::with_secret`]), from `cfg.seed` otherwise.
     secret: Secret,
+    /// What others must not guess, drawn from [`Self::secret`]: HELLO nonces and request ids.
+    /// Apart from `rng`, so that these draws change no choice of behaviour.
+    nonces: ChaCha12Rng,
     started: Option<Micros>,
     ended: bool,
     timers: Timers,
@@ -105,6 +115,7 @@ impl Peer {
         Peer {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
             secret: Secret::from_seed(cfg.seed),
+            nonces: Secret::from_seed(cfg.seed).rng(NONCES),
             started: None,
             ended: false,
             timers: Timers::default(),
@@ -122,6 +133,7 @@ impl Peer {
     /// Replaces the seed-derived secret; daemons give [`Secret::from_os`], so that nothing a
     /// peer hands out can be derived from the swarm's (published) seeds.
     pub fn with_secret(mut self, secret: Secret) -> Peer {
+        self.nonces = secret.rng(NONCES);
         self.secret = secret;
         self
     }

@@ -64,7 +64,6 @@ pub(super) struct Pull {
     requested: HashSet<u32>,
     /// Each sub-stream's parent (empty without sub-streams).
     sub_parent: Vec<Option<SocketAddr>>,
-    next_request_id: u32,
 }
 
 impl Pull {
@@ -76,7 +75,6 @@ impl Pull {
             outstanding: BTreeMap::new(),
             requested: HashSet::new(),
             sub_parent: vec![None; cfg.substreams as usize],
-            next_request_id: 1,
         }
     }
 
@@ -308,9 +306,20 @@ impl Peer {
         best.map(|(_, a)| a)
     }
 
+    /// A request id nobody can guess (only the parent sees it, and video must echo it), not
+    /// 0 and not outstanding.
+    fn new_request_id(&mut self) -> u32 {
+        loop {
+            let id = self.nonces.random::<u32>();
+            if id != 0 && !self.pull.outstanding.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
     fn send_request(&mut self, parent: SocketAddr, first_block: u32, count: u8, now: Micros) {
-        let request = self.pull.next_request_id;
-        self.pull.next_request_id = self.pull.next_request_id.wrapping_add(1).max(1);
+        let request = self.new_request_id();
+        let token = self.links.get_up(parent).and_then(|n| n.token()).expect("requests go to established neighbours");
         for b in first_block..first_block + u32::from(count) {
             self.pull.requested.insert(b);
         }
@@ -321,7 +330,7 @@ impl Peer {
         self.out.stats.requests_sent += 1;
         self.out.event(Event::RequestSent { parent, request, first_block, count });
         let seq = self.links.next_seq(parent);
-        let message = Message::Request(Request { request, first_block, count, channel: self.cfg.channel });
+        let message = Message::Request(Request { request, first_block, count, channel: self.cfg.channel, token });
         self.out.push(parent, seq, message);
     }
 

@@ -126,8 +126,15 @@ impl Peer {
         }
     }
 
-    /// A neighbour's request: queued whole if we may serve it and have every block.
+    /// A neighbour's request: queued whole if it carries the link's token (else it was sent
+    /// by someone else from the neighbour's address) and we may serve it and have every block.
     pub(super) fn on_request(&mut self, now: Micros, from: SocketAddr, r: Request) {
+        let Some(n) = self.links.get_up(from) else {
+            return self.out.drop_input(from, DropReason::NotNeighbour);
+        };
+        if n.token() != Some(r.token) {
+            return self.out.drop_input(from, DropReason::BadToken);
+        }
         if r.channel != self.cfg.channel {
             return self.out.drop_input(from, DropReason::WrongChannel);
         }

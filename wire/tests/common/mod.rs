@@ -146,12 +146,9 @@ pub fn block_range() -> impl Strategy<Value = (u32, u8)> {
 }
 
 pub fn request() -> impl Strategy<Value = Request> {
-    (any::<u32>(), block_range(), any::<u32>()).prop_map(|(request, (first_block, count), channel)| Request {
-        request,
-        first_block,
-        count,
-        channel,
-    })
+    (any::<u32>(), block_range(), any::<u32>(), any::<u32>()).prop_map(
+        |(request, (first_block, count), channel, token)| Request { request, first_block, count, channel, token },
+    )
 }
 
 pub fn register() -> impl Strategy<Value = Register> {
