@@ -311,9 +311,8 @@ impl Tracker {
         let mut peers = std::mem::take(&mut self.scratch);
         peers.clear();
         self.table.sample(channel, exclude, k, &mut self.rng, &mut peers);
-        let registered = u32::try_from(self.table.len(channel)).unwrap_or(u32::MAX);
         let n = peers.len() as u32;
-        let repr = Repr::new(seq, Message::PeerList(PeerList { channel, registered, peers }));
+        let repr = Repr::new(seq, Message::PeerList(PeerList { channel, verified: true, cookie: 0, peers }));
         self.transmits.push_back(Transmit { dst: to, payload: repr.to_vec() });
         if let Message::PeerList(list) = repr.message {
             self.scratch = list.peers;

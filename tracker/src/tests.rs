@@ -81,7 +81,7 @@ fn register_lists_the_others_never_self() {
     for i in 0..5 {
         let l = reg(&mut t, 0, peer(i), 50).unwrap();
         assert_eq!(set(&l), (0..i).map(v4).collect(), "peer {i} gets the earlier ones");
-        assert_eq!((l.channel, l.registered), (CH, i + 1));
+        assert_eq!((l.channel, t.entries(CH)), (CH, i as usize + 1));
         assert_eq!(
             events(&mut t),
             [
@@ -137,7 +137,7 @@ fn list_size_is_min_of_want_list_size_and_max_peer_list() {
         }
         let l = reg(&mut t, 0, peer(7), want).unwrap();
         assert_eq!(l.peers.len(), expected, "list_size {list_size}, want {want}");
-        assert_eq!(l.registered, 300);
+        assert_eq!(t.entries(CH), 300);
         let s = set(&l);
         assert!(!s.contains(&v4(7)));
         assert!(s.iter().all(|a| (0x0a00_0000..0x0a00_0000 + 300).contains(&u32::from(*a.ip()))));
@@ -186,7 +186,7 @@ fn lists_are_uniform_random_and_seeded() {
 fn query_does_not_register() {
     let mut t = Tracker::new(config());
     let l = ask(&mut t, 0, peer(1), 10);
-    assert_eq!((l.channel, l.registered, l.peers.len()), (CH, 0, 0));
+    assert_eq!((l.channel, t.entries(CH), l.peers.len()), (CH, 0, 0));
     assert_eq!(t.entries(CH), 0);
     assert_eq!(events(&mut t), [Event::TrackerReply { peer: peer(1), channel: CH, peers: 0 }]);
     reg(&mut t, 0, peer(2), 10);
@@ -221,7 +221,7 @@ fn entries_expire_after_ttl() {
     // Entries past their TTL are never handed out, even if no timer ran yet.
     let l = reg(&mut t, 30 * SECOND + ttl, peer(3), 10).unwrap();
     assert!(l.peers.is_empty());
-    assert_eq!(l.registered, 1);
+    assert_eq!(t.entries(CH), 1);
     let s = t.stats();
     assert_eq!((s.expiries, s.entries, s.channels), (2, 1, 1));
     // The emptied channel disappears.
@@ -314,7 +314,8 @@ fn non_tracker_input_is_dropped_and_counted() {
     )
     .to_vec();
     let keepalive = Repr::new(5, Message::KeepAlive(BufferMap::from_fn(10, |_| true))).to_vec();
-    let list = Repr::new(0, Message::PeerList(PeerList { channel: CH, registered: 1, peers: vec![v4(1)] })).to_vec();
+    let list = Repr::new(0, Message::PeerList(PeerList { channel: CH, verified: true, cookie: 1, peers: vec![v4(1)] }))
+        .to_vec();
     let mut bad_version = register(CH, 4000, 1);
     bad_version[3] ^= 0xff;
     for (data, reason) in [
@@ -375,7 +376,7 @@ fn garbage() -> impl Strategy<Value = Vec<u8>> {
         (any::<u32>(), any::<u16>()).prop_map(|(c, p)| leave(c, p)),
         proptest::collection::vec(any::<u32>(), 0..10).prop_map(|ips| {
             let peers = ips.into_iter().map(|ip| SocketAddrV4::new(ip.into(), 4000)).collect();
-            Repr::new(0, Message::PeerList(PeerList { channel: CH, registered: 3, peers })).to_vec()
+            Repr::new(0, Message::PeerList(PeerList { channel: CH, verified: true, cookie: 3, peers })).to_vec()
         }),
     ];
     let edits = proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4);
