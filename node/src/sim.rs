@@ -171,6 +171,23 @@ impl Network {
         self.index.iter().filter(|&(_, &i)| self.nodes[i].is_some()).map(|(a, _)| *a)
     }
 
+    /// Sends `payload` to `dst` now as if `from` had sent it: a forged source address, which
+    /// UDP does not check, as an off-path attacker sends. It takes the network's path (loss,
+    /// delay) and the tap sees it like any datagram; `from` need not be a node's address.
+    pub fn spoof(&mut self, from: SocketAddr, dst: SocketAddr, payload: Vec<u8>) {
+        self.stats.sent += 1;
+        self.stats.bytes += payload.len() as u64;
+        let Some(&to) = self.index.get(&dst) else {
+            self.stats.unroutable += 1;
+            return;
+        };
+        let Some(after) = self.link.fate() else {
+            self.stats.lost += 1;
+            return;
+        };
+        self.deliveries.push(self.now + after, InFlight { to, from, dst, payload });
+    }
+
     /// Runs until virtual time `end`, handing every event to `on_event`.
     pub fn run_until(&mut self, end: Micros, on_event: &mut dyn FnMut(Micros, SocketAddr, &Event)) {
         loop {
@@ -347,5 +364,45 @@ mod tests {
         assert_eq!(net.stats().delivered, 4 + 4 + 2 + 3, "b is back from 7.5 s");
         assert!(net.shutdown(a, &mut |_, _, _| {}).is_some());
         assert!(net.node(a).is_none() && net.node(b).is_some());
+    }
+
+    /// Records who it heard from.
+    struct Ear {
+        addr: SocketAddr,
+        heard: Vec<(Micros, SocketAddr, usize)>,
+    }
+
+    impl Node for Ear {
+        fn local_addr(&self) -> SocketAddr {
+            self.addr
+        }
+        fn handle_datagram(&mut self, now: Micros, from: SocketAddr, data: &[u8]) {
+            self.heard.push((now, from, data.len()));
+        }
+        fn handle_timeout(&mut self, _: Micros) {}
+        fn poll_transmit(&mut self, _: Micros) -> Option<Transmit> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Micros> {
+            None
+        }
+        fn poll_event(&mut self) -> Option<Event> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_spoofed_datagram_arrives_from_the_forged_address() {
+        let mut net = Network::new(1, Impairment { delay: 2_000, jitter: 0, loss: 0.0 });
+        let ear: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let forged: SocketAddr = "10.9.9.9:9".parse().unwrap();
+        net.add(Box::new(Ear { addr: ear, heard: Vec::new() }), &mut |_, _, _| {});
+        net.run_until(1_000, &mut |_, _, _| {});
+        net.spoof(forged, ear, vec![0; 20]);
+        net.spoof(forged, "10.0.0.2:1".parse().unwrap(), vec![0; 20]);
+        net.run_until(10_000, &mut |_, _, _| {});
+        assert_eq!(net.get::<Ear>(ear).unwrap().heard, [(3_000, forged, 20)]);
+        let s = net.stats();
+        assert_eq!((s.sent, s.delivered, s.unroutable, s.bytes), (2, 1, 1, 40));
     }
 }
