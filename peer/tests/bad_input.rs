@@ -274,6 +274,18 @@ impl Harness {
         mine.into_iter().map(|t| t.payload).collect()
     }
 
+    /// A tracker peer list of `peers` on `channel` answering the peer's latest register: it
+    /// echoes the register's query id, as the tracker does.
+    fn tracker_answer(&mut self, channel: u32, peers: Vec<SocketAddrV4>) -> Vec<u8> {
+        let seq = (self.take(tracker()).iter().rev())
+            .find_map(|p| match Repr::parse(p) {
+                Ok(Repr { seq, message: Message::Register(_) }) => Some(seq),
+                _ => None,
+            })
+            .expect("the peer registered");
+        dgram(seq, Message::PeerList(PeerList { channel, verified: true, cookie: 0, peers }))
+    }
+
     /// Sends a HELLO from `from` and returns the peer's reply.
     fn hello(&mut self, from: SocketAddr, channel: u32, nonce: u32) -> HelloReply {
         self.deliver(from, &hello_bytes(channel, nonce));
@@ -534,7 +546,7 @@ fn other_channel_hello_and_request_are_refused() {
     assert_eq!(videos(&h.take(c)).len(), usize::from(fragment_count(4)));
 
     // A tracker peer list for another channel is not used.
-    let l = dgram(0, Message::PeerList(PeerList { channel: CHANNEL + 1, verified: true, cookie: 0, peers: vec![] }));
+    let l = h.tracker_answer(CHANNEL + 1, vec![]);
     h.expect_drops(&[(tracker(), DropReason::WrongChannel, 1)], |h| h.deliver(tracker(), &l));
 }
 
@@ -696,7 +708,7 @@ fn reply_with_wrong_nonce_does_not_open_the_link() {
     let mut h = Harness::new(|_| {});
     let r = remote(9);
     let SocketAddr::V4(r4) = r else { unreachable!() };
-    let l = dgram(0, Message::PeerList(PeerList { channel: CHANNEL, verified: true, cookie: 0, peers: vec![r4] }));
+    let l = h.tracker_answer(CHANNEL, vec![r4]);
     h.deliver(tracker(), &l);
     h.advance(200_000);
     let hellos: Vec<Hello> = h

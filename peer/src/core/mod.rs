@@ -6,6 +6,7 @@
 //! - [`upload`]: serving children — their requests, the upload queue and its rate cap;
 //! - [`playback`]: the start-up buffer, per-block deadlines and the media handed out;
 //! - [`blocks`]: where blocks come from (the source's [`Origin`], a peer's store);
+//! - [`tracker_client`]: registering with the tracker, and which of its peer lists to take;
 //! - [`timers`]: when the core wakes; [`stats`]: what it reports.
 //!
 //! This module holds the session (start, end), the tick that drives the concerns in a fixed
@@ -17,6 +18,7 @@ mod playback;
 mod pull;
 mod stats;
 mod timers;
+mod tracker_client;
 mod upload;
 
 use std::collections::VecDeque;
@@ -26,7 +28,7 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use soplab_node::truth::DownReason;
 use soplab_node::{DropReason, Event, Media, Micros, Node, Secret, Transmit};
-use soplab_wire::{Message, Register, Repr};
+use soplab_wire::{Message, Repr};
 
 use crate::config::PeerConfig;
 use blocks::Blocks;
@@ -34,6 +36,7 @@ use links::Links;
 use playback::Playback;
 use pull::Pull;
 use timers::{Timer, Timers};
+use tracker_client::TrackerClient;
 use upload::Upload;
 
 pub use blocks::Origin;
@@ -80,6 +83,7 @@ pub struct Peer {
     pull: Pull,
     upload: Upload,
     playback: Playback,
+    tracker: TrackerClient,
     out: Out,
 }
 
@@ -93,9 +97,11 @@ impl Peer {
     pub fn new(cfg: PeerConfig, origin: Option<Box<dyn Origin>>) -> Peer {
         assert_eq!(origin.is_some(), cfg.is_source(), "an origin is given to the source, and only to it");
         let stats = PeerStats { addr: cfg.addr.to_string(), role: cfg.role_name().to_string(), ..PeerStats::default() };
+        let secret = Secret::from_seed(cfg.seed);
         Peer {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
-            secret: Secret::from_seed(cfg.seed),
+            tracker: TrackerClient::new(&secret),
+            secret,
             started: None,
             ended: false,
             timers: Timers::default(),
@@ -112,6 +118,7 @@ impl Peer {
     /// Replaces the seed-derived secret; daemons give [`Secret::from_os`], so that nothing a
     /// peer hands out can be derived from the swarm's (published) seeds.
     pub fn with_secret(mut self, secret: Secret) -> Peer {
+        self.tracker = TrackerClient::new(&secret);
         self.secret = secret;
         self
     }
@@ -144,12 +151,7 @@ impl Peer {
         }
         self.ended = true;
         if graceful {
-            let leave = Message::Leave(soplab_wire::Leave {
-                role: self.cfg.role,
-                channel: self.cfg.channel,
-                listen_port: self.cfg.addr.port(),
-            });
-            self.out.push(self.cfg.tracker, 0, leave);
+            self.leave_tracker();
         }
         let up = self.links.clear();
         self.out.stats.neighbors = up.len();
@@ -194,17 +196,6 @@ impl Peer {
         let parents = self.pull.parent_count();
         self.out.stats.max_parents = self.out.stats.max_parents.max(parents);
     }
-
-    /// Registers with the tracker, which answers with peers for the channel.
-    fn register(&mut self) {
-        let reg = Message::Register(Register {
-            role: self.cfg.role,
-            channel: self.cfg.channel,
-            listen_port: self.cfg.addr.port(),
-            want: self.cfg.tracker_want,
-        });
-        self.out.push(self.cfg.tracker, 0, reg);
-    }
 }
 
 impl Node for Peer {
@@ -236,7 +227,7 @@ impl Node for Peer {
                     self.on_video(now, from, &v);
                 }
             }
-            Message::PeerList(l) if from == self.cfg.tracker => self.on_peer_list(from, l),
+            Message::PeerList(l) if from == self.cfg.tracker => self.on_tracker_list(from, repr.seq, l),
             _ => self.out.drop_input(from, DropReason::UnexpectedMessage),
         }
     }
