@@ -1,13 +1,13 @@
 //! `soplab-tracker`: the bootstrap server of a soplab swarm, SopCast's "tracker".
 //!
-//! A joining peer (or the source provider) sends a [`Register`] for its channel and gets back a
-//! [`PeerList`]: a uniformly random subset of the *other* peers registered on that channel,
-//! which it then dials with HELLOs. Borges et al. describe SopCast's server this way: a joining
-//! client gets a random subset of active clients; departures are not announced, and the server
-//! purges them slowly, so lists hold stale addresses. soplab's tracker reproduces that: an
-//! entry lives [`Config::ttl`] (15 minutes by default) after its last registration unless an
-//! explicit [`Leave`] removes it at once; a crashed peer sends nothing and stays listed until
-//! its entry expires.
+//! A joining peer (or the source provider) sends a [`Register`](soplab_wire::Register) for its
+//! channel and gets back a [`PeerList`]: a uniformly random subset of the *other* peers
+//! registered on that channel, which it then dials with HELLOs. Borges et al. describe
+//! SopCast's server this way: a joining client gets a random subset of active clients;
+//! departures are not announced, and the server purges them slowly, so lists hold stale
+//! addresses. soplab's tracker reproduces that: an entry lives [`Config::ttl`] (15 minutes by
+//! default) after its last registration unless an explicit [`Leave`](soplab_wire::Leave)
+//! removes it at once; a crashed peer sends nothing and stays listed until its entry expires.
 //!
 //! [`Tracker`] is a sans-IO core implementing [`soplab_node::Node`]: it owns no socket and reads
 //! no clock, and draws its randomness from a [`Pcg64Mcg`] seeded with [`Config::seed`], so the
