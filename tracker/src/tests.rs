@@ -205,6 +205,7 @@ fn unverified_addresses_get_at_most_three_times_their_bytes() {
     }
     // A spoofer sends in the name of a stranger and of a listed peer, every kind of request
     // with the most peers wanted and guessed cookies.
+    let mut largest = 0;
     for victim in [spoofed(1), peer(7)] {
         let (mut sent, mut back) = (0, 0);
         for guess in 0..50u32 {
@@ -217,10 +218,12 @@ fn unverified_addresses_get_at_most_three_times_their_bytes() {
                 assert!(got <= 3 * req.len(), "{got} bytes answered a {}-byte request in {victim}'s name", req.len());
                 sent += req.len();
                 back += got;
+                largest = largest.max(got);
             }
         }
         assert!(back <= 3 * sent && back > 0, "{victim}: {back} bytes for {sent}");
     }
+    assert_eq!(largest, PeerList::size_for(UNVERIFIED_LIST_MAX), "the largest answer: 6 peers, 57 bytes");
     assert_eq!(t.entries(CH), 300, "nobody was listed or removed");
 }
 
