@@ -366,42 +366,21 @@ mod tests {
         assert!(net.node(a).is_none() && net.node(b).is_some());
     }
 
-    /// Records who it heard from.
-    struct Ear {
-        addr: SocketAddr,
-        heard: Vec<(Micros, SocketAddr, usize)>,
-    }
-
-    impl Node for Ear {
-        fn local_addr(&self) -> SocketAddr {
-            self.addr
-        }
-        fn handle_datagram(&mut self, now: Micros, from: SocketAddr, data: &[u8]) {
-            self.heard.push((now, from, data.len()));
-        }
-        fn handle_timeout(&mut self, _: Micros) {}
-        fn poll_transmit(&mut self, _: Micros) -> Option<Transmit> {
-            None
-        }
-        fn poll_timeout(&self) -> Option<Micros> {
-            None
-        }
-        fn poll_event(&mut self) -> Option<Event> {
-            None
-        }
-    }
-
     #[test]
     fn a_spoofed_datagram_arrives_from_the_forged_address() {
         let mut net = Network::new(1, Impairment { delay: 2_000, jitter: 0, loss: 0.0 });
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        net.on_datagram(move |t, from, to, data| s.borrow_mut().push((t, from, to, data.len())));
+        // A node that sends nothing before 1 s.
         let ear: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        net.add(ticker("10.0.0.1:1", "10.0.0.3:1"), &mut |_, _, _| {});
         let forged: SocketAddr = "10.9.9.9:9".parse().unwrap();
-        net.add(Box::new(Ear { addr: ear, heard: Vec::new() }), &mut |_, _, _| {});
         net.run_until(1_000, &mut |_, _, _| {});
         net.spoof(forged, ear, vec![0; 20]);
         net.spoof(forged, "10.0.0.2:1".parse().unwrap(), vec![0; 20]);
         net.run_until(10_000, &mut |_, _, _| {});
-        assert_eq!(net.get::<Ear>(ear).unwrap().heard, [(3_000, forged, 20)]);
+        assert_eq!(*seen.borrow(), [(3_000, forged, ear, 20)]);
         let s = net.stats();
         assert_eq!((s.sent, s.delivered, s.unroutable, s.bytes), (2, 1, 1, 40));
     }
