@@ -57,7 +57,8 @@
 //! datagrams per second with bursts of [`Config::burst`]; the excess is dropped
 //! ([`DropReason::RateLimited`]) before it is even decoded. Bytes that do not decode are
 //! [`DropReason::Undecodable`]; valid soplab datagrams that are not tracker requests (peer
-//! traffic, a peer list) are [`DropReason::UnexpectedMessage`]. Every drop raises
+//! traffic, a peer list), and anything from the tracker's own address (spoofed), are
+//! [`DropReason::UnexpectedMessage`]. Every drop raises
 //! [`Event::Dropped`] and is counted in [`Tracker::stats`].
 //!
 //! # Ground truth
@@ -467,6 +468,12 @@ impl Node for Tracker {
         self.stats.datagrams += 1;
         // Entries past their TTL are gone before anyone can be handed them.
         self.expire(now);
+        if from == self.config.addr {
+            // Spoofed: the tracker sends nothing to itself, so an answer would only be sent
+            // back to its own socket.
+            self.drop_input(from, DropReason::UnexpectedMessage);
+            return;
+        }
         let ip = match from.ip() {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,

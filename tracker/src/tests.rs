@@ -244,6 +244,16 @@ fn a_spoofed_leave_removes_nobody() {
 }
 
 #[test]
+fn requests_spoofed_from_the_trackers_own_address_are_not_answered() {
+    let mut t = Tracker::new(config());
+    let own = t.config().addr;
+    for req in [register_seq(CH, own.port(), 50, 1), query_seq(CH, own.port(), 50, 2), leave_seq(CH, own.port(), 3)] {
+        assert_eq!(bytes_back(&mut t, 0, own, &req), 0);
+        assert_eq!(events(&mut t), [Event::Dropped { from: own, reason: DropReason::UnexpectedMessage }]);
+    }
+}
+
+#[test]
 fn one_address_holds_a_few_entries_in_a_few_channels() {
     let mut t = Tracker::new(Config { max_entries_per_ip: 3, max_channels_per_ip: 2, ..config() });
     let port = |p| SocketAddr::new(peer(1).ip(), p);
