@@ -103,7 +103,12 @@ fn samples(data: &[u8]) -> Vec<(&'static str, Repr<'_>)> {
             "tracker_peer_list_50",
             Repr::new(
                 7,
-                Message::PeerList(PeerList { channel: CHANNEL, registered: 1234, peers: (0..50).map(peer).collect() }),
+                Message::PeerList(PeerList {
+                    channel: CHANNEL,
+                    verified: true,
+                    cookie: 1234,
+                    peers: (0..50).map(peer).collect(),
+                }),
             ),
         ),
     ]

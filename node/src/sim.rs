@@ -171,6 +171,23 @@ impl Network {
         self.index.iter().filter(|&(_, &i)| self.nodes[i].is_some()).map(|(a, _)| *a)
     }
 
+    /// Sends `payload` to `dst` now as if `from` had sent it: a forged source address, which
+    /// UDP does not check, as an off-path attacker sends. It takes the network's path (loss,
+    /// delay) and the tap sees it like any datagram; `from` need not be a node's address.
+    pub fn spoof(&mut self, from: SocketAddr, dst: SocketAddr, payload: Vec<u8>) {
+        self.stats.sent += 1;
+        self.stats.bytes += payload.len() as u64;
+        let Some(&to) = self.index.get(&dst) else {
+            self.stats.unroutable += 1;
+            return;
+        };
+        let Some(after) = self.link.fate() else {
+            self.stats.lost += 1;
+            return;
+        };
+        self.deliveries.push(self.now + after, InFlight { to, from, dst, payload });
+    }
+
     /// Runs until virtual time `end`, handing every event to `on_event`.
     pub fn run_until(&mut self, end: Micros, on_event: &mut dyn FnMut(Micros, SocketAddr, &Event)) {
         loop {
@@ -347,5 +364,24 @@ mod tests {
         assert_eq!(net.stats().delivered, 4 + 4 + 2 + 3, "b is back from 7.5 s");
         assert!(net.shutdown(a, &mut |_, _, _| {}).is_some());
         assert!(net.node(a).is_none() && net.node(b).is_some());
+    }
+
+    #[test]
+    fn a_spoofed_datagram_arrives_from_the_forged_address() {
+        let mut net = Network::new(1, Impairment { delay: 2_000, ..Impairment::default() });
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        net.on_datagram(move |t, from, to, data| s.borrow_mut().push((t, from, to, data.len())));
+        // A node that sends nothing before 1 s.
+        let ear: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        net.add(ticker("10.0.0.1:1", "10.0.0.3:1"), &mut |_, _, _| {});
+        let forged: SocketAddr = "10.9.9.9:9".parse().unwrap();
+        net.run_until(1_000, &mut |_, _, _| {});
+        net.spoof(forged, ear, vec![0; 20]);
+        net.spoof(forged, "10.0.0.2:1".parse().unwrap(), vec![0; 20]);
+        net.run_until(10_000, &mut |_, _, _| {});
+        assert_eq!(*seen.borrow(), [(3_000, forged, ear, 20)]);
+        let s = net.stats();
+        assert_eq!((s.sent, s.delivered, s.unroutable, s.bytes), (2, 1, 1, 40));
     }
 }

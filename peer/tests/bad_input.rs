@@ -75,7 +75,7 @@ fn sample(k: u8, x: u32) -> Vec<u8> {
         3 => keepalive_bytes(BufferMap::from_fn(x % 100_000, |b| b & 1 == 0)),
         4 => request_bytes(x, x % 100_000, 1 + (x % 16) as u8, CHANNEL, x.rotate_left(11)),
         5 => video_packets(x, x % 100_000, 1 + (x % 3) as u8)[0].clone(),
-        _ => dgram(0, Message::PeerList(PeerList { channel: CHANNEL, registered: 1, peers: vec![] })),
+        _ => dgram(0, Message::PeerList(PeerList { channel: CHANNEL, verified: true, cookie: 0, peers: vec![] })),
     }
 }
 
@@ -178,7 +178,7 @@ fn other_channel_hello_and_request_are_refused() {
     assert_eq!(videos(&h.take(c)).len(), usize::from(fragment_count(4)));
 
     // A tracker peer list for another channel is not used.
-    let l = dgram(0, Message::PeerList(PeerList { channel: CHANNEL + 1, registered: 1, peers: vec![] }));
+    let l = h.tracker_answer(CHANNEL + 1, vec![]);
     h.expect_drops(&[(tracker(), DropReason::WrongChannel, 1)], |h| h.deliver(tracker(), &l));
 }
 
@@ -340,7 +340,7 @@ fn reply_with_wrong_nonce_does_not_open_the_link() {
     let mut h = Harness::new(|_| {});
     let r = remote(9);
     let SocketAddr::V4(r4) = r else { unreachable!() };
-    let l = dgram(0, Message::PeerList(PeerList { channel: CHANNEL, registered: 2, peers: vec![r4] }));
+    let l = h.tracker_answer(CHANNEL, vec![r4]);
     h.deliver(tracker(), &l);
     h.advance(200_000);
     let hellos: Vec<Hello> = h

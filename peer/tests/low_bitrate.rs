@@ -37,7 +37,8 @@ fn the_largest_block_id_at_a_low_bitrate_starts_playback_without_overflow() {
     p.handle_datagram(0, n, &dgram(0, Message::Hello(hello)));
     let reply = std::iter::from_fn(|| p.poll_transmit(0)).find(|t| t.dst == n).expect("a reply");
     let Ok(Repr { message: Message::HelloReply(r), .. }) = Repr::parse(&reply.payload) else { panic!("a reply") };
-    let ack = LinkAck { status: LinkStatus::Accepted, echo: r.ack.nonce, nonce: 0, channel: 1 };
+    // The ACK echoes the reply's nonce and carries the HELLO's (docs/PROTOCOL.md, ACK).
+    let ack = LinkAck { status: LinkStatus::Accepted, echo: r.ack.nonce, nonce: hello.nonce, channel: 1 };
     p.handle_datagram(0, n, &dgram(1, Message::Ack(ack)));
     assert!(p.up_neighbors().any(|a| a == n), "the link is up");
 

@@ -213,7 +213,7 @@ fn unverified_addresses_get_at_most_three_times_their_bytes() {
             4 => keepalive_bytes(soplab_wire::BufferMap::from_fn(b + 100, |_| true)),
             5 => request_bytes(x, b, 16, CHANNEL, x),
             6 => video_packets(x, b, 16)[0].clone(),
-            _ => dgram(0, Message::PeerList(PeerList { channel: CHANNEL, registered: 1, peers: vec![] })),
+            _ => dgram(0, Message::PeerList(PeerList { channel: CHANNEL, verified: true, cookie: 0, peers: vec![] })),
         };
         *sent_in.entry(from).or_default() += d.len();
         h.deliver(from, &d);
@@ -238,8 +238,7 @@ fn nonces_and_request_ids_do_not_follow_from_the_seed() {
             Some(s) => peer.with_secret(s),
             None => peer,
         });
-        let l =
-            dgram(0, Message::PeerList(PeerList { channel: CHANNEL, registered: 2, peers: vec![v4_of(remote(9))] }));
+        let l = h.tracker_answer(CHANNEL, vec![v4_of(remote(9))]);
         h.deliver(tracker(), &l);
         h.advance(200_000);
         let hello = h.take(remote(9)).iter().find_map(|p| match parse(p) {
@@ -291,7 +290,7 @@ fn video_is_taken_only_from_the_parent_asked() {
 fn the_initiators_ack_and_requests_carry_the_handshake() {
     let mut h = Harness::new(|_| {});
     let r = remote(9);
-    let l = dgram(0, Message::PeerList(PeerList { channel: CHANNEL, registered: 2, peers: vec![v4_of(r)] }));
+    let l = h.tracker_answer(CHANNEL, vec![v4_of(r)]);
     h.deliver(tracker(), &l);
     h.advance(200_000);
     let nonce = h
@@ -358,7 +357,8 @@ fn a_completed_handshake_beats_our_own_unanswered_hello() {
     let r = h.hello(y, CHANNEL, 5);
     assert_eq!(r.ack.status, LinkStatus::Accepted);
     let peers = vec![v4_of(remote(8)), v4_of(remote(9))];
-    h.deliver(tracker(), &dgram(0, Message::PeerList(PeerList { channel: CHANNEL, registered: 3, peers })));
+    let l = h.tracker_answer(CHANNEL, peers);
+    h.deliver(tracker(), &l);
     h.advance(1_200_000);
     let greeted: Vec<SocketAddr> = [remote(8), remote(9)].into_iter().filter(|a| !h.take(*a).is_empty()).collect();
     assert_eq!(greeted.len(), 2, "the peer greets both candidates");

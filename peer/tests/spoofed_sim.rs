@@ -73,15 +73,16 @@ impl Node for TestTracker {
     }
 
     fn handle_datagram(&mut self, _: Micros, from: SocketAddr, data: &[u8]) {
-        let Ok(Repr { message: Message::Register(Register { channel: CHANNEL, .. }), .. }) = Repr::parse(data) else {
+        let Ok(Repr { seq, message: Message::Register(Register { channel: CHANNEL, .. }) }) = Repr::parse(data) else {
             return;
         };
         if !self.registered.contains(&from) {
             self.registered.push(from);
         }
         let peers = self.registered.iter().filter(|a| **a != from).filter_map(|a| v4_of(*a)).collect();
-        let list = PeerList { channel: CHANNEL, registered: self.registered.len() as u32, peers };
-        self.out.push_back(Transmit { dst: from, payload: Repr::new(0, Message::PeerList(list)).to_vec() });
+        // Echoes the register's query id, as the real tracker does; lists everyone at once.
+        let list = PeerList { channel: CHANNEL, verified: true, cookie: seq, peers };
+        self.out.push_back(Transmit { dst: from, payload: Repr::new(seq, Message::PeerList(list)).to_vec() });
     }
 
     fn handle_timeout(&mut self, _: Micros) {}

@@ -66,11 +66,18 @@ pub enum DropReason {
     Overloaded,
     /// The sender exceeded its rate limit.
     RateLimited,
-    /// A table (tracker channel, entries, candidates) is at its bound.
+    /// A table (tracker channel, entries, candidates) is at its bound, or the sender's
+    /// address holds its share of it (the tracker's entries and channels per address).
     TableFull,
     /// A video request from a neighbour's address without the link's token: spoofed (or from
     /// a neighbour that lost the link), never served.
     BadToken,
+    /// Tracker: a leave whose sequence number is not the sender's cookie, so it does not
+    /// prove it comes from the address it names.
+    BadCookie,
+    /// A tracker peer list that answers no request of ours: its sequence number is not the
+    /// query id of our outstanding register.
+    Unsolicited,
 }
 
 impl DropReason {
@@ -356,7 +363,7 @@ mod tests {
     #[test]
     fn drop_reason_names_match_the_json() {
         use strum::IntoEnumIterator;
-        assert_eq!(DropReason::iter().count(), 12);
+        assert_eq!(DropReason::iter().count(), 14);
         for r in DropReason::iter() {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str(), "{r:?}");
         }

@@ -221,7 +221,7 @@ fn spoofed_datagrams_against_a_real_source() {
         Message::Ack(LinkAck { status: LinkStatus::Accepted, echo: 5, nonce: 6, channel: CHANNEL }),
         Message::KeepAlive(BufferMap::from_fn(first + 10, |_| true)),
         Message::Request(Request { request: 9, first_block: first, count: 16, channel: CHANNEL, token: 0 }),
-        Message::PeerList(PeerList { channel: CHANNEL, registered: 1, peers: vec![] }),
+        Message::PeerList(PeerList { channel: CHANNEL, verified: true, cookie: 0, peers: vec![] }),
     ];
     for k in kinds {
         let sent = send(&stranger, source, k);

@@ -32,9 +32,18 @@ Departures are not announced in SopCast, so the server forgets peers slowly: an 
 --ttl after its last registration (15 minutes by default), and a peer that crashed stays in
 other peers' lists until then. Peers that stay re-register to stay listed.
 
-Memory is bounded: --max-channels channels of --max-entries entries each (registrations beyond
-that are dropped), and each source IP may send --rate datagrams per second (bursts of --burst);
-the excess is dropped. Datagrams that are not tracker requests are dropped and counted.
+UDP does not authenticate a sender's address, so every peer list carries a cookie made from the
+asker's address, channel and port with a secret key (from the OS) and the time (--cookie-epoch).
+A peer proves it receives what is sent to its address by sending the cookie back as the sequence
+number of its next request. Only such registrations are listed, only such leaves remove an entry,
+and a request without one is answered with at most 6 peers (57 bytes, under three times the
+20-byte request), so spoofed requests fill nothing and amplify little.
+
+Memory is bounded: --max-channels channels of --max-entries entries each, of which one IP
+address holds at most --max-entries-per-ip entries in at most --max-channels-per-ip channels
+(registrations beyond that are dropped), and each source IP may send --rate datagrams per second
+(bursts of --burst); the excess is dropped. Datagrams that are not tracker requests are dropped
+and counted.
 
 With --truth FILE every registration, reply, expiry and drop is written to FILE as one JSON
 object per line (ground truth for the analyzers). On Ctrl-C, SIGTERM or the end of --duration
@@ -89,6 +98,20 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = crate::DEFAULT_MAX_RATE_SOURCES)]
     pub max_rate_sources: usize,
 
+    /// Most entries one IP address holds, all channels together (several peers behind one
+    /// address); its registrations beyond it are dropped.
+    #[arg(long, value_name = "N", default_value_t = crate::DEFAULT_MAX_ENTRIES_PER_IP)]
+    pub max_entries_per_ip: usize,
+
+    /// Most channels one IP address holds entries in.
+    #[arg(long, value_name = "N", default_value_t = crate::DEFAULT_MAX_CHANNELS_PER_IP)]
+    pub max_channels_per_ip: usize,
+
+    /// How long a cookie epoch lasts: a cookie is accepted in its epoch and the next, so
+    /// peers must register more often than this (they do every 30 s).
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_positive_duration)]
+    pub cookie_epoch: Duration,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -122,6 +145,9 @@ impl Args {
             rate: self.rate,
             burst: self.burst,
             max_rate_sources: self.max_rate_sources,
+            max_entries_per_ip: self.max_entries_per_ip,
+            max_channels_per_ip: self.max_channels_per_ip,
+            cookie_epoch: micros(self.cookie_epoch),
             seed: self.common.seed(),
             ..Config::new(self.listen)
         };
@@ -145,6 +171,9 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
         list_size = config.list_size,
         max_entries = config.max_entries,
         max_channels = config.max_channels,
+        max_entries_per_ip = config.max_entries_per_ip,
+        max_channels_per_ip = config.max_channels_per_ip,
+        cookie_epoch_s = Duration::from_micros(config.cookie_epoch).as_secs_f64(),
         rate = config.rate,
         burst = config.burst,
         seed = config.seed,
@@ -170,6 +199,13 @@ mod tests {
         assert_eq!(a.listen, crate::DEFAULT_LISTEN);
         assert_eq!(a.ttl, Duration::from_secs(900));
         assert_eq!((a.list_size, a.max_entries, a.max_channels, a.rate, a.burst), (50, 10_000, 64, 20, 40));
+        assert_eq!((a.max_entries_per_ip, a.max_channels_per_ip, a.cookie_epoch), (16, 4, Duration::from_secs(60)));
+        let config = a.clone().into_config().unwrap().tracker;
+        assert_eq!(
+            config,
+            crate::Config { seed: config.seed, ..crate::Config::default() },
+            "flags' defaults are the core's"
+        );
         assert_eq!(a.common, CommonArgs::default());
     }
 
@@ -185,9 +221,11 @@ mod tests {
     #[test]
     fn flags_and_config_file_give_one_config() {
         let argv = ["soplab-tracker", "--listen", "127.0.0.9:0", "--ttl", "30s", "--rate", "0", "--seed", "7"];
-        let flags = parse_args::<Args>(argv.iter().chain(&["--truth", "t.jsonl", "--duration", "5m"])).unwrap();
+        let more = ["--truth", "t.jsonl", "--duration", "5m", "--max-entries-per-ip", "2", "--cookie-epoch", "2m"];
+        let flags = parse_args::<Args>(argv.iter().chain(&more)).unwrap();
         let config = flags.into_config().unwrap();
         assert_eq!((config.tracker.ttl, config.tracker.rate, config.tracker.seed), (30_000_000, 0, 7));
+        assert_eq!((config.tracker.max_entries_per_ip, config.tracker.cookie_epoch), (2, 120_000_000));
         assert_eq!(
             (config.outputs.truth.as_deref(), config.duration_us),
             (Some("t.jsonl".as_ref()), Some(300_000_000))
@@ -200,5 +238,20 @@ mod tests {
         let loaded = parse_args::<Args>(["soplab-tracker".as_ref(), "--config".as_ref(), path.as_os_str()]).unwrap();
         assert_eq!(loaded.into_config().unwrap(), config);
         std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn config_files_written_before_the_per_address_bounds_still_load() {
+        let mut v = serde_json::to_value(DaemonConfig {
+            tracker: crate::Config::default(),
+            outputs: Outputs::default(),
+            duration_us: None,
+        })
+        .unwrap();
+        for key in ["max_entries_per_ip", "max_channels_per_ip", "cookie_epoch"] {
+            v["tracker"].as_object_mut().unwrap().remove(key);
+        }
+        let old: DaemonConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(old.tracker, crate::Config::default());
     }
 }

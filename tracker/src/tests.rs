@@ -4,7 +4,7 @@ use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4};
 use proptest::prelude::*;
 use soplab_node::impair::Impairment;
 use soplab_node::sim::Network;
-use soplab_wire::{BufferMap, Role};
+use soplab_wire::{BufferMap, COOKIE_MASK, Leave, Query, Register, Role};
 
 use super::*;
 
@@ -49,14 +49,39 @@ fn feed(t: &mut Tracker, now: Micros, from: SocketAddr, data: &[u8]) -> Vec<(Soc
     out
 }
 
-/// Registers `from` (listening on its source port) and returns the list it got.
-fn reg(t: &mut Tracker, now: Micros, from: SocketAddr, want: u16) -> Option<PeerList> {
-    let mut lists = feed(t, now, from, &register(CH, from.port(), want));
+/// The cookie the tracker expects at `now` from `from` for `channel` and `listen_port` (what
+/// an answer to `from` would carry).
+fn cookie(t: &Tracker, now: Micros, from: SocketAddr, channel: u32, listen_port: u16) -> u32 {
+    t.cookie(&Asker { from, seq: 0, channel, listen_port }, t.epoch(now))
+}
+
+/// Registers `from` (listening on its source port) on `channel` with its cookie, as a client
+/// that learnt it from an earlier answer does; returns the list it got.
+fn reg_ch(t: &mut Tracker, now: Micros, from: SocketAddr, channel: u32, want: u16) -> Option<PeerList> {
+    let seq = cookie(t, now, from, channel, from.port());
+    let mut lists = feed(t, now, from, &register_seq(channel, from.port(), want, seq));
     assert!(lists.len() <= 1);
     lists.pop().map(|(dst, l)| {
         assert_eq!(dst, from);
+        assert!(l.verified, "a register with the cookie is verified");
         l
     })
+}
+
+fn reg(t: &mut Tracker, now: Micros, from: SocketAddr, want: u16) -> Option<PeerList> {
+    reg_ch(t, now, from, CH, want)
+}
+
+/// A leave from `from` for `channel` and `listen_port`, with its cookie.
+fn leave_ok(
+    t: &mut Tracker,
+    now: Micros,
+    from: SocketAddr,
+    channel: u32,
+    listen_port: u16,
+) -> Vec<(SocketAddr, PeerList)> {
+    let seq = cookie(t, now, from, channel, listen_port);
+    feed(t, now, from, &leave_seq(channel, listen_port, seq))
 }
 
 fn ask(t: &mut Tracker, now: Micros, from: SocketAddr, want: u16) -> PeerList {
@@ -75,13 +100,229 @@ fn set(l: &PeerList) -> HashSet<SocketAddrV4> {
     s
 }
 
+// ---- spoofed sources (issue 11) ----
+
+/// An address that never receives what is sent to it: a spoofed source (`i < 2^24`).
+fn spoofed(i: u32) -> SocketAddr {
+    SocketAddr::new(Ipv4Addr::from(0x0b00_0000 + i).into(), 4000)
+}
+
+fn register_seq(channel: u32, listen_port: u16, want: u16, seq: u32) -> Vec<u8> {
+    Repr::new(seq, Message::Register(Register { role: Role::Peer, channel, listen_port, want })).to_vec()
+}
+
+fn query_seq(channel: u32, listen_port: u16, want: u16, seq: u32) -> Vec<u8> {
+    Repr::new(seq, Message::Query(Query { channel, listen_port, want })).to_vec()
+}
+
+fn leave_seq(channel: u32, listen_port: u16, seq: u32) -> Vec<u8> {
+    Repr::new(seq, Message::Leave(Leave { role: Role::Peer, channel, listen_port })).to_vec()
+}
+
+/// Registers `from` on `channel` with sequence number `seq`; the answer (which must go to
+/// `from` and echo `seq`).
+fn reg_on(t: &mut Tracker, now: Micros, from: SocketAddr, channel: u32, seq: u32, want: u16) -> Option<PeerList> {
+    t.handle_datagram(now, from, &register_seq(channel, from.port(), want, seq));
+    let tx = t.poll_transmit(now)?;
+    assert!(t.poll_transmit(now).is_none(), "one answer per request");
+    assert_eq!(tx.dst, from);
+    let repr = Repr::parse(&tx.payload).expect("the tracker emits valid datagrams");
+    assert_eq!(repr.seq, seq & COOKIE_MASK, "the answer echoes the query id");
+    match repr.message {
+        Message::PeerList(l) => Some(l),
+        other => panic!("tracker sent {other:?}"),
+    }
+}
+
+/// Joins `channel` as a client does: registers with a query id; if the answer is not
+/// verified, registers again at once with the cookie it carries. The last answer.
+fn join_on(t: &mut Tracker, now: Micros, from: SocketAddr, channel: u32, want: u16) -> Option<PeerList> {
+    let first = reg_on(t, now, from, channel, 0x00ab_cdef, want)?;
+    if first.verified {
+        return Some(first);
+    }
+    reg_on(t, now, from, channel, first.cookie, want)
+}
+
+fn join(t: &mut Tracker, now: Micros, from: SocketAddr, want: u16) -> Option<PeerList> {
+    join_on(t, now, from, CH, want)
+}
+
+/// Feeds `data` from `from` and returns the bytes the tracker sent to `from` in answer,
+/// checking that it sent nothing anywhere else.
+fn bytes_back(t: &mut Tracker, now: Micros, from: SocketAddr, data: &[u8]) -> usize {
+    t.handle_datagram(now, from, data);
+    std::iter::from_fn(|| t.poll_transmit(now))
+        .map(|tx| {
+            assert_eq!(tx.dst, from, "an answer goes to the asker");
+            tx.payload.len()
+        })
+        .sum()
+}
+
+#[test]
+fn spoofed_registrations_from_many_addresses_do_not_fill_a_channel() {
+    // The default bounds and rate limit: each spoofed address gets a fresh token bucket.
+    let mut t = Tracker::new(Config { seed: 42, ..Config::new("192.0.2.1:3900".parse().unwrap()) });
+    let max = t.config().max_entries as u32;
+    // Twice the channel's bound, each from its own address with a guessed cookie.
+    for i in 0..2 * max {
+        let guess = i.wrapping_mul(0x9e37_79b9) & COOKIE_MASK;
+        bytes_back(&mut t, u64::from(i) * 10, spoofed(i), &register_seq(CH, 4000, 50, guess));
+    }
+    assert_eq!(t.entries(CH), 0, "spoofed sources were listed");
+    assert_eq!(t.stats().new_entries, 0);
+    // Real peers still join, and see each other and nothing else.
+    let now = u64::from(2 * max) * 10;
+    for i in 0..5 {
+        let l = join(&mut t, now, peer(i), 50).expect("a real peer is answered");
+        assert!(l.verified);
+        assert_eq!(set(&l), (0..i).map(v4).collect(), "peer {i}");
+    }
+    assert_eq!(t.entries(CH), 5);
+}
+
+#[test]
+fn spoofed_channels_do_not_block_a_new_channel() {
+    let mut t = Tracker::new(config());
+    let max = t.config().max_channels as u32;
+    // Every channel slot claimed twice over: from as many addresses, and all from one.
+    for c in 0..2 * max {
+        bytes_back(&mut t, 0, spoofed(c), &register_seq(1000 + c, 4000, 50, c));
+        bytes_back(&mut t, 0, spoofed(9999), &register_seq(5000 + c, 4000, 50, c));
+    }
+    assert_eq!(t.stats().channels, 0, "spoofed registrations opened channels");
+    let first = join(&mut t, 0, peer(1), 50).expect("a new channel opens for a real peer");
+    assert!(first.verified);
+    assert_eq!(join(&mut t, 0, peer(2), 50).unwrap().peers, [v4(1)]);
+}
+
+#[test]
+fn unverified_addresses_get_at_most_three_times_their_bytes() {
+    let mut t = Tracker::new(Config { list_size: MAX_PEER_LIST, ..config() });
+    for i in 0..300 {
+        join(&mut t, 0, peer(i), 0).expect("joined");
+    }
+    // A spoofer sends in the name of a stranger and of a listed peer, every kind of request
+    // with the most peers wanted and guessed cookies.
+    let mut largest = 0;
+    for victim in [spoofed(1), peer(7)] {
+        let (mut sent, mut back) = (0, 0);
+        for guess in 0..50u32 {
+            for req in [
+                register_seq(CH, victim.port(), u16::MAX, guess),
+                query_seq(CH, victim.port(), u16::MAX, guess),
+                leave_seq(CH, victim.port(), guess),
+            ] {
+                let got = bytes_back(&mut t, SECOND, victim, &req);
+                assert!(got <= 3 * req.len(), "{got} bytes answered a {}-byte request in {victim}'s name", req.len());
+                sent += req.len();
+                back += got;
+                largest = largest.max(got);
+            }
+        }
+        assert!(back <= 3 * sent && back > 0, "{victim}: {back} bytes for {sent}");
+    }
+    assert_eq!(largest, PeerList::size_for(UNVERIFIED_LIST_MAX), "the largest answer: 6 peers, 57 bytes");
+    assert_eq!(t.entries(CH), 300, "nobody was listed or removed");
+}
+
+#[test]
+fn a_spoofed_leave_removes_nobody() {
+    let mut t = Tracker::new(config());
+    let cookie = join(&mut t, 0, peer(1), 50).unwrap().cookie;
+    join(&mut t, 0, peer(2), 50).unwrap();
+    let guesses: Vec<u32> = (0..1000).filter(|&g| g != cookie).collect();
+    for &guess in &guesses {
+        bytes_back(&mut t, SECOND, peer(1), &leave_seq(CH, 4000, guess));
+    }
+    assert_eq!(t.entries(CH), 2, "a leave without the cookie removed the entry");
+    assert_eq!(t.stats().drops.get(DropReason::BadCookie), guesses.len() as u64);
+    // The peer's own leave carries its cookie.
+    bytes_back(&mut t, SECOND, peer(1), &leave_seq(CH, 4000, cookie));
+    assert_eq!(t.entries(CH), 1);
+}
+
+#[test]
+fn requests_spoofed_from_the_trackers_own_address_are_not_answered() {
+    let mut t = Tracker::new(config());
+    let own = t.config().addr;
+    for req in [register_seq(CH, own.port(), 50, 1), query_seq(CH, own.port(), 50, 2), leave_seq(CH, own.port(), 3)] {
+        assert_eq!(bytes_back(&mut t, 0, own, &req), 0);
+        assert_eq!(events(&mut t), [Event::Dropped { from: own, reason: DropReason::UnexpectedMessage }]);
+    }
+}
+
+#[test]
+fn one_address_holds_a_few_entries_in_a_few_channels() {
+    let mut t = Tracker::new(Config { max_entries_per_ip: 3, max_channels_per_ip: 2, ..config() });
+    let port = |p| SocketAddr::new(peer(1).ip(), p);
+    for p in 1..=5 {
+        join(&mut t, 0, port(p), 50);
+    }
+    assert_eq!(t.entries(CH), 3, "entries from one address");
+    assert_eq!(t.stats().drops.table_full, 2);
+    let mut t = Tracker::new(Config { max_entries_per_ip: 16, max_channels_per_ip: 2, ..config() });
+    for c in 0..5 {
+        join_on(&mut t, 0, peer(1), 100 + c, 50);
+    }
+    assert_eq!(t.stats().channels, 2, "channels from one address");
+    // Others are not held back by it.
+    assert!(join_on(&mut t, 0, peer(2), 104, 50).unwrap().verified);
+    assert_eq!(t.stats().channels, 3);
+}
+
+#[test]
+fn a_cookie_proves_one_address_channel_and_port_for_one_to_two_epochs() {
+    let epoch = 60 * SECOND;
+    let mut t = Tracker::new(Config { cookie_epoch: epoch, ..config() });
+    let first = reg_on(&mut t, 10 * SECOND, peer(1), CH, 0x1234, 50).unwrap();
+    assert!(!first.verified);
+    let c = first.cookie;
+    assert_eq!(c, cookie(&t, 10 * SECOND, peer(1), CH, 4000));
+    // Useless from another address, port or channel.
+    assert!(!reg_on(&mut t, 10 * SECOND, peer(2), CH, c, 50).unwrap().verified);
+    let other_port = SocketAddr::new(peer(1).ip(), 4001);
+    assert!(!reg_on(&mut t, 10 * SECOND, other_port, CH, c, 50).unwrap().verified);
+    assert!(!reg_on(&mut t, 10 * SECOND, peer(1), CH + 1, c, 50).unwrap().verified);
+    assert_eq!(t.stats().entries, 0);
+    // Good in its epoch and the next; a newer cookie comes with each answer.
+    assert!(reg_on(&mut t, 11 * SECOND, peer(1), CH, c, 50).unwrap().verified);
+    let later = reg_on(&mut t, epoch + 59 * SECOND, peer(1), CH, c, 50).unwrap();
+    assert!(later.verified);
+    assert_ne!(later.cookie, c);
+    // Past that, it proves nothing (and refreshes nothing), and the answer has the new one.
+    let stale = reg_on(&mut t, 2 * epoch, peer(1), CH, c, 50).unwrap();
+    assert!(!stale.verified);
+    assert!(reg_on(&mut t, 2 * epoch, peer(1), CH, stale.cookie, 50).unwrap().verified);
+    // Another tracker secret (a restarted daemon) makes other cookies.
+    let other = Tracker::new(config()).with_secret(Secret::from_seed(99));
+    assert_ne!(cookie(&other, 0, peer(1), CH, 4000), cookie(&t, 0, peer(1), CH, 4000));
+}
+
+#[test]
+fn joining_takes_one_more_round_trip_and_the_first_answer_already_has_peers() {
+    let mut t = Tracker::new(config());
+    for i in 0..20 {
+        join(&mut t, 0, peer(i), 50).unwrap();
+    }
+    let first = reg_on(&mut t, 0, peer(99), CH, 0x42, 50).unwrap();
+    assert!(!first.verified);
+    assert_eq!(first.peers.len(), UNVERIFIED_LIST_MAX);
+    assert_eq!(PeerList::size_for(UNVERIFIED_LIST_MAX), 57);
+    let second = reg_on(&mut t, 0, peer(99), CH, first.cookie, 50).unwrap();
+    assert!(second.verified);
+    assert_eq!(second.peers.len(), 20);
+    assert_eq!(t.entries(CH), 21);
+}
+
 #[test]
 fn register_lists_the_others_never_self() {
     let mut t = Tracker::new(config());
     for i in 0..5 {
         let l = reg(&mut t, 0, peer(i), 50).unwrap();
         assert_eq!(set(&l), (0..i).map(v4).collect(), "peer {i} gets the earlier ones");
-        assert_eq!((l.channel, l.registered), (CH, i + 1));
+        assert_eq!((l.channel, t.entries(CH)), (CH, i as usize + 1));
         assert_eq!(
             events(&mut t),
             [
@@ -105,7 +346,8 @@ fn entry_is_source_ip_and_listen_port_reply_goes_to_source() {
     let mut t = Tracker::new(config());
     // Registers from source port 5555, listening on 4000.
     let from: SocketAddr = "10.1.1.1:5555".parse().unwrap();
-    let lists = feed(&mut t, 0, from, &register(CH, 4000, 10));
+    let proof = cookie(&t, 0, from, CH, 4000);
+    let lists = feed(&mut t, 0, from, &register_seq(CH, 4000, 10, proof));
     assert_eq!(lists[0].0, from);
     assert_eq!(
         events(&mut t)[0],
@@ -114,7 +356,8 @@ fn entry_is_source_ip_and_listen_port_reply_goes_to_source() {
     // Another peer is handed the listening address.
     assert_eq!(reg(&mut t, 0, peer(1), 10).unwrap().peers, ["10.1.1.1:4000".parse().unwrap()]);
     // A second port on the same IP is a second entry; listen_port 0 means the source port.
-    feed(&mut t, 0, from, &register(CH, 0, 10));
+    let proof = cookie(&t, 0, from, CH, 0);
+    feed(&mut t, 0, from, &register_seq(CH, 0, 10, proof));
     assert_eq!(events(&mut t)[2], Event::TrackerRegister { peer: from, channel: CH, new: true });
     assert_eq!(t.entries(CH), 3);
 }
@@ -137,7 +380,7 @@ fn list_size_is_min_of_want_list_size_and_max_peer_list() {
         }
         let l = reg(&mut t, 0, peer(7), want).unwrap();
         assert_eq!(l.peers.len(), expected, "list_size {list_size}, want {want}");
-        assert_eq!(l.registered, 300);
+        assert_eq!(t.entries(CH), 300);
         let s = set(&l);
         assert!(!s.contains(&v4(7)));
         assert!(s.iter().all(|a| (0x0a00_0000..0x0a00_0000 + 300).contains(&u32::from(*a.ip()))));
@@ -186,7 +429,7 @@ fn lists_are_uniform_random_and_seeded() {
 fn query_does_not_register() {
     let mut t = Tracker::new(config());
     let l = ask(&mut t, 0, peer(1), 10);
-    assert_eq!((l.channel, l.registered, l.peers.len()), (CH, 0, 0));
+    assert_eq!((l.channel, t.entries(CH), l.peers.len()), (CH, 0, 0));
     assert_eq!(t.entries(CH), 0);
     assert_eq!(events(&mut t), [Event::TrackerReply { peer: peer(1), channel: CH, peers: 0 }]);
     reg(&mut t, 0, peer(2), 10);
@@ -221,7 +464,7 @@ fn entries_expire_after_ttl() {
     // Entries past their TTL are never handed out, even if no timer ran yet.
     let l = reg(&mut t, 30 * SECOND + ttl, peer(3), 10).unwrap();
     assert!(l.peers.is_empty());
-    assert_eq!(l.registered, 1);
+    assert_eq!(t.entries(CH), 1);
     let s = t.stats();
     assert_eq!((s.expiries, s.entries, s.channels), (2, 1, 1));
     // The emptied channel disappears.
@@ -236,15 +479,15 @@ fn leave_removes_at_once() {
     reg(&mut t, 0, peer(2), 10);
     events(&mut t);
     // Leaving from another IP with the same port removes nothing; neither does an unknown channel.
-    assert!(feed(&mut t, 1, peer(3), &leave(CH, 4000)).is_empty());
-    feed(&mut t, 1, peer(1), &leave(CH + 1, 4000));
+    assert!(leave_ok(&mut t, 1, peer(3), CH, 4000).is_empty());
+    leave_ok(&mut t, 1, peer(1), CH + 1, 4000);
     assert_eq!(events(&mut t), []);
     assert_eq!(t.entries(CH), 2);
 
-    assert!(feed(&mut t, 1, peer(1), &leave(CH, 4000)).is_empty(), "a leave gets no answer");
+    assert!(leave_ok(&mut t, 1, peer(1), CH, 4000).is_empty(), "a leave gets no answer");
     assert_eq!(events(&mut t), [Event::TrackerExpire { peer: peer(1), channel: CH, leave: true }]);
     assert_eq!(ask(&mut t, 2, peer(3), 10).peers, [v4(2)]);
-    feed(&mut t, 3, peer(2), &leave(CH, 4000));
+    leave_ok(&mut t, 3, peer(2), CH, 4000);
     let s = t.stats();
     assert_eq!((s.leaves, s.expiries, s.entries, s.channels), (2, 0, 0, 0));
     assert_eq!(t.poll_timeout(), None);
@@ -263,11 +506,11 @@ fn tables_are_bounded() {
     // Queries still work on a full channel.
     assert_eq!(ask(&mut t, 0, peer(3), 10).peers.len(), 3);
 
-    assert_eq!(feed(&mut t, 0, peer(10), &register(CH + 1, 4000, 1)).len(), 1);
-    assert!(feed(&mut t, 0, peer(11), &register(CH + 2, 4000, 1)).is_empty(), "a third channel is dropped");
+    assert!(reg_ch(&mut t, 0, peer(10), CH + 1, 1).is_some());
+    assert!(reg_ch(&mut t, 0, peer(11), CH + 2, 1).is_none(), "a third channel is dropped");
     // Once a channel empties, its slot is free again.
-    feed(&mut t, 0, peer(10), &leave(CH + 1, 4000));
-    assert_eq!(feed(&mut t, 0, peer(11), &register(CH + 2, 4000, 1)).len(), 1);
+    leave_ok(&mut t, 0, peer(10), CH + 1, 4000);
+    assert!(reg_ch(&mut t, 0, peer(11), CH + 2, 1).is_some());
     let s = t.stats();
     assert_eq!((s.drops.table_full, s.drops.total(), s.entries, s.channels), (2, 2, 4, 2));
 
@@ -314,7 +557,8 @@ fn non_tracker_input_is_dropped_and_counted() {
     )
     .to_vec();
     let keepalive = Repr::new(5, Message::KeepAlive(BufferMap::from_fn(10, |_| true))).to_vec();
-    let list = Repr::new(0, Message::PeerList(PeerList { channel: CH, registered: 1, peers: vec![v4(1)] })).to_vec();
+    let list = Repr::new(0, Message::PeerList(PeerList { channel: CH, verified: true, cookie: 1, peers: vec![v4(1)] }))
+        .to_vec();
     let mut bad_version = register(CH, 4000, 1);
     bad_version[3] ^= 0xff;
     for (data, reason) in [
@@ -339,7 +583,8 @@ fn non_tracker_input_is_dropped_and_counted() {
 fn ipv6_sources() {
     let mut t = Tracker::new(config());
     let mapped = SocketAddr::new(Ipv4Addr::new(10, 9, 9, 9).to_ipv6_mapped().into(), 4000);
-    feed(&mut t, 0, mapped, &register(CH, 4000, 1));
+    let proof = cookie(&t, 0, mapped, CH, 4000);
+    feed(&mut t, 0, mapped, &register_seq(CH, 4000, 1, proof));
     assert_eq!(
         events(&mut t)[0],
         Event::TrackerRegister { peer: "10.9.9.9:4000".parse().unwrap(), channel: CH, new: true }
@@ -375,7 +620,7 @@ fn garbage() -> impl Strategy<Value = Vec<u8>> {
         (any::<u32>(), any::<u16>()).prop_map(|(c, p)| leave(c, p)),
         proptest::collection::vec(any::<u32>(), 0..10).prop_map(|ips| {
             let peers = ips.into_iter().map(|ip| SocketAddrV4::new(ip.into(), 4000)).collect();
-            Repr::new(0, Message::PeerList(PeerList { channel: CH, registered: 3, peers })).to_vec()
+            Repr::new(0, Message::PeerList(PeerList { channel: CH, verified: true, cookie: 3, peers })).to_vec()
         }),
     ];
     let edits = proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4);
@@ -411,13 +656,13 @@ proptest! {
         let s = t.stats();
         prop_assert_eq!(s.datagrams, inputs.len() as u64);
         prop_assert!(s.rate_sources <= 4);
-        prop_assert_eq!(s.replies, s.registrations + s.queries);
+        prop_assert_eq!(s.replies, s.registrations + s.challenges + s.queries);
     }
 
     /// Random valid and invalid requests from a few peers over a few channels: the bounds and
     /// the bookkeeping hold, and every list is well-formed.
     #[test]
-    fn invariants_hold_under_random_traffic(ops in proptest::collection::vec((0u8..4, 0u32..12, 0u32..3, 0u16..8, 0u64..20_000_000), 1..200)) {
+    fn invariants_hold_under_random_traffic(ops in proptest::collection::vec((0u8..6, 0u32..12, 0u32..3, 0u16..8, 0u64..20_000_000), 1..200)) {
         let ttl = 60 * SECOND;
         let mut t = Tracker::new(Config { ttl, max_entries: 5, max_channels: 2, list_size: 4, ..config() });
         let mut now = 0;
@@ -427,16 +672,21 @@ proptest! {
                 t.handle_timeout(now);
             }
             let from = peer(who);
+            // Requests with the cookie, and (ops 3, 4) without.
+            let proof = cookie(&t, now, from, ch, 4000);
             let data = match op {
-                0 => register(ch, 4000, want),
-                1 => query(ch, 4000, want),
-                2 => leave(ch, 4000),
+                0 => register_seq(ch, 4000, want, proof),
+                1 => query_seq(ch, 4000, want, proof),
+                2 => leave_seq(ch, 4000, proof),
+                3 => register(ch, 4000, want),
+                4 => leave(ch, 4000),
                 _ => vec![0; usize::from(want)],
             };
             for (dst, l) in feed(&mut t, now, from, &data) {
                 prop_assert_eq!(dst, from);
                 prop_assert_eq!(l.channel, ch);
                 prop_assert!(l.peers.len() <= usize::from(want).min(4));
+                prop_assert!(l.verified || PeerList::size_for(l.peers.len()) <= 3 * data.len());
                 prop_assert!(!l.peers.contains(&v4(who)));
                 prop_assert_eq!(set(&l).len(), l.peers.len());
             }
@@ -444,24 +694,50 @@ proptest! {
             let s = t.stats();
             prop_assert!(s.channels <= 2 && s.entries <= 10);
             prop_assert_eq!(s.entries, s.new_entries - s.leaves - s.expiries);
-            prop_assert_eq!(s.replies, s.registrations + s.queries);
+            prop_assert_eq!(s.replies, s.registrations + s.challenges + s.queries);
         }
     }
 }
 
 /// A scripted client for the simulated network: at given times it registers, queries, leaves
-/// or sends garbage, and it keeps every list it is sent.
+/// or sends garbage, and it keeps every list it is sent. As a real client, it sends the last
+/// cookie it got as the sequence number of its requests, and registers again at once with the
+/// cookie of an answer that did not list it.
 struct FakePeer {
     addr: SocketAddr,
     tracker: SocketAddr,
     script: VecDeque<(Micros, Vec<u8>)>,
     lists: Vec<(Micros, PeerList)>,
     out: VecDeque<Transmit>,
+    cookie: Option<u32>,
+    /// The last register sent, and its sequence number.
+    last: Option<(u32, Register)>,
 }
 
 impl FakePeer {
     fn new(addr: SocketAddr, tracker: SocketAddr, script: Vec<(Micros, Vec<u8>)>) -> Box<FakePeer> {
-        Box::new(FakePeer { addr, tracker, script: script.into(), lists: Vec::new(), out: VecDeque::new() })
+        let script = script.into();
+        Box::new(FakePeer { addr, tracker, script, lists: Vec::new(), out: VecDeque::new(), cookie: None, last: None })
+    }
+
+    /// Sends `payload`, a tracker request with the cookie in place of its sequence number.
+    fn send(&mut self, payload: Vec<u8>) {
+        let with_cookie = match Repr::parse(&payload) {
+            Ok(Repr { seq, message: m @ (Message::Register(_) | Message::Query(_) | Message::Leave(_)) }) => {
+                let seq = self.cookie.unwrap_or(seq);
+                if let Message::Register(r) = m {
+                    self.last = Some((seq, r));
+                }
+                Some(Repr::new(seq, m).to_vec())
+            }
+            _ => None,
+        };
+        self.out.push_back(Transmit { dst: self.tracker, payload: with_cookie.unwrap_or(payload) });
+    }
+
+    /// Only the lists that answered a request with a valid cookie.
+    fn verified(&self) -> impl Iterator<Item = &(Micros, PeerList)> {
+        self.lists.iter().filter(|(_, l)| l.verified)
     }
 }
 
@@ -471,13 +747,17 @@ impl Node for FakePeer {
     }
     fn handle_datagram(&mut self, now: Micros, _from: SocketAddr, data: &[u8]) {
         if let Ok(Repr { message: Message::PeerList(l), .. }) = Repr::parse(data) {
+            self.cookie = Some(l.cookie);
+            if let Some((seq, r)) = self.last.filter(|(seq, _)| !l.verified && *seq != l.cookie) {
+                self.send(Repr::new(seq, Message::Register(r)).to_vec());
+            }
             self.lists.push((now, l));
         }
     }
     fn handle_timeout(&mut self, now: Micros) {
         while self.script.front().is_some_and(|(t, _)| *t <= now) {
             let (_, payload) = self.script.pop_front().unwrap();
-            self.out.push_back(Transmit { dst: self.tracker, payload });
+            self.send(payload);
         }
     }
     fn poll_transmit(&mut self, _now: Micros) -> Option<Transmit> {
@@ -530,14 +810,17 @@ fn simulated_swarm_registers_leaves_and_expires() {
     );
     net.run_until(300 * SECOND, &mut on_event);
 
+    // What registered peers were listed with, and what the querying one got.
     let lists =
+        |i| net.get::<FakePeer>(p(i)).unwrap().verified().map(|(t, l)| (*t / SECOND, set(l))).collect::<Vec<_>>();
+    let answers =
         |i| net.get::<FakePeer>(p(i)).unwrap().lists.iter().map(|(t, l)| (*t / SECOND, set(l))).collect::<Vec<_>>();
     let s = |v: &[u32]| v.iter().map(|&i| v4(i)).collect::<HashSet<_>>();
     // Peer 1 first sees nobody, then peers 2 and 3.
     assert_eq!(lists(1), [(0, s(&[])), (60, s(&[2, 3])), (120, s(&[2, 3]))]);
     assert_eq!(lists(2), [(5, s(&[1]))]);
     // At 150 s peer 2 (registered at 5 s) has expired at 125 s; so has peer 3 (10 s -> 130 s).
-    assert_eq!(lists(4), [(150, s(&[1])), (250, s(&[3]))]);
+    assert_eq!(answers(4), [(150, s(&[1])), (250, s(&[3]))]);
     assert_eq!(lists(3), [(10, s(&[1, 2])), (190, s(&[1]))]);
 
     let tracker_events: Vec<(Micros, Event)> =
@@ -556,15 +839,18 @@ fn simulated_swarm_registers_leaves_and_expires() {
     assert!(tracker_events.iter().any(|(_, e)| *e == Event::Dropped { from: p(4), reason: DropReason::Undecodable }));
     let st = net.get::<Tracker>(tracker).unwrap().stats();
     assert_eq!((st.registrations, st.new_entries, st.queries, st.leaves, st.expiries, st.entries), (6, 4, 2, 1, 2, 1));
+    // Each first register proved nothing yet, and so did peer 3's with a cookie 180 s old.
+    assert_eq!(st.challenges, 4);
     assert_eq!(st.drops.total(), 1);
     assert_eq!(net.stats().unroutable, 0);
 }
 
-/// The link delay of the registration sent at `sent` (from the tracker's register event time).
+/// How long after `sent` the registration sent then was listed (from the tracker's register
+/// event time): one trip, or three when the client first had to fetch its cookie.
 fn net_delay(events: &[(Micros, Event)], sent: Micros) -> Micros {
     let arrived = events
         .iter()
-        .find(|(t, e)| matches!(e, Event::TrackerRegister { .. }) && *t >= sent && *t - sent <= 30_000)
+        .find(|(t, e)| matches!(e, Event::TrackerRegister { .. }) && *t >= sent && *t - sent <= 100_000)
         .map(|(t, _)| *t)
         .expect("a registration arrived within the link delay");
     arrived - sent

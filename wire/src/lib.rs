@@ -20,8 +20,8 @@ pub mod video;
 pub use error::{Error, Result};
 pub use packet::{HEADER_LEN, MSG_HEADER_LEN, Packet, VERSION};
 pub use repr::{
-    ADDR_LEN, BufferMap, Hello, HelloReply, Leave, LinkAck, LinkStatus, MAP_BLOCKS, MAX_PEER_LIST, Message, PeerList,
-    PeerSet, Query, Register, Repr, Request, Role, link_token,
+    ADDR_LEN, BufferMap, COOKIE_MASK, Hello, HelloReply, Leave, LinkAck, LinkStatus, MAP_BLOCKS, MAX_PEER_LIST,
+    Message, PeerList, PeerSet, Query, Register, Repr, Request, Role, link_token,
 };
 pub use video::{BLOCK_LEN, MAX_BLOCKS_PER_REQUEST, Reassembler, Video, segment};
 

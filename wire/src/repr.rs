@@ -532,6 +532,11 @@ pub const fn link_token(hello_nonce: u32, reply_nonce: u32) -> u32 {
 
 /// Tracker registration (20 bytes): adds the sender to a channel's list (or refreshes its
 /// entry) and asks for up to `want` peers back. The message flag carries the [`Role`].
+///
+/// The tracker lists the sender only if the datagram's sequence number is the cookie of the
+/// tracker's last [`PeerList`] to it (proof that the sender receives what is sent to its
+/// address); otherwise the sequence number is a query id the asker chose at random. Either
+/// way the peer list answering it echoes the sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Register {
     pub role: Role,
@@ -540,7 +545,8 @@ pub struct Register {
     pub want: u16,
 }
 
-/// Tracker query (20 bytes): asks for up to `want` peers without registering.
+/// Tracker query (20 bytes): asks for up to `want` peers without registering. Its sequence
+/// number is a cookie or a query id, as in a [`Register`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Query {
     pub channel: u32,
@@ -549,7 +555,8 @@ pub struct Query {
     pub want: u16,
 }
 
-/// Tracker leave (20 bytes): removes the sender's entry at once.
+/// Tracker leave (20 bytes): removes the sender's entry at once, if its sequence number is
+/// the sender's cookie (so nobody else can remove it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Leave {
     pub role: Role,
@@ -560,13 +567,24 @@ pub struct Leave {
 /// Most addresses one tracker peer list carries (keeps the datagram under 1320 bytes).
 pub const MAX_PEER_LIST: usize = 200;
 
+/// The bits of a tracker cookie: it comes back as a request's 24-bit sequence number.
+pub const COOKIE_MASK: u32 = crate::packet::SEQ_MASK;
+
 /// Tracker peer list: `21 + 6k` bytes for k peers, always odd, so it can never be taken for a
 /// peer control packet (all even) by a size-based classifier.
+///
+/// It answers one request: its sequence number echoes the request's, which the asker checks
+/// against the request it has outstanding, so that a list merely sent from the tracker's
+/// address is not taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerList {
     pub channel: u32,
-    /// How many entries the tracker holds for the channel.
-    pub registered: u32,
+    /// The request carried a valid cookie: a register was listed (or refreshed), a query got
+    /// a full list. Otherwise the list holds at most a few peers and nothing was listed.
+    pub verified: bool,
+    /// The tracker's cookie for the asker's address (the low 24 bits, [`COOKIE_MASK`], are
+    /// sent): the sequence number its next register, query or leave proves itself with.
+    pub cookie: u32,
     /// At most [`MAX_PEER_LIST`].
     pub peers: Vec<SocketAddrV4>,
 }
@@ -587,13 +605,19 @@ impl PeerList {
         if d.len() != Self::size_for(k) {
             return Err(Error::BadSize { what: "tracker peer list", len: d.len(), expected: Self::size_for(k) });
         }
+        let verified = match d[16] {
+            0 => false,
+            1 => true,
+            v => return Err(Error::BadField { field: "peer list verified", value: v.into() }),
+        };
         let peers = (0..k).map(|i| addr_at(d, Self::FIXED + i * ADDR_LEN)).collect();
-        Ok(PeerList { channel: be32(d, 12), registered: be32(d, 16), peers })
+        Ok(PeerList { channel: be32(d, 12), verified, cookie: be32(d, 16) & COOKIE_MASK, peers })
     }
 
     fn emit(&self, d: &mut [u8]) {
         put32(d, 12, self.channel);
-        put32(d, 16, self.registered);
+        put32(d, 16, self.cookie & COOKIE_MASK);
+        d[16] = u8::from(self.verified);
         d[20] = self.peers.len().min(MAX_PEER_LIST) as u8;
         for (i, a) in self.peers.iter().take(MAX_PEER_LIST).enumerate() {
             put_addr(d, Self::FIXED + i * ADDR_LEN, a);

@@ -468,18 +468,36 @@ fn query_golden() {
 #[test]
 #[rustfmt::skip]
 fn peer_list_empty_golden() {
-    let repr = Repr::new(0, Message::PeerList(PeerList { channel: CHANNEL, registered: 7, peers: vec![] }));
+    let list = PeerList { channel: CHANNEL, verified: false, cookie: 0x00c0_ffee, peers: vec![] };
+    let repr = Repr::new(0x12_3456, Message::PeerList(list));
     let b = hex(concat!(
         "00 22 01 07 00 ", // 0..5   class tracker peer list, 1 message, version 7, no flags
-        "00 00 00 ",       // 5..8   seq 0
+        "12 34 56 ",       // 5..8   seq: the request's query id echoed
         "12 00 00 0d ",    // 8..12  PEER_LIST, flag 0, length 13
         "53 50 00 01 ",    // 12..16 channel
-        "00 00 00 07 ",    // 16..20 registered 7
+        "00 ",             // 16     not verified
+        "c0 ff ee ",       // 17..20 cookie
         "00 ",             // 20     0 peers
     ));
     assert_eq!(b.len(), 21);
     check_golden(&repr, &b);
-    check_header(&b, 0x0022, 1, 0x00, 0);
+    check_header(&b, 0x0022, 1, 0x00, 0x12_3456);
+    // Byte 16 is a flag: 0 or 1, nothing else.
+    for v in 2..=255u8 {
+        let mut bad = b.clone();
+        bad[16] = v;
+        assert!(Repr::parse(&bad).is_err(), "verified byte {v:#04x} parses");
+    }
+    // The cookie has 24 bits: a wider one is sent cut to them.
+    let wide = Repr::new(0x12_3456, Message::PeerList(PeerList { cookie: 0xffc0_ffee, ..list_of(&repr) }));
+    assert_eq!(wide.to_vec(), b);
+}
+
+fn list_of(repr: &Repr<'_>) -> PeerList {
+    match &repr.message {
+        Message::PeerList(l) => l.clone(),
+        other => panic!("not a peer list: {other:?}"),
+    }
 }
 
 #[test]
@@ -489,7 +507,8 @@ fn peer_list_two_peers_golden() {
         9,
         Message::PeerList(PeerList {
             channel: CHANNEL,
-            registered: 300,
+            verified: true,
+            cookie: 0x0001_2c00,
             peers: vec![addr(198, 18, 0, 11, 3908), addr(198, 19, 255, 254, 3909)],
         }),
     );
@@ -498,7 +517,8 @@ fn peer_list_two_peers_golden() {
         "00 00 09 ",          // 5..8   seq 9
         "12 00 00 19 ",       // 8..12  PEER_LIST, flag 0, length 25
         "53 50 00 01 ",       // 12..16 channel
-        "00 00 01 2c ",       // 16..20 registered 300
+        "01 ",                // 16     verified
+        "01 2c 00 ",          // 17..20 cookie
         "02 ",                // 20     2 peers
         "c6 12 00 0b 0f 44 ", // 21..27 198.18.0.11:3908
         "c6 13 ff fe 0f 45 ", // 27..33 198.19.255.254:3909

@@ -60,7 +60,7 @@ fn tracker_sizes() {
     assert_eq!(MAX_PEER_LIST, 200);
     for k in 0..=MAX_PEER_LIST {
         let peers = (0..k).map(|i| SocketAddrV4::new(Ipv4Addr::from(i as u32), i as u16)).collect();
-        let n = encoded_len(Message::PeerList(PeerList { channel: 1, registered: k as u32, peers }));
+        let n = encoded_len(Message::PeerList(PeerList { channel: 1, verified: true, cookie: k as u32, peers }));
         assert_eq!(n, 21 + 6 * k, "peer list of {k}");
         assert_eq!(PeerList::size_for(k), n);
         assert!(n <= size::VIDEO_MAX);

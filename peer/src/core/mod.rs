@@ -8,6 +8,7 @@
 //! - [`upload`]: serving children — their requests, the upload queue and its rate cap;
 //! - [`playback`]: the start-up buffer, per-block deadlines and the media handed out;
 //! - [`blocks`]: where blocks come from (the source's [`Origin`], a peer's store);
+//! - [`tracker_client`]: registering with the tracker, and which of its peer lists to take;
 //! - [`timers`]: when the core wakes; [`stats`]: what it reports.
 //!
 //! This module holds the session (start, end), the tick that drives the concerns in a fixed
@@ -20,6 +21,7 @@ mod playback;
 mod pull;
 mod stats;
 mod timers;
+mod tracker_client;
 mod upload;
 
 use std::collections::VecDeque;
@@ -30,7 +32,7 @@ use rand::rngs::ChaCha12Rng;
 use rand_pcg::Pcg64Mcg;
 use soplab_node::truth::DownReason;
 use soplab_node::{DropReason, Event, Media, Micros, Node, Secret, Transmit};
-use soplab_wire::{Message, Register, Repr};
+use soplab_wire::{Message, Repr};
 
 use crate::config::PeerConfig;
 use blocks::Blocks;
@@ -38,6 +40,7 @@ use links::Links;
 use playback::Playback;
 use pull::Pull;
 use timers::{Timer, Timers};
+use tracker_client::TrackerClient;
 use upload::Upload;
 
 pub use blocks::Origin;
@@ -70,13 +73,6 @@ impl Out {
     }
 }
 
-/// How long a registration may go unanswered before it is sent again (until one is answered).
-/// A lost registration would otherwise leave a newcomer, whom nobody knows yet, alone for a
-/// whole `tracker_interval`; and a peer that sends little stays long in a burst of losses
-/// (`--loss-burst`: the loss chain moves once per datagram it sends), so it asks often, at 10
-/// bytes a second.
-const TRACKER_RETRY: Micros = 2_000_000;
-
 /// The peer (or source) core. Drive it through [`Node`].
 pub struct Peer {
     cfg: PeerConfig,
@@ -92,13 +88,12 @@ pub struct Peer {
     started: Option<Micros>,
     ended: bool,
     timers: Timers,
-    /// While the last registration is unanswered: when to send it again.
-    tracker_retry: Option<Micros>,
     blocks: Blocks,
     links: Links,
     pull: Pull,
     upload: Upload,
     playback: Playback,
+    tracker: TrackerClient,
     out: Out,
 }
 
@@ -112,14 +107,15 @@ impl Peer {
     pub fn new(cfg: PeerConfig, origin: Option<Box<dyn Origin>>) -> Peer {
         assert_eq!(origin.is_some(), cfg.is_source(), "an origin is given to the source, and only to it");
         let stats = PeerStats { addr: cfg.addr.to_string(), role: cfg.role_name().to_string(), ..PeerStats::default() };
+        let secret = Secret::from_seed(cfg.seed);
         Peer {
             rng: Pcg64Mcg::seed_from_u64(cfg.seed),
-            secret: Secret::from_seed(cfg.seed),
-            nonces: Secret::from_seed(cfg.seed).rng(NONCES),
+            nonces: secret.rng(NONCES),
+            tracker: TrackerClient::new(&secret),
+            secret,
             started: None,
             ended: false,
             timers: Timers::default(),
-            tracker_retry: None,
             blocks: Blocks::new(origin),
             links: Links::new(),
             pull: Pull::new(&cfg),
@@ -134,6 +130,7 @@ impl Peer {
     /// peer hands out can be derived from the swarm's (published) seeds.
     pub fn with_secret(mut self, secret: Secret) -> Peer {
         self.nonces = secret.rng(NONCES);
+        self.tracker = TrackerClient::new(&secret);
         self.secret = secret;
         self
     }
@@ -166,12 +163,7 @@ impl Peer {
         }
         self.ended = true;
         if graceful {
-            let leave = Message::Leave(soplab_wire::Leave {
-                role: self.cfg.role,
-                channel: self.cfg.channel,
-                listen_port: self.cfg.addr.port(),
-            });
-            self.out.push(self.cfg.tracker, 0, leave);
+            self.leave_tracker();
         }
         let up = self.links.clear();
         self.out.stats.neighbors = up.len();
@@ -198,7 +190,7 @@ impl Peer {
     /// events, the datagrams and the random draws), so it stays fixed: tracker, links,
     /// children, then, for a peer, requests and playback.
     fn tick(&mut self, now: Micros) {
-        let retry = self.tracker_retry.is_some_and(|at| now >= at);
+        let retry = self.tracker.retry_due(now);
         if self.timers.due(Timer::Tracker, now) || retry {
             self.register(now);
             self.timers.set(Timer::Tracker, now + self.cfg.tracker_interval);
@@ -216,19 +208,6 @@ impl Peer {
         }
         let parents = self.pull.parent_count();
         self.out.stats.max_parents = self.out.stats.max_parents.max(parents);
-    }
-
-    /// Registers with the tracker, which answers with peers for the channel; until it does,
-    /// the registration is sent again every [`TRACKER_RETRY`].
-    fn register(&mut self, now: Micros) {
-        self.tracker_retry = Some(now + TRACKER_RETRY.min(self.cfg.tracker_interval));
-        let reg = Message::Register(Register {
-            role: self.cfg.role,
-            channel: self.cfg.channel,
-            listen_port: self.cfg.addr.port(),
-            want: self.cfg.tracker_want,
-        });
-        self.out.push(self.cfg.tracker, 0, reg);
     }
 }
 
@@ -261,10 +240,7 @@ impl Node for Peer {
                     self.on_video(now, from, &v);
                 }
             }
-            Message::PeerList(l) if from == self.cfg.tracker => {
-                self.tracker_retry = None;
-                self.on_peer_list(from, l);
-            }
+            Message::PeerList(l) if from == self.cfg.tracker => self.on_tracker_list(now, from, repr.seq, l),
             _ => self.out.drop_input(from, DropReason::UnexpectedMessage),
         }
     }
@@ -334,16 +310,21 @@ mod tests {
         let (tracker, tick) = (cfg.tracker, cfg.tick);
         let mut p = Peer::new(cfg, None);
         let mut sent = Vec::new();
+        // The latest register's query id, which the tracker's answer echoes.
+        let mut query = 0;
         let mut now = 0;
         while now <= secs * SECOND {
             if answer_at.contains(&(now / SECOND)) && now % SECOND == 0 {
-                let list = PeerList { channel: 1, registered: 1, peers: Vec::new() };
-                p.handle_datagram(now, tracker, &Repr::new(0, Message::PeerList(list)).to_vec());
+                let list = PeerList { channel: 1, verified: true, cookie: query, peers: Vec::new() };
+                p.handle_datagram(now, tracker, &Repr::new(query, Message::PeerList(list)).to_vec());
             }
             p.handle_timeout(now);
             while let Some(t) = p.poll_transmit(now) {
-                if t.dst == tracker && matches!(Repr::parse(&t.payload).map(|r| r.message), Ok(Message::Register(_))) {
+                if let (true, Ok(Repr { seq, message: Message::Register(_) })) =
+                    (t.dst == tracker, Repr::parse(&t.payload))
+                {
                     sent.push(now / SECOND);
+                    query = seq;
                 }
             }
             now += tick;

@@ -5,14 +5,14 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 
 use soplab_node::{DropReason, Event, Media, Micros, Node, SECOND, Transmit};
 use soplab_peer::{Peer, PeerConfig};
 use soplab_testkit::v4;
 use soplab_wire::{
-    BLOCK_LEN, BufferMap, Hello, HelloReply, LinkAck, LinkStatus, Message, PeerSet, Repr, Request, Role, link_token,
-    segment,
+    BLOCK_LEN, BufferMap, Hello, HelloReply, LinkAck, LinkStatus, Message, PeerList, PeerSet, Repr, Request, Role,
+    link_token, segment,
 };
 
 pub const CHANNEL: u32 = 7;
@@ -273,6 +273,18 @@ impl Harness {
         let (mine, rest): (Vec<Transmit>, Vec<Transmit>) = self.out.drain(..).partition(|t| t.dst == to);
         self.out = rest;
         mine.into_iter().map(|t| t.payload).collect()
+    }
+
+    /// A tracker peer list of `peers` on `channel` answering the peer's latest register: it
+    /// echoes the register's query id, as the tracker does.
+    pub fn tracker_answer(&mut self, channel: u32, peers: Vec<SocketAddrV4>) -> Vec<u8> {
+        let seq = (self.take(tracker()).iter().rev())
+            .find_map(|p| match Repr::parse(p) {
+                Ok(Repr { seq, message: Message::Register(_) }) => Some(seq),
+                _ => None,
+            })
+            .expect("the peer registered");
+        dgram(seq, Message::PeerList(PeerList { channel, verified: true, cookie: 0, peers }))
     }
 
     /// A request from neighbour `from` carrying its link's token (0 if it has no link).

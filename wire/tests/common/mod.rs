@@ -9,8 +9,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use proptest::prelude::*;
 use soplab_wire::video::{fragment_count, fragment_payload_len};
 use soplab_wire::{
-    BufferMap, Hello, HelloReply, Leave, LinkAck, LinkStatus, MAP_BLOCKS, MAX_BLOCKS_PER_REQUEST, MAX_PEER_LIST,
-    Message, PeerList, PeerSet, Query, Register, Repr, Request, Role, Video,
+    BufferMap, COOKIE_MASK, Hello, HelloReply, Leave, LinkAck, LinkStatus, MAP_BLOCKS, MAX_BLOCKS_PER_REQUEST,
+    MAX_PEER_LIST, Message, PeerList, PeerSet, Query, Register, Repr, Request, Role, Video,
 };
 
 /// Largest 24-bit sequence number the header carries.
@@ -172,10 +172,10 @@ pub fn leave() -> impl Strategy<Value = Leave> {
     (role(), any::<u32>(), any::<u16>()).prop_map(|(role, channel, listen_port)| Leave { role, channel, listen_port })
 }
 
-/// Up to [`MAX_PEER_LIST`] (200) addresses.
+/// Up to [`MAX_PEER_LIST`] (200) addresses; a 24-bit cookie.
 pub fn peer_list() -> impl Strategy<Value = PeerList> {
-    (any::<u32>(), any::<u32>(), proptest::collection::vec(addr(), 0..=MAX_PEER_LIST))
-        .prop_map(|(channel, registered, peers)| PeerList { channel, registered, peers })
+    (any::<u32>(), any::<bool>(), 0..=COOKIE_MASK, proptest::collection::vec(addr(), 0..=MAX_PEER_LIST))
+        .prop_map(|(channel, verified, cookie, peers)| PeerList { channel, verified, cookie, peers })
 }
 
 /// One packet of some response: valid count, range, index, and a payload of exactly the length
