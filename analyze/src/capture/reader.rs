@@ -21,6 +21,11 @@ use crate::error::{Error, Result};
 pub const BUFFER: usize = 1 << 20;
 /// Largest buffer (one block must fit); a record claiming more is garbage.
 pub const MAX_BUFFER: usize = 16 << 20;
+/// The latest time the reader takes, in microseconds since 1970 (2^62 - 1: the year 146,000).
+/// With every time in `0..=MAX_TS_US`, the difference and the sum of any two fit an `i64`, so
+/// nothing after the reader can overflow on a timestamp. A record outside is dropped and
+/// counted in [`FileStats::bad_timestamps`].
+pub const MAX_TS_US: i64 = (1 << 62) - 1;
 /// A legacy pcap record longer than this (and longer than the file's snapshot length) is
 /// treated as garbage. 262,144 is tcpdump's default snapshot length.
 const MAX_RECORD: u32 = 262_144;
@@ -60,6 +65,9 @@ pub struct FileStats {
     pub unsupported_link: u64,
     /// pcapng simple packet blocks (no timestamp: skipped) and packets of unknown interfaces.
     pub no_timestamp: u64,
+    /// Records dropped for their time: before 1970 or after [`MAX_TS_US`] once the interface's
+    /// offset is applied, or on a pcapng interface whose if_tsresol is not a 64-bit unit.
+    pub bad_timestamps: u64,
     /// Times the reader met a garbage record header and searched for the next good record.
     pub garbage_records: u64,
     /// Bytes skipped while searching.
@@ -77,9 +85,24 @@ pub struct FileStats {
 #[derive(Clone, Copy)]
 struct Iface {
     link: Link,
-    /// Timestamp units per second.
-    units: u64,
-    offset_s: i64,
+    /// Timestamp units per second (`None`: if_tsresol gives no 64-bit unit).
+    units: Option<u64>,
+    /// if_tsoffset in microseconds (`None`: it does not fit).
+    offset_us: Option<i64>,
+}
+
+/// The units per second of a pcapng if_tsresol: 10^k, or 2^k with the top bit set (pcap-parser
+/// 0.17 rejects every power of two).
+fn tsresol_units(tsresol: u8) -> Option<u64> {
+    let k = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 { 10u64.checked_pow(k) } else { 1u64.checked_shl(k) }
+}
+
+/// A pcapng time in microseconds since 1970, or `None` when it is out of range.
+fn pcapng_time(raw: u64, iface: &Iface) -> Option<i64> {
+    let us = u128::from(raw) * 1_000_000 / u128::from(iface.units?);
+    let ts = i64::try_from(us).ok()?.checked_add(iface.offset_us?)?;
+    (0..=MAX_TS_US).contains(&ts).then_some(ts)
 }
 
 enum Kind {
@@ -164,6 +187,8 @@ impl CaptureFile {
     }
 
     /// Reads up to the next UDP datagram and writes it into `out`; false at the end of the file.
+    /// Every turn of the loop consumes or reads bytes, grows the buffer (up to [`MAX_BUFFER`])
+    /// or ends the file, so it ends on any input.
     pub fn next_datagram(&mut self, out: &mut Datagram) -> bool {
         while !self.done {
             if self.legacy_garbage_ahead() {
@@ -178,19 +203,10 @@ impl CaptureFile {
                     // (`consume` would move half the buffer every time it passes the middle).
                     self.reader.consume_noshift(off);
                     self.started = true;
-                    if let Got::Packet { ts, udp } = got {
-                        self.last_sec = Some((ts.max(0) / 1_000_000) as u32);
-                        if ts < self.last_ts {
-                            self.stats.out_of_order += 1;
-                        }
-                        self.last_ts = self.last_ts.max(ts);
-                        self.stats.first_ts_us.get_or_insert(ts);
-                        self.stats.last_ts_us = Some(self.last_ts);
-                        if udp {
-                            out.ts_us = ts;
-                            out.input = self.input;
-                            return true;
-                        }
+                    if let Got::Packet { ts, udp } = got
+                        && self.packet(ts, udp, out)
+                    {
+                        return true;
                     }
                 }
                 Err(PcapError::Eof) => self.done = true,
@@ -198,23 +214,15 @@ impl CaptureFile {
                     if self.reader.reader_exhausted() {
                         self.stats.truncated = true;
                         self.done = true;
-                    } else if let Err(e) = self.reader.refill() {
-                        self.stats.read_error = Some(format!("{e:?}"));
-                        self.done = true;
+                    } else if self.refill() == Refill::Full {
+                        self.too_small();
                     }
                 }
                 Err(PcapError::UnexpectedEof) => {
                     self.stats.truncated = true;
                     self.done = true;
                 }
-                Err(PcapError::BufferTooSmall) => {
-                    if self.capacity < MAX_BUFFER {
-                        self.capacity *= 2;
-                        self.reader.grow(self.capacity);
-                    } else {
-                        self.resync(1);
-                    }
-                }
+                Err(PcapError::BufferTooSmall) => self.too_small(),
                 Err(PcapError::ReadError) => {
                     self.stats.read_error = Some("read error".into());
                     self.done = true;
@@ -223,6 +231,47 @@ impl CaptureFile {
             }
         }
         false
+    }
+
+    /// Counts a packet record at `ts`; true when `out` holds a UDP datagram to pass on.
+    fn packet(&mut self, ts: i64, udp: bool, out: &mut Datagram) -> bool {
+        self.last_sec = Some(u32::try_from(ts / 1_000_000).unwrap_or(u32::MAX));
+        if ts < self.last_ts {
+            self.stats.out_of_order += 1;
+        }
+        self.last_ts = self.last_ts.max(ts);
+        self.stats.first_ts_us.get_or_insert(ts);
+        self.stats.last_ts_us = Some(self.last_ts);
+        if udp {
+            out.ts_us = ts;
+            out.input = self.input;
+        }
+        udp
+    }
+
+    /// The block ahead does not fit the buffer: a larger buffer, or garbage beyond the largest.
+    fn too_small(&mut self) {
+        if self.capacity < MAX_BUFFER {
+            self.grow_to(self.capacity * 2);
+        } else {
+            self.resync(1);
+        }
+    }
+
+    fn grow_to(&mut self, bytes: usize) {
+        self.capacity = bytes.next_power_of_two().clamp(self.capacity, MAX_BUFFER);
+        self.reader.grow(self.capacity);
+    }
+
+    /// Reads more of the file into the buffer.
+    fn refill(&mut self) -> Refill {
+        let before = self.reader.data().len();
+        if let Err(e) = self.reader.refill() {
+            self.stats.read_error = Some(format!("{e:?}"));
+            self.done = true;
+            return Refill::Failed;
+        }
+        if self.reader.data().len() > before || self.reader.reader_exhausted() { Refill::Read } else { Refill::Full }
     }
 
     /// For legacy pcap: whether the record header at the front of the buffer is garbage.
@@ -237,58 +286,72 @@ impl CaptureFile {
 
     /// Skips garbage: looks for the next offset where a record starts (legacy: a plausible
     /// header followed by another plausible header, or by the end of the file; pcapng: a known
-    /// block type whose leading and trailing lengths agree).
+    /// block type whose leading and trailing lengths agree), from `from` (at least 1) on.
+    /// Every turn consumes or reads bytes, grows the buffer or moves the search on.
     fn resync(&mut self, from: usize) {
         self.stats.garbage_records += 1;
-        let mut skipped = 0u64;
         let mut start = from;
-        loop {
+        while !self.done {
             let data = self.reader.data();
-            let max_len = self.capacity / 2;
             let found = match self.kind {
                 Kind::Legacy { big_endian, header_len, nanos, snaplen, .. } => {
                     find_legacy(data, start, big_endian, header_len, nanos, snaplen, self.last_sec)
                 }
-                Kind::Ng { .. } => find_ng(data, start, max_len),
+                Kind::Ng { .. } => find_ng(data, start, self.capacity / 2),
             };
             let exhausted = self.reader.reader_exhausted();
-            let at = match found {
-                Search::Found(at) => Some(at),
-                Search::NeedMore(at) if exhausted => Some(at),
-                Search::NeedMore(at) | Search::NotFound(at) => {
-                    let drop = at.min(data.len());
-                    self.reader.consume(drop);
-                    skipped += drop as u64;
+            match found {
+                Search::Found(at) => return self.skip(at),
+                Search::NeedMore(at, _) if exhausted => return self.skip(at),
+                // A record longer than the buffer: room for it, or garbage if none can hold it.
+                Search::NeedMore(at, need) if need > self.capacity => {
+                    if need <= MAX_BUFFER {
+                        self.grow_to(need);
+                        start = at;
+                    } else {
+                        start = at + 1;
+                    }
+                }
+                Search::NeedMore(at, _) | Search::NotFound(at) => {
+                    self.skip(at);
                     start = 0;
                     if exhausted {
                         // Garbage to the end of the file.
                         let rest = self.reader.data().len();
-                        self.reader.consume(rest);
-                        self.stats.garbage_bytes += skipped + rest as u64;
+                        self.skip(rest);
                         self.done = true;
-                        return;
+                    } else {
+                        // Full is impossible here: the search consumed all but a candidate
+                        // shorter than the buffer.
+                        self.refill();
                     }
-                    if let Err(e) = self.reader.refill() {
-                        self.stats.read_error = Some(format!("{e:?}"));
-                        self.done = true;
-                        return;
-                    }
-                    None
                 }
-            };
-            if let Some(at) = at {
-                self.reader.consume(at);
-                self.stats.garbage_bytes += skipped + at as u64;
-                return;
             }
         }
     }
+
+    /// Consumes `n` bytes of garbage (at most what the buffer holds).
+    fn skip(&mut self, n: usize) {
+        let n = n.min(self.reader.data().len());
+        self.reader.consume(n);
+        self.stats.garbage_bytes += n as u64;
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Refill {
+    /// Bytes were read, or the file is known to be at its end.
+    Read,
+    /// The buffer is full: nothing could be read.
+    Full,
+    /// A read error ended the file.
+    Failed,
 }
 
 enum Search {
     Found(usize),
-    /// A candidate at this offset that needs more data to confirm.
-    NeedMore(usize),
+    /// A candidate at this offset that needs more data to confirm: this many bytes from it.
+    NeedMore(usize, usize),
     /// Nothing before this offset can start a record.
     NotFound(usize),
 }
@@ -348,7 +411,7 @@ fn find_legacy(
                     return Search::Found(at);
                 }
             } else {
-                return Search::NeedMore(at);
+                return Search::NeedMore(at, header_len + caplen + 16);
             }
         }
         at += 1;
@@ -365,7 +428,7 @@ fn find_ng(data: &[u8], start: usize, max_len: usize) -> Search {
             let len = read_u32(data, at + 4, be) as usize;
             if KNOWN.contains(&t) && len >= 12 && len.is_multiple_of(4) && len <= max_len {
                 if at + len > data.len() {
-                    return Search::NeedMore(at);
+                    return Search::NeedMore(at, len);
                 }
                 if read_u32(data, at + len - 4, be) as usize == len {
                     return Search::Found(at);
@@ -412,8 +475,8 @@ fn handle_block(block: PcapBlockOwned<'_>, kind: &mut Kind, stats: &mut FileStat
                 stats.link_types.push(idb.linktype.0);
                 ifaces.push(Iface {
                     link: Link::from_linktype(idb.linktype.0),
-                    units: idb.ts_resolution().unwrap_or(1_000_000).max(1),
-                    offset_s: idb.ts_offset(),
+                    units: tsresol_units(idb.if_tsresol),
+                    offset_us: idb.if_tsoffset.checked_mul(1_000_000),
                 });
             }
             Got::NotPacket
@@ -426,8 +489,10 @@ fn handle_block(block: PcapBlockOwned<'_>, kind: &mut Kind, stats: &mut FileStat
                 return Got::NotPacket;
             };
             let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-            let us = (u128::from(raw) * 1_000_000 / u128::from(iface.units)) as i64;
-            let ts = us.saturating_add(iface.offset_s.saturating_mul(1_000_000));
+            let Some(ts) = pcapng_time(raw, &iface) else {
+                stats.bad_timestamps += 1;
+                return Got::NotPacket;
+            };
             let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
             Got::Packet { ts, udp: frame(iface.link, data, stats, out) }
         }
