@@ -13,6 +13,8 @@ use soplab_analyze::analysis::AnalyzeOptions;
 use soplab_analyze::capture::{Datagram, Dedup, Inputs};
 use soplab_analyze::cli;
 
+const PAIRS: [(usize, usize); 4] = [(1, 2), (2, 1), (3, 4), (4, 3)];
+
 fn quiet() -> AnalyzeOptions {
     AnalyzeOptions { progress: false, ..AnalyzeOptions::default() }
 }
@@ -21,12 +23,79 @@ fn keepalive_frame(a: usize, b: usize, seq: u32) -> Vec<u8> {
     ip_udp(peer(a), peer(b), &keepalive(seq))
 }
 
+/// 800 keep-alives between four pairs, each 86,000 s after the one before (under the reader's
+/// one-day check for a plausible record): 69 MB of slots at 100 ms, 800 datagrams.
+fn steps_pcap() -> Vec<u8> {
+    let t0 = 1_000_000_000_000_000i64;
+    let recs: Vec<Rec> = (0..800)
+        .map(|i| {
+            let (a, b) = PAIRS[i % 4];
+            Rec::new(t0 + i as i64 * 86_000_000_000, keepalive_frame(a, b, i as u32))
+        })
+        .collect();
+    pcap(101, &recs, false, false)
+}
+
 /// Analyses `path` into `out` with plots, as `soplab analyze` does; returns the report and the
 /// size of report.json.
 fn analyze(path: &Path, out: &Path) -> (soplab_analyze::analysis::Report, u64) {
     let done = cli::analyze_into(&[path.to_path_buf()], out, quiet(), true).unwrap();
     let json = std::fs::metadata(out.join("report.json")).unwrap().len();
     (done.report, json)
+}
+
+#[test]
+fn keepalives_a_day_apart_cost_what_the_file_holds() {
+    if !bounded_child("keepalives_a_day_apart_cost_what_the_file_holds", 1024, 300) {
+        return;
+    }
+    let dir = TempDir::new("steps");
+    let bytes = steps_pcap();
+    let p = dir.file("steps.pcap", &bytes);
+    let (r, json) = analyze(&p, &dir.0.join("out"));
+    // 799 steps of 86,000 s = 687,140,000 slots of 100 ms.
+    let span_slots: u64 = 799 * 860_000;
+    assert_eq!(r.trace.datagrams, 800);
+    assert_eq!(r.summary.peers, 4);
+    let n = &r.neighbor.snapshots[0];
+    assert_eq!(n.tau_s, 2.5);
+    assert_eq!(n.snapshots, span_slots / 25, "whole 2.5 s snapshots from the first datagram to the last");
+    // Each keep-alive is alone in its snapshot (the last one's snapshot is not whole).
+    assert_eq!((n.outdegree.samples, n.outdegree.mean, n.outdegree.max), (799, 1.0, 1));
+    assert_eq!(r.neighbor.links_ever, 4);
+    assert_eq!(r.video.links_ever, 0);
+    // What is stored follows the datagrams, not the span.
+    assert!(r.trace.activity_bytes <= 800 * 64, "activity: {} bytes", r.trace.activity_bytes);
+    assert!(json <= 64 * bytes.len() as u64, "report.json: {json} bytes for a {}-byte capture", bytes.len());
+}
+
+/// Three keep-alives of one pair, the second 2^62 us - 21 s after the first (146,000 years),
+/// the third 10 s later: that span must cost no more than three keep-alives a second apart.
+#[test]
+fn a_span_of_146000_years_costs_three_keepalives() {
+    if !bounded_child("a_span_of_146000_years_costs_three_keepalives", 1024, 300) {
+        return;
+    }
+    let dir = TempDir::new("far");
+    let first = 1_000_000i64;
+    let second = (1i64 << 62) - 20_000_000;
+    let last = second + 10_000_000;
+    let packets: Vec<(u32, Rec)> = [first, second, last]
+        .iter()
+        .enumerate()
+        .map(|(i, &ts)| (0, Rec::new(ts, frame(101, &keepalive_frame(1, 2, i as u32)))))
+        .collect();
+    let bytes = pcapng(&[(101, None)], &packets);
+    let p = dir.file("far.pcapng", &bytes);
+    let (r, json) = analyze(&p, &dir.0.join("out"));
+    assert_eq!(r.trace.datagrams, 3);
+    assert_eq!(r.trace.end_us - r.trace.start_us, last - first);
+    let n = &r.neighbor.snapshots[0];
+    assert_eq!(n.snapshots, ((last - first) / 2_500_000) as u64);
+    assert_eq!(n.outdegree.samples, 2, "the first two keep-alives are in whole snapshots");
+    assert!(r.trace.activity_bytes <= 3 * 3 * 64, "activity: {} bytes", r.trace.activity_bytes);
+    // Fixed-size parts only: gap histograms, the fits, at most 601 points of Fig. 4.
+    assert!(json <= 256 * 1024, "report.json: {json} bytes");
 }
 
 /// The capture: the second keep-alive 2^62 us after the first, beyond the timestamps the
