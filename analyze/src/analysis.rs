@@ -325,8 +325,9 @@ fn nothing_to_analyse(ing: &Ingest, opts: &AnalyzeOptions) -> Error {
     let sum = |f: fn(&FileStats) -> u64| ing.files.iter().map(f).sum::<u64>();
     Error::Option(format!(
         "no UDP datagrams to analyse in {}: {} records, {} UDP ({} to or from the excluded ports {:?}), {} not IP, \
-         {} IP but not UDP, {} malformed, {} of unsupported link types {:?}, {} cut by the snapshot length; check \
-         the capture filter and the link type",
+         {} IP but not UDP, {} malformed, {} of unsupported link types {:?}, {} cut by the snapshot length, {} with \
+         a time before 1970 or after 2^62 us (pcapng: check if_tsresol and if_tsoffset); check the capture filter and \
+         the link type",
         ing.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(", "),
         sum(|f| f.records),
         sum(|f| f.udp),
@@ -338,6 +339,7 @@ fn nothing_to_analyse(ing: &Ingest, opts: &AnalyzeOptions) -> Error {
         sum(|f| f.unsupported_link),
         ing.files.iter().flat_map(|f| f.link_types.iter().copied()).collect::<Vec<_>>(),
         sum(|f| f.cut_headers),
+        sum(|f| f.bad_timestamps),
     ))
 }
 

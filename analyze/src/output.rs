@@ -258,6 +258,7 @@ fn inputs(dir: &Path, r: &Report) -> Result<PathBuf> {
             "unsupported_link",
             "garbage_records",
             "truncated",
+            "bad_timestamps",
         ],
     )?;
     for i in &r.inputs {
@@ -275,6 +276,7 @@ fn inputs(dir: &Path, r: &Report) -> Result<PathBuf> {
             i.unsupported_link.to_string(),
             i.garbage_records.to_string(),
             i.truncated.to_string(),
+            i.bad_timestamps.to_string(),
         ])?;
     }
     t.finish()

@@ -709,4 +709,52 @@ mod tests {
         assert!(gini(&[1.0, 1.0, 1.0]).abs() < 1e-12);
         assert!(gini(&[0.0, 0.0, 0.0, 10.0]) > 0.7);
     }
+
+    /// Visiting only the snapshots with edges gives what looking at every snapshot gives.
+    #[test]
+    fn snapshots_with_edges_are_every_snapshot_with_edges() {
+        use crate::capture::Datagram;
+        use crate::trace::TraceOptions;
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let mut trace = Trace::new(TraceOptions::default());
+        let mut ts = 1_000_000_000_000i64;
+        for _ in 0..3000 {
+            // Mostly close together, sometimes a long silence, sometimes out of order.
+            ts += match next(20) {
+                0 => 600_000_000,
+                1 => -3_000_000,
+                _ => next(400_000) as i64,
+            };
+            let d = Datagram {
+                ts_us: ts,
+                src: Endpoint::v4([10, 0, 0, next(6) as u8], 3908),
+                dst: Endpoint::v4([10, 0, 1, next(6) as u8], 3908),
+                len: [42, 1320, 46][next(3) as usize],
+                ..Datagram::default()
+            };
+            trace.add(&d);
+        }
+        let pairs: Vec<u32> = (0..trace.pairs.len() as u32).collect();
+        for (layer, tau) in [(Layer::Neighbor, 2.5), (Layer::Video, 2.0), (Layer::Neighbor, 100.0)] {
+            let grid = Grid::new(&trace, tau, trace.start_us, trace.end_us).unwrap();
+            let mut got = Vec::new();
+            for_each_snapshot(&trace, &pairs, layer, &grid, |k, e| got.push((k, e.to_vec())));
+            let want: Vec<(u64, Vec<(u32, u32)>)> = (0..grid.count)
+                .map(|k| {
+                    let (lo, hi) = grid.range(k);
+                    let ps = pairs.iter().map(|&i| &trace.pairs[i as usize]);
+                    (k, ps.filter(|p| layer.activity(p).any(lo, hi)).map(|p| (p.src, p.dst)).collect::<Vec<_>>())
+                })
+                .filter(|(_, e)| !e.is_empty())
+                .collect();
+            assert!(want.len() > 100 && (want.len() as u64) < grid.count, "{} of {}", want.len(), grid.count);
+            assert_eq!(got, want, "{layer:?} at {tau} s");
+        }
+    }
 }
