@@ -131,37 +131,51 @@ impl CaptureFile {
     /// Opens `path` (input number `input`). A file that is neither pcap nor pcapng, or is
     /// empty, is an error that says so.
     pub fn open(path: &Path, input: u16) -> Result<CaptureFile> {
-        let mut file = File::open(path).map_err(|e| read_error(path, e))?;
-        let file_bytes = file.metadata().map_err(|e| read_error(path, e))?.len();
-        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        let file = File::open(path).map_err(|e| read_error(path, e))?;
+        let meta = file.metadata().map_err(|e| read_error(path, e))?;
+        if meta.is_dir() {
             return Err(Error::NotACapture { path: path.into(), why: "it is a directory".into() });
         }
-        let mut magic = [0u8; 4];
-        let n = read_up_to(&mut file, &mut magic).map_err(|e| read_error(path, e))?;
-        let not = |why: &str| Error::NotACapture { path: path.into(), why: why.into() };
-        if n == 0 {
-            return Err(not("the file is empty"));
-        }
-        let format = match magic {
-            [0x0a, 0x0d, 0x0d, 0x0a] => Format::Pcapng,
-            [0xd4, 0xc3, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0xc3, 0xd4]
-            | [0x4d, 0x3c, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0x3c, 0x4d] => Format::Pcap,
-            // Kuznetzov's modified pcap.
-            [0x34, 0xcd, 0xb2, 0xa1] | [0xa1, 0xb2, 0xcd, 0x34] => Format::Pcap,
+        CaptureFile::from_reader(file, path, meta.len(), input)
+    }
+
+    /// Reads a capture from any byte stream: a file, a pipe, bytes in memory
+    /// (`std::io::Cursor`). `name` stands for it in the counts and the errors, `bytes` is its
+    /// size if known (for the progress bar; 0 otherwise).
+    pub fn from_reader<R: Read + Send + 'static>(
+        mut reader: R,
+        name: &Path,
+        bytes: u64,
+        input: u16,
+    ) -> Result<CaptureFile> {
+        // The first buffer's worth up front: pcap-parser reads the file header from what one
+        // `read` returns.
+        let mut head = Vec::new();
+        (&mut reader).take(BUFFER as u64).read_to_end(&mut head).map_err(|e| read_error(name, e))?;
+        let not = |why: &str| Error::NotACapture { path: name.into(), why: why.into() };
+        let format = match head.get(..4) {
+            None if head.is_empty() => return Err(not("the file is empty")),
+            Some([0x0a, 0x0d, 0x0d, 0x0a]) => Format::Pcapng,
+            Some(
+                [0xd4, 0xc3, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0xc3, 0xd4]
+                | [0x4d, 0x3c, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0x3c, 0x4d]
+                // Kuznetzov's modified pcap.
+                | [0x34, 0xcd, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0xcd, 0x34],
+            ) => Format::Pcap,
             _ => return Err(not("no pcap or pcapng magic number at the start")),
         };
-        drop(file);
-        let file = File::open(path).map_err(|e| read_error(path, e))?;
-        let reader = pcap_parser::create_reader(BUFFER, file).map_err(|e| match e {
+        let stream = std::io::Cursor::new(head).chain(reader);
+        let reader = pcap_parser::create_reader(BUFFER, stream).map_err(|e| match e {
             PcapError::ReadError => not("it cannot be read"),
             PcapError::Incomplete(_) | PcapError::Eof | PcapError::UnexpectedEof => {
                 not("the file ends inside its header")
             }
             other => not(&format!("its header is invalid ({other:?})")),
         })?;
-        let stats = FileStats { path: path.into(), format: Some(format), file_bytes, ..FileStats::default() };
+        let stats = FileStats { path: name.into(), format: Some(format), file_bytes: bytes, ..FileStats::default() };
         let kind = match format {
             Format::Pcap => {
                 Kind::Legacy { big_endian: false, header_len: 16, nanos: false, snaplen: 0, link: Link::Ethernet }
@@ -359,17 +373,6 @@ enum Search {
 enum Got {
     NotPacket,
     Packet { ts: i64, udp: bool },
-}
-
-fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 #[inline]
