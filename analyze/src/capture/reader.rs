@@ -1,7 +1,7 @@
 //! One capture file, pcap or pcapng, read as a stream of UDP [`Datagram`]s with bounded memory.
 //!
-//! pcap-parser does the framing in a circular buffer of [`BUFFER`] bytes (grown only for a
-//! larger block, up to [`MAX_BUFFER`]). Nothing in a file stops the reading except its end: a
+//! pcap-parser does the framing in a circular buffer of [`BUFFER`] bytes (less for a smaller
+//! file; grown only for a larger block, up to [`MAX_BUFFER`]). Nothing in a file stops the reading except its end: a
 //! truncated last record, a record header full of garbage (the reader looks for the next
 //! plausible record and goes on), frames that are not UDP are all counted in [`FileStats`].
 
@@ -17,8 +17,10 @@ use serde::Serialize;
 use super::decode::{Datagram, Frame, Link, decode};
 use crate::error::{Error, Result};
 
-/// Initial read buffer.
+/// Initial read buffer (for a file of at least this size).
 pub const BUFFER: usize = 1 << 20;
+/// Smallest initial read buffer.
+const MIN_BUFFER: usize = 64 << 10;
 /// Largest buffer (one block must fit); a record claiming more is garbage.
 pub const MAX_BUFFER: usize = 16 << 20;
 /// The latest time the reader takes, in microseconds since 1970 (2^62 - 1: the year 146,000).
@@ -151,7 +153,12 @@ impl CaptureFile {
         // The first buffer's worth up front: pcap-parser reads the file header from what one
         // `read` returns.
         let mut head = Vec::new();
-        (&mut reader).take(BUFFER as u64).read_to_end(&mut head).map_err(|e| read_error(name, e))?;
+        // A file smaller than the buffer gets a smaller one, but never smaller than itself.
+        let capacity = match usize::try_from(bytes) {
+            Ok(n) if n > 0 => n.next_power_of_two().clamp(MIN_BUFFER, BUFFER),
+            _ => BUFFER,
+        };
+        (&mut reader).take(capacity as u64).read_to_end(&mut head).map_err(|e| read_error(name, e))?;
         let not = |why: &str| Error::NotACapture { path: name.into(), why: why.into() };
         let format = match head.get(..4) {
             None if head.is_empty() => return Err(not("the file is empty")),
@@ -168,7 +175,7 @@ impl CaptureFile {
             _ => return Err(not("no pcap or pcapng magic number at the start")),
         };
         let stream = std::io::Cursor::new(head).chain(reader);
-        let reader = pcap_parser::create_reader(BUFFER, stream).map_err(|e| match e {
+        let reader = pcap_parser::create_reader(capacity, stream).map_err(|e| match e {
             PcapError::ReadError => not("it cannot be read"),
             PcapError::Incomplete(_) | PcapError::Eof | PcapError::UnexpectedEof => {
                 not("the file ends inside its header")
@@ -190,7 +197,7 @@ impl CaptureFile {
             input,
             last_ts: i64::MIN,
             last_sec: None,
-            capacity: BUFFER,
+            capacity,
             stats,
         })
     }
@@ -311,16 +318,17 @@ impl CaptureFile {
                 Kind::Legacy { big_endian, header_len, nanos, snaplen, .. } => {
                     find_legacy(data, start, big_endian, header_len, nanos, snaplen, self.last_sec)
                 }
-                Kind::Ng { .. } => find_ng(data, start, self.capacity / 2),
+                Kind::Ng { .. } => find_ng(data, start, MAX_BUFFER / 2),
             };
             let exhausted = self.reader.reader_exhausted();
             match found {
                 Search::Found(at) => return self.skip(at),
                 Search::NeedMore(at, _) if exhausted => return self.skip(at),
-                // A record longer than the buffer: room for it, or garbage if none can hold it.
-                Search::NeedMore(at, need) if need > self.capacity => {
-                    if need <= MAX_BUFFER {
-                        self.grow_to(need);
+                // A record longer than half the buffer: room for twice it (so that the search
+                // confirms or rejects it without a refill per byte), or garbage if none has.
+                Search::NeedMore(at, need) if need > self.capacity / 2 => {
+                    if need <= MAX_BUFFER / 2 {
+                        self.grow_to(2 * need);
                         start = at;
                     } else {
                         start = at + 1;
@@ -336,7 +344,7 @@ impl CaptureFile {
                         self.done = true;
                     } else {
                         // Full is impossible here: the search consumed all but a candidate
-                        // shorter than the buffer.
+                        // shorter than half the buffer.
                         self.refill();
                     }
                 }
