@@ -163,9 +163,11 @@ impl Grid {
             )));
         }
         let tau = (tau_us / res) as u64;
-        let first = ((from_us - trace.origin_us).max(0) + res - 1) / res;
-        let end = ((to_us - trace.origin_us).max(0) / res) as u64;
-        let first = first as u64;
+        // In 128 bits: the interval's ends may be anything an option makes of them.
+        let (origin, res) = (i128::from(trace.origin_us), i128::from(res));
+        let slots = |x: i128| u64::try_from(x).unwrap_or(u64::MAX);
+        let first = slots(((i128::from(from_us) - origin).max(0) + res - 1) / res);
+        let end = slots((i128::from(to_us) - origin).max(0) / res);
         let count = end.saturating_sub(first) / tau;
         Ok(Grid { first, tau, count })
     }

@@ -194,12 +194,13 @@ impl Trace {
     /// The slot of a time.
     #[inline]
     pub fn slot(&self, ts_us: i64) -> u64 {
-        ((ts_us - self.origin_us).max(0) / self.opts.resolution_us) as u64
+        (ts_us.saturating_sub(self.origin_us).max(0) / self.opts.resolution_us) as u64
     }
 
-    /// Start time of a slot.
+    /// Start time of a slot (saturating: the end of a grid may lie beyond any time).
     pub fn slot_start(&self, slot: u64) -> i64 {
-        self.origin_us + slot as i64 * self.opts.resolution_us
+        let offset = i64::try_from(slot).unwrap_or(i64::MAX).saturating_mul(self.opts.resolution_us);
+        self.origin_us.saturating_add(offset)
     }
 
     /// Number of slots up to the last datagram.

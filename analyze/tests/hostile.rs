@@ -201,3 +201,22 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
     });
     rx.recv_timeout(limit).unwrap_or_else(|e| panic!("did not finish within {limit:?}: {e}"))
 }
+
+/// Intervals and lengths from options at the ends of what a float says: the arithmetic on times
+/// saturates or is done wide, and the analysis ends with a report or an error, never a panic.
+#[test]
+fn extreme_intervals_do_not_overflow() {
+    let dir = TempDir::new("extreme");
+    // Near 1970, so that an interval reaching far back or forward meets the ends of i64.
+    let recs: Vec<Rec> = (0..40).map(|i| Rec::new(i * 300_000, keepalive_frame(1 + (i as usize % 2), 2, 0))).collect();
+    let p = dir.file("early.pcap", &pcap(101, &recs, false, false));
+    for (from, to) in [(Some(1e300), None), (None, Some(-1e300)), (Some(-1e300), Some(1e300)), (Some(f64::NAN), None)] {
+        for accumulate in [vec![-1e300], vec![1e300, 5.0]] {
+            let opts = AnalyzeOptions { from_s: from, to_s: to, accumulate_s: accumulate, ..quiet() };
+            let ing = soplab_analyze::analysis::ingest(std::slice::from_ref(&p), &opts, &[None]).unwrap();
+            if let Ok(r) = soplab_analyze::analysis::report(&ing, &opts) {
+                assert!(r.neighbor.snapshots.iter().all(|n| n.outdegree.samples <= 40));
+            }
+        }
+    }
+}

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 /// Initial read buffer (for a file of at least this size).
 pub const BUFFER: usize = 1 << 20;
 /// Smallest initial read buffer.
-const MIN_BUFFER: usize = 64 << 10;
+const MIN_BUFFER: usize = 16 << 10;
 /// Largest buffer (one block must fit); a record claiming more is garbage.
 pub const MAX_BUFFER: usize = 16 << 20;
 /// The latest time the reader takes, in microseconds since 1970 (2^62 - 1: the year 146,000).
@@ -271,7 +271,17 @@ impl CaptureFile {
     }
 
     /// The block ahead does not fit the buffer: a larger buffer, or garbage beyond the largest.
+    /// A buffer not yet full is filled first, and a block longer than what is left of the file
+    /// is garbage (so that a garbage length costs no buffer growth).
     fn too_small(&mut self) {
+        if self.reader.data().len() < self.capacity {
+            match self.refill() {
+                Refill::Failed => return,
+                Refill::Read if !self.reader.reader_exhausted() => return,
+                Refill::Read => return self.resync(1),
+                Refill::Full => {}
+            }
+        }
         if self.capacity < MAX_BUFFER {
             self.grow_to(self.capacity * 2);
         } else {
