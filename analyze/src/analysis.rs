@@ -76,39 +76,30 @@ pub struct Ingest {
 /// Reads `paths` into a [`Trace`]. `vantage[i]` is the address a capture was taken at, if it
 /// was taken at one host (to check that it only holds that host's traffic).
 pub fn ingest(paths: &[PathBuf], opts: &AnalyzeOptions, vantage: &[Option<SocketAddr>]) -> Result<Ingest> {
-    let t0 = Instant::now();
-    let res_us = (opts.resolution_s * 1e6).round() as i64;
-    if res_us <= 0 {
-        return Err(Error::Option("--resolution must be positive".into()));
-    }
+    resolution_us(opts)?;
     let mut inputs = Inputs::open(paths, opts.dedup, (opts.dedup_window_s * 1e6).round() as i64)?;
-    let total = inputs.total_bytes();
-    let bar = if opts.progress {
-        let b = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} reading captures {bar:40} {bytes}/{total_bytes} ({eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let vantage_ips: Vec<Option<u128>> =
+        (0..paths.len()).map(|i| vantage.get(i).copied().flatten().map(|a| Endpoint::from_socket_addr(a).ip)).collect();
+    if vantage_ips.iter().any(Option::is_some) {
+        inputs.set_observer(vantage_ips);
+    }
+    ingest_inputs(inputs, opts)
+}
+
+/// Reads captures already opened (files, or any byte stream through
+/// [`crate::capture::CaptureFile::from_reader`]) into a [`Trace`].
+pub fn ingest_inputs(mut inputs: Inputs, opts: &AnalyzeOptions) -> Result<Ingest> {
+    let t0 = Instant::now();
+    let res_us = resolution_us(opts)?;
+    let bar = progress_bar(opts.progress, inputs.total_bytes());
     let mut trace = Trace::new(TraceOptions {
         resolution_us: res_us,
         excluded_ports: opts.excluded_ports.clone(),
         from_s: opts.from_s,
         to_s: opts.to_s,
     });
-    let vantage_ips: Vec<Option<u128>> =
-        (0..paths.len()).map(|i| vantage.get(i).copied().flatten().map(|a| Endpoint::from_socket_addr(a).ip)).collect();
-    let checking = vantage_ips.iter().any(Option::is_some);
     let mut d = Datagram::default();
     let mut n: u64 = 0;
-    if checking {
-        inputs.set_observer(vantage_ips);
-    }
     while inputs.next_datagram(&mut d) {
         trace.add(&d);
         n += 1;
@@ -125,6 +116,27 @@ pub fn ingest(paths: &[PathBuf], opts: &AnalyzeOptions, vantage: &[Option<Socket
         trace,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+fn resolution_us(opts: &AnalyzeOptions) -> Result<i64> {
+    let res_us = (opts.resolution_s * 1e6).round() as i64;
+    if res_us <= 0 {
+        return Err(Error::Option("--resolution must be positive".into()));
+    }
+    Ok(res_us)
+}
+
+/// "reading captures" with the bytes read, on a terminal when `show`.
+fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} reading captures {bar:40} {bytes}/{total_bytes} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b
 }
 
 /// Packets and bytes of one kind.
@@ -325,8 +337,9 @@ fn nothing_to_analyse(ing: &Ingest, opts: &AnalyzeOptions) -> Error {
     let sum = |f: fn(&FileStats) -> u64| ing.files.iter().map(f).sum::<u64>();
     Error::Option(format!(
         "no UDP datagrams to analyse in {}: {} records, {} UDP ({} to or from the excluded ports {:?}), {} not IP, \
-         {} IP but not UDP, {} malformed, {} of unsupported link types {:?}, {} cut by the snapshot length; check \
-         the capture filter and the link type",
+         {} IP but not UDP, {} malformed, {} of unsupported link types {:?}, {} cut by the snapshot length, {} with \
+         a time before 1970 or after 2^62 us (pcapng: check if_tsresol and if_tsoffset); check the capture filter and \
+         the link type",
         ing.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(", "),
         sum(|f| f.records),
         sum(|f| f.udp),
@@ -338,6 +351,7 @@ fn nothing_to_analyse(ing: &Ingest, opts: &AnalyzeOptions) -> Error {
         sum(|f| f.unsupported_link),
         ing.files.iter().flat_map(|f| f.link_types.iter().copied()).collect::<Vec<_>>(),
         sum(|f| f.cut_headers),
+        sum(|f| f.bad_timestamps),
     ))
 }
 

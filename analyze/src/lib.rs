@@ -13,6 +13,7 @@
 //! daemons, so it reads traces of any implementation. docs/ANALYZE.md describes the method,
 //! the definitions and the output files.
 
+mod activity;
 pub mod analysis;
 pub mod capture;
 pub mod classify;
@@ -24,6 +25,7 @@ pub mod paper;
 #[cfg(feature = "plots")]
 pub mod plot;
 pub mod rundir;
+pub mod series;
 pub mod stats;
 pub mod trace;
 pub mod truth;

@@ -114,7 +114,8 @@ fn neighbor_snapshot_outdegree(dir: &Path, r: &Report) -> Result<PathBuf> {
     t.finish()
 }
 
-/// `neighbor_snapshot_series.csv`: G_N edges and out-degree per snapshot.
+/// `neighbor_snapshot_series.csv`: G_N edges and out-degree per snapshot (only the snapshots with
+/// edges in a series longer than [`crate::series::DENSE_SNAPSHOTS`]).
 fn neighbor_snapshot_series(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t = Table::create(
         dir,
@@ -122,14 +123,14 @@ fn neighbor_snapshot_series(dir: &Path, r: &Report) -> Result<PathBuf> {
         &["tau_s", "snapshot", "start_s", "edges", "mean_outdegree", "sd_outdegree"],
     )?;
     for s in &r.neighbor.snapshots {
-        for (k, e) in s.edges_by_snapshot.iter().enumerate() {
+        for (k, e) in s.edges_by_snapshot.rows() {
             t.row(&[
                 f(s.tau_s),
                 k.to_string(),
                 f(r.interval.from_s + k as f64 * s.tau_s),
                 e.to_string(),
-                f(s.mean_by_snapshot[k]),
-                f(s.sd_by_snapshot[k]),
+                f(s.mean_by_snapshot.get(k)),
+                f(s.sd_by_snapshot.get(k)),
             ])?;
         }
     }
@@ -228,11 +229,11 @@ fn peers(dir: &Path, r: &Report) -> Result<PathBuf> {
     t.finish()
 }
 
-/// `source_children.csv`: the source's children per snapshot.
+/// `source_children.csv`: the source's children per snapshot (as `neighbor_snapshot_series`).
 fn source_children(dir: &Path, r: &Report) -> Result<PathBuf> {
     let mut t = Table::create(dir, "source_children.csv", &["tau_s", "snapshot", "start_s", "children"])?;
     let s = &r.load.source;
-    for (k, c) in s.by_snapshot.iter().enumerate() {
+    for (k, c) in s.by_snapshot.rows() {
         t.row(&[f(s.tau_s), k.to_string(), f(r.interval.from_s + k as f64 * s.tau_s), c.to_string()])?;
     }
     t.finish()
@@ -257,6 +258,7 @@ fn inputs(dir: &Path, r: &Report) -> Result<PathBuf> {
             "unsupported_link",
             "garbage_records",
             "truncated",
+            "bad_timestamps",
         ],
     )?;
     for i in &r.inputs {
@@ -274,6 +276,7 @@ fn inputs(dir: &Path, r: &Report) -> Result<PathBuf> {
             i.unsupported_link.to_string(),
             i.garbage_records.to_string(),
             i.truncated.to_string(),
+            i.bad_timestamps.to_string(),
         ])?;
     }
     t.finish()

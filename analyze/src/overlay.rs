@@ -4,10 +4,15 @@
 //! snapshots of length tau and accumulated over [0, T]; degree distributions and their fits,
 //! gap distributions, throughput per peer, the source's children and the supernodes.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
+
 use serde::Serialize;
 
 use crate::capture::Endpoint;
 use crate::classify::Kind;
+use crate::series::Series;
 use crate::stats::{self, Distribution, GaussianFit, TailFits};
 use crate::trace::{Activity, PairStats, Trace};
 
@@ -158,9 +163,11 @@ impl Grid {
             )));
         }
         let tau = (tau_us / res) as u64;
-        let first = ((from_us - trace.origin_us).max(0) + res - 1) / res;
-        let end = ((to_us - trace.origin_us).max(0) / res) as u64;
-        let first = first as u64;
+        // In 128 bits: the interval's ends may be anything an option makes of them.
+        let (origin, res) = (i128::from(trace.origin_us), i128::from(res));
+        let slots = |x: i128| u64::try_from(x).unwrap_or(u64::MAX);
+        let first = slots(((i128::from(from_us) - origin).max(0) + res - 1) / res);
+        let end = slots((i128::from(to_us) - origin).max(0) / res);
         let count = end.saturating_sub(first) / tau;
         Ok(Grid { first, tau, count })
     }
@@ -183,7 +190,10 @@ pub fn layer_pairs(trace: &Trace, is_peer: &[bool], layer: Layer) -> Vec<u32> {
         .collect()
 }
 
-/// Calls `f(k, edges)` for every snapshot of `grid` with the layer's active edges (src, dst).
+/// Calls `f(k, edges)` for every snapshot of `grid` in which the layer has an edge, in order,
+/// with its edges (src, dst) in `pairs` order. Snapshots without an edge are not visited (the
+/// callers count them arithmetically), so the cost is O(E log P) for E active (pair, snapshot)
+/// and P pairs, whatever the number of snapshots.
 pub fn for_each_snapshot(
     trace: &Trace,
     pairs: &[u32],
@@ -191,29 +201,64 @@ pub fn for_each_snapshot(
     grid: &Grid,
     mut f: impl FnMut(u64, &[(u32, u32)]),
 ) {
+    let mut cursors: Vec<_> = pairs
+        .iter()
+        .map(|&i| layer.activity(&trace.pairs[i as usize]).snapshots(grid.first, grid.tau, grid.count))
+        .collect();
+    // (next snapshot with an edge, position in `pairs`), earliest first.
+    let mut heap: BinaryHeap<Reverse<(u64, usize)>> =
+        cursors.iter_mut().enumerate().filter_map(|(j, c)| c.next().map(|k| Reverse((k, j)))).collect();
     let mut edges = Vec::new();
-    for k in 0..grid.count {
-        let (lo, hi) = grid.range(k);
+    while let Some(&Reverse((k, _))) = heap.peek() {
         edges.clear();
-        for &i in pairs {
-            let p = &trace.pairs[i as usize];
-            if layer.activity(p).any(lo, hi) {
-                edges.push((p.src, p.dst));
+        while let Some(Reverse((_, j))) = heap.peek_mut().filter(|top| top.0.0 == k).map(PeekMut::pop) {
+            let p = &trace.pairs[pairs[j] as usize];
+            edges.push((p.src, p.dst));
+            if let Some(next) = cursors[j].next() {
+                heap.push(Reverse((next, j)));
             }
         }
         f(k, &edges);
     }
 }
 
-/// Degree samples of one snapshot: out- and in-degree per node with degree >= 1.
-fn degrees(edges: &[(u32, u32)], out: &mut Vec<u32>, inn: &mut Vec<u32>, n: usize) {
-    out.clear();
-    out.resize(n, 0);
-    inn.clear();
-    inn.resize(n, 0);
-    for &(a, b) in edges {
-        out[a as usize] += 1;
-        inn[b as usize] += 1;
+/// Out- and in-degrees of one snapshot's nodes, cleared in the time of the snapshot's edges
+/// (not of all the nodes: a trace may have many nodes and many snapshots with few edges).
+struct Degrees {
+    out: Vec<u32>,
+    inn: Vec<u32>,
+    /// The nodes of the last snapshot's edges, ascending.
+    nodes: Vec<u32>,
+}
+
+impl Degrees {
+    fn new(n: usize) -> Degrees {
+        Degrees { out: vec![0; n], inn: vec![0; n], nodes: Vec::new() }
+    }
+
+    fn of(&mut self, edges: &[(u32, u32)]) {
+        for &i in &self.nodes {
+            self.out[i as usize] = 0;
+            self.inn[i as usize] = 0;
+        }
+        self.nodes.clear();
+        for &(a, b) in edges {
+            self.out[a as usize] += 1;
+            self.inn[b as usize] += 1;
+            self.nodes.extend([a, b]);
+        }
+        self.nodes.sort_unstable();
+        self.nodes.dedup();
+    }
+
+    /// (node, out-degree) for the nodes with out-degree >= 1, ascending.
+    fn out(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.nodes.iter().map(|&i| (i, self.out[i as usize])).filter(|&(_, d)| d > 0)
+    }
+
+    /// (node, in-degree) for the nodes with in-degree >= 1, ascending.
+    fn inn(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.nodes.iter().map(|&i| (i, self.inn[i as usize])).filter(|&(_, d)| d > 0)
     }
 }
 
@@ -226,10 +271,10 @@ pub struct NeighborSnapshots {
     pub outdegree: Distribution,
     pub gaussian: GaussianFit,
     /// Mean and standard deviation of the out-degree (over peers with out-degree >= 1) per
-    /// snapshot, and edges per snapshot.
-    pub mean_by_snapshot: Vec<f64>,
-    pub sd_by_snapshot: Vec<f64>,
-    pub edges_by_snapshot: Vec<u64>,
+    /// snapshot, and edges per snapshot (0 in a snapshot without edges).
+    pub mean_by_snapshot: Series<f64>,
+    pub sd_by_snapshot: Series<f64>,
+    pub edges_by_snapshot: Series<u64>,
 }
 
 /// G_V in snapshots of one length (Fig. 5, 6).
@@ -243,27 +288,26 @@ pub struct VideoSnapshots {
     /// Out-degree (children) samples: one per peer with at least one child per snapshot.
     pub outdegree: Distribution,
     pub outdegree_fits: TailFits,
-    pub edges_by_snapshot: Vec<u64>,
+    pub edges_by_snapshot: Series<u64>,
 }
 
 pub fn neighbor_snapshots(trace: &Trace, pairs: &[u32], grid: &Grid, tau_s: f64) -> NeighborSnapshots {
-    let n = trace.endpoints.len();
-    let (mut out, mut inn) = (Vec::new(), Vec::new());
+    let mut deg = Degrees::new(trace.endpoints.len());
     let mut counts = Vec::new();
-    let (mut means, mut sds) = (Vec::new(), Vec::new());
-    let mut edges_by = Vec::new();
+    let (mut means, mut sds) = (Series::new(grid.count), Series::new(grid.count));
+    let mut edges_by = Series::new(grid.count);
     let mut xs = Vec::new();
-    for_each_snapshot(trace, pairs, Layer::Neighbor, grid, |_, edges| {
-        degrees(edges, &mut out, &mut inn, n);
+    for_each_snapshot(trace, pairs, Layer::Neighbor, grid, |k, edges| {
+        deg.of(edges);
         xs.clear();
-        for &d in out.iter().filter(|&&d| d > 0) {
+        for (_, d) in deg.out() {
             Distribution::push_count(&mut counts, d as usize);
             xs.push(f64::from(d));
         }
         let (m, sd) = stats::mean_sd(&xs);
-        means.push(m);
-        sds.push(sd);
-        edges_by.push(edges.len() as u64);
+        means.push(k, m);
+        sds.push(k, sd);
+        edges_by.push(k, edges.len() as u64);
     });
     let outdegree = Distribution::from_counts(counts);
     let gaussian = stats::gaussian_fit(&outdegree);
@@ -279,19 +323,18 @@ pub fn neighbor_snapshots(trace: &Trace, pairs: &[u32], grid: &Grid, tau_s: f64)
 }
 
 pub fn video_snapshots(trace: &Trace, pairs: &[u32], grid: &Grid, tau_s: f64) -> VideoSnapshots {
-    let n = trace.endpoints.len();
-    let (mut out, mut inn) = (Vec::new(), Vec::new());
+    let mut deg = Degrees::new(trace.endpoints.len());
     let (mut oc, mut ic) = (Vec::new(), Vec::new());
-    let mut edges_by = Vec::new();
-    for_each_snapshot(trace, pairs, Layer::Video, grid, |_, edges| {
-        degrees(edges, &mut out, &mut inn, n);
-        for &d in out.iter().filter(|&&d| d > 0) {
+    let mut edges_by = Series::new(grid.count);
+    for_each_snapshot(trace, pairs, Layer::Video, grid, |k, edges| {
+        deg.of(edges);
+        for (_, d) in deg.out() {
             Distribution::push_count(&mut oc, d as usize);
         }
-        for &d in inn.iter().filter(|&&d| d > 0) {
+        for (_, d) in deg.inn() {
             Distribution::push_count(&mut ic, d as usize);
         }
-        edges_by.push(edges.len() as u64);
+        edges_by.push(k, edges.len() as u64);
     });
     let indegree = Distribution::from_counts(ic);
     let outdegree = Distribution::from_counts(oc);
@@ -331,7 +374,7 @@ fn first_slots(trace: &Trace, pairs: &[u32]) -> Vec<(u32, u64)> {
 }
 
 pub fn accumulated(trace: &Trace, is_peer: &[bool], pairs: &[u32], t_s: f64) -> Accumulated {
-    let limit = trace.start_us + (t_s * 1e6) as i64;
+    let limit = trace.start_us.saturating_add((t_s * 1e6) as i64);
     let end_slot = trace.slot(limit);
     let firsts = first_slots(trace, pairs);
     let mut deg = vec![0u64; trace.endpoints.len()];
@@ -375,7 +418,7 @@ pub fn accumulated_over_time(trace: &Trace, is_peer: &[bool], pairs: &[u32], ste
     let mut out = Vec::new();
     let mut t = step_s;
     while t <= dur + 1e-9 {
-        let limit = trace.start_us + (t * 1e6) as i64;
+        let limit = trace.start_us.saturating_add((t * 1e6) as i64);
         let end_slot = trace.slot(limit);
         while fi < firsts.len() && firsts[fi].1 < end_slot {
             deg[firsts[fi].0 as usize] += 1;
@@ -449,7 +492,7 @@ pub struct PeerLoad {
 pub struct SourceChildren {
     pub tau_s: f64,
     /// Children per tau_V snapshot.
-    pub by_snapshot: Vec<u64>,
+    pub by_snapshot: Series<u64>,
     pub max: u64,
     pub mean: f64,
     /// Peers that had the source as a parent at some time in the interval.
@@ -572,12 +615,12 @@ fn peer_loads(trace: &Trace, t: &Totals, peer_ids: &[usize], video_pairs: &[u32]
     let n = trace.endpoints.len();
     let mut child_sum = vec![0u64; n];
     let mut child_max = vec![0u64; n];
-    let (mut out, mut inn) = (Vec::new(), Vec::new());
+    let mut deg = Degrees::new(n);
     for_each_snapshot(trace, video_pairs, Layer::Video, grid, |_, edges| {
-        degrees(edges, &mut out, &mut inn, n);
-        for (i, &d) in out.iter().enumerate() {
-            child_sum[i] += u64::from(d);
-            child_max[i] = child_max[i].max(u64::from(d));
+        deg.of(edges);
+        for (i, d) in deg.out() {
+            child_sum[i as usize] += u64::from(d);
+            child_max[i as usize] = child_max[i as usize].max(u64::from(d));
         }
     });
     peer_ids
@@ -618,14 +661,16 @@ fn source_children(
             .collect(),
         None => Vec::new(),
     };
-    let mut by_snapshot = Vec::new();
-    for_each_snapshot(trace, &source_pairs, Layer::Video, grid, |_, edges| by_snapshot.push(edges.len() as u64));
+    let mut by_snapshot = Series::new(grid.count);
+    for_each_snapshot(trace, &source_pairs, Layer::Video, grid, |k, edges| by_snapshot.push(k, edges.len() as u64));
     let total_down: u64 = peer_ids.iter().map(|&i| t.download[i]).sum();
     let total_from_source: u64 = peer_ids.iter().map(|&i| t.from_source[i]).sum();
+    // The mean over every snapshot, the ones without children included.
+    let sum: f64 = by_snapshot.stored().iter().map(|&(_, c)| c as f64).sum();
     SourceChildren {
         tau_s,
-        max: by_snapshot.iter().copied().max().unwrap_or(0),
-        mean: stats::mean_sd(&by_snapshot.iter().map(|&x| x as f64).collect::<Vec<_>>()).0,
+        max: by_snapshot.stored().iter().map(|&(_, c)| c).max().unwrap_or(0),
+        mean: if grid.count == 0 { 0.0 } else { sum / grid.count as f64 },
         by_snapshot,
         peers_ever: peer_ids.iter().filter(|&&i| t.fed[i]).count() as u64,
         share_of_download: if total_down == 0 { 0.0 } else { total_from_source as f64 / total_down as f64 },
@@ -665,5 +710,53 @@ mod tests {
     fn gini_bounds() {
         assert!(gini(&[1.0, 1.0, 1.0]).abs() < 1e-12);
         assert!(gini(&[0.0, 0.0, 0.0, 10.0]) > 0.7);
+    }
+
+    /// Visiting only the snapshots with edges gives what looking at every snapshot gives.
+    #[test]
+    fn snapshots_with_edges_are_every_snapshot_with_edges() {
+        use crate::capture::Datagram;
+        use crate::trace::TraceOptions;
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let mut trace = Trace::new(TraceOptions::default());
+        let mut ts = 1_000_000_000_000i64;
+        for _ in 0..3000 {
+            // Mostly close together, sometimes a long silence, sometimes out of order.
+            ts += match next(20) {
+                0 => 600_000_000,
+                1 => -3_000_000,
+                _ => next(400_000) as i64,
+            };
+            let d = Datagram {
+                ts_us: ts,
+                src: Endpoint::v4([10, 0, 0, next(6) as u8], 3908),
+                dst: Endpoint::v4([10, 0, 1, next(6) as u8], 3908),
+                len: [42, 1320, 46][next(3) as usize],
+                ..Datagram::default()
+            };
+            trace.add(&d);
+        }
+        let pairs: Vec<u32> = (0..trace.pairs.len() as u32).collect();
+        for (layer, tau) in [(Layer::Neighbor, 2.5), (Layer::Video, 2.0), (Layer::Neighbor, 100.0)] {
+            let grid = Grid::new(&trace, tau, trace.start_us, trace.end_us).unwrap();
+            let mut got = Vec::new();
+            for_each_snapshot(&trace, &pairs, layer, &grid, |k, e| got.push((k, e.to_vec())));
+            let want: Vec<(u64, Vec<(u32, u32)>)> = (0..grid.count)
+                .map(|k| {
+                    let (lo, hi) = grid.range(k);
+                    let ps = pairs.iter().map(|&i| &trace.pairs[i as usize]);
+                    (k, ps.filter(|p| layer.activity(p).any(lo, hi)).map(|p| (p.src, p.dst)).collect::<Vec<_>>())
+                })
+                .filter(|(_, e)| !e.is_empty())
+                .collect();
+            assert!(want.len() > 100 && (want.len() as u64) < grid.count, "{} of {}", want.len(), grid.count);
+            assert_eq!(got, want, "{layer:?} at {tau} s");
+        }
     }
 }

@@ -444,7 +444,7 @@ fn source_row(c: &Ctx, value: u64, note: String) -> Measure {
 
 fn source_max_children(c: &Ctx) -> Measure {
     let s = &c.s.load.source;
-    let n = count(s.by_snapshot.len() as u64, "snapshot");
+    let n = count(s.by_snapshot.len(), "snapshot");
     source_row(c, s.max, format!("mean {:.2} over {n} of {} s", s.mean, s.tau_s))
 }
 

@@ -425,6 +425,8 @@ fn source_children<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report
     root.fill(&WHITE).s()?;
     let s = &r.load.source;
     let x_max = (s.by_snapshot.len() as f64 * s.tau_s).max(1.0);
+    let line: Vec<(f64, f64)> =
+        s.by_snapshot.outline().into_iter().map(|(k, n)| (k as f64 * s.tau_s, n as f64)).collect();
     let cap = paper::paper_number(paper::SOURCE_MAX_CHILDREN);
     let y_max = (cap.unwrap_or(0.0).max(s.max as f64) + 1.0) * 1.1;
     let mut c = ChartBuilder::on(root)
@@ -438,13 +440,10 @@ fn source_children<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .s()?;
     c.configure_mesh().x_desc("time from the start of the interval (s)").y_desc("children").draw().s()?;
-    c.draw_series(LineSeries::new(
-        s.by_snapshot.iter().enumerate().map(|(k, &n)| (k as f64 * s.tau_s, n as f64)),
-        PALETTE[0].stroke_width(2),
-    ))
-    .s()?
-    .label(format!("at most {}", s.max))
-    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[0].stroke_width(2)));
+    c.draw_series(LineSeries::new(line, PALETTE[0].stroke_width(2)))
+        .s()?
+        .label(format!("at most {}", s.max))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[0].stroke_width(2)));
     if let Some(m) = cap {
         paper_mark(&mut c, [(0.0, m), (x_max, m)], PAPER_GREY[0], format!("Tang et al.: at most {m}"))?;
     }

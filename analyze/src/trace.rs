@@ -1,11 +1,13 @@
 //! One pass over the datagrams: per-endpoint and per-pair counters, the activity of every
 //! directed pair per time slot (keep-alives, video, anything), and the gaps between consecutive
-//! keep-alives and requests of a pair. Memory grows with endpoints, pairs and trace duration
-//! (one bit per pair, layer and slot), not with the number of packets.
+//! keep-alives and requests of a pair. Memory grows with endpoints, pairs and the slots in which
+//! each pair was active (at most one bit per pair, layer and slot; nothing for silences), not
+//! with the number of packets nor with the trace's duration.
 
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+pub use crate::activity::Activity;
 use crate::capture::{Datagram, Endpoint};
 use crate::classify::{KINDS, Kind, WireCheck, classify, wire_check};
 
@@ -35,77 +37,6 @@ impl Default for TraceOptions {
             from_s: None,
             to_s: None,
         }
-    }
-}
-
-/// Activity of one pair: one bit per time slot, stored from the pair's first active word on.
-#[derive(Debug, Clone, Default)]
-pub struct Activity {
-    first_word: u64,
-    words: Vec<u64>,
-}
-
-impl Activity {
-    #[inline]
-    pub fn set(&mut self, slot: u64) {
-        let w = slot / 64;
-        if self.words.is_empty() {
-            self.first_word = w;
-            self.words.push(0);
-        } else if w < self.first_word {
-            let extra = (self.first_word - w) as usize;
-            self.words.splice(0..0, std::iter::repeat_n(0, extra));
-            self.first_word = w;
-        }
-        let i = (w - self.first_word) as usize;
-        if i >= self.words.len() {
-            self.words.resize(i + 1, 0);
-        }
-        self.words[i] |= 1 << (slot % 64);
-    }
-
-    /// True when any slot in `from..to` is set.
-    pub fn any(&self, from: u64, to: u64) -> bool {
-        if self.words.is_empty() || to <= from {
-            return false;
-        }
-        let lo = from.max(self.first_word * 64);
-        let hi = to.min((self.first_word + self.words.len() as u64) * 64);
-        if lo >= hi {
-            return false;
-        }
-        let (wl, wh) = (lo / 64, (hi - 1) / 64);
-        for w in wl..=wh {
-            let mut bits = self.words[(w - self.first_word) as usize];
-            if w == wl {
-                bits &= u64::MAX << (lo % 64);
-            }
-            if w == wh {
-                let top = (hi - 1) % 64;
-                bits &= if top == 63 { u64::MAX } else { (1u64 << (top + 1)) - 1 };
-            }
-            if bits != 0 {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// The first set slot.
-    pub fn first(&self) -> Option<u64> {
-        self.words
-            .iter()
-            .position(|&w| w != 0)
-            .map(|i| (self.first_word + i as u64) * 64 + u64::from(self.words[i].trailing_zeros()))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.words.iter().all(|&w| w == 0)
-    }
-
-    /// Heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        self.words.capacity() * 8
     }
 }
 
@@ -263,12 +194,13 @@ impl Trace {
     /// The slot of a time.
     #[inline]
     pub fn slot(&self, ts_us: i64) -> u64 {
-        ((ts_us - self.origin_us).max(0) / self.opts.resolution_us) as u64
+        (ts_us.saturating_sub(self.origin_us).max(0) / self.opts.resolution_us) as u64
     }
 
-    /// Start time of a slot.
+    /// Start time of a slot (saturating: the end of a grid may lie beyond any time).
     pub fn slot_start(&self, slot: u64) -> i64 {
-        self.origin_us + slot as i64 * self.opts.resolution_us
+        let offset = i64::try_from(slot).unwrap_or(i64::MAX).saturating_mul(self.opts.resolution_us);
+        self.origin_us.saturating_add(offset)
     }
 
     /// Number of slots up to the last datagram.
@@ -422,24 +354,6 @@ impl Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn activity_ranges() {
-        let mut a = Activity::default();
-        assert!(!a.any(0, 1000));
-        a.set(130);
-        a.set(5);
-        a.set(700);
-        assert_eq!(a.first(), Some(5));
-        assert!(a.any(5, 6));
-        assert!(!a.any(6, 130));
-        assert!(a.any(6, 131));
-        assert!(a.any(0, 64));
-        assert!(!a.any(131, 700));
-        assert!(a.any(131, 701));
-        assert!(!a.any(701, 100_000));
-        assert!(!a.any(10, 10));
-    }
 
     #[test]
     fn gap_quantile() {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use common::*;
 use soplab_analyze::Error;
-use soplab_analyze::capture::{Datagram, Dedup, FileStats, Inputs, MergeStats};
+use soplab_analyze::capture::{CaptureFile, Datagram, Dedup, FileStats, Inputs, MergeStats};
 use soplab_analyze::classify::{Kind, classify};
 
 fn read(paths: &[PathBuf], dedup: Dedup) -> (Vec<Datagram>, Vec<FileStats>, MergeStats) {
@@ -305,5 +305,29 @@ fn random_bytes_after_a_valid_header_never_panic() {
         let p = dir.file("f.pcap", &bytes);
         let (got, stats, _) = read(&[p], Dedup::Off);
         assert!(got.len() as u64 <= stats[0].records);
+    }
+}
+
+#[test]
+fn a_capture_in_memory_reads_as_its_file() {
+    let dir = TempDir::new("memory");
+    let bytes = pcapng(&[(1, None)], &recs(1, true).into_iter().map(|r| (0, r)).collect::<Vec<_>>());
+    let p = dir.file("m.pcapng", &bytes);
+    let (from_file, file_stats, _) = read(std::slice::from_ref(&p), Dedup::Off);
+    let n = bytes.len() as u64;
+    let mem = CaptureFile::from_reader(std::io::Cursor::new(bytes), &p, n, 0).unwrap();
+    let mut inputs = Inputs::new(vec![mem], Dedup::Off, 50_000).unwrap();
+    let mut from_memory = Vec::new();
+    let mut d = Datagram::default();
+    while inputs.next_datagram(&mut d) {
+        from_memory.push(d);
+    }
+    check_exchange(&from_memory, true);
+    assert_eq!(from_memory.len(), from_file.len());
+    let (a, b) = (&inputs.file_stats()[0], &file_stats[0]);
+    assert_eq!((a.records, a.udp, a.file_bytes, a.last_ts_us), (b.records, b.udp, b.file_bytes, b.last_ts_us));
+    match CaptureFile::from_reader(std::io::Cursor::new(b"not a capture".to_vec()), &p, 13, 0) {
+        Err(e @ Error::NotACapture { .. }) => assert!(e.to_string().contains("no pcap or pcapng magic"), "{e}"),
+        other => panic!("{:?}", other.err()),
     }
 }

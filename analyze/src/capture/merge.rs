@@ -137,7 +137,16 @@ impl Inputs {
         }
         let files =
             paths.iter().enumerate().map(|(i, p)| CaptureFile::open(p, i as u16)).collect::<Result<Vec<_>>>()?;
+        Inputs::new(files, mode, window_us)
+    }
+
+    /// Captures already opened (for example with [`CaptureFile::from_reader`]), file `i`
+    /// opened as input `i`.
+    pub fn new(files: Vec<CaptureFile>, mode: Dedup, window_us: i64) -> Result<Inputs> {
         let n = files.len();
+        if n > usize::from(u16::MAX) {
+            return Err(Error::Option(format!("{n} input files: at most 65535 at once")));
+        }
         Ok(Inputs {
             files,
             heap: BinaryHeap::with_capacity(n),

@@ -1,7 +1,7 @@
 //! One capture file, pcap or pcapng, read as a stream of UDP [`Datagram`]s with bounded memory.
 //!
-//! pcap-parser does the framing in a circular buffer of [`BUFFER`] bytes (grown only for a
-//! larger block, up to [`MAX_BUFFER`]). Nothing in a file stops the reading except its end: a
+//! pcap-parser does the framing in a circular buffer of [`BUFFER`] bytes (less for a smaller
+//! file; grown only for a larger block, up to [`MAX_BUFFER`]). Nothing in a file stops the reading except its end: a
 //! truncated last record, a record header full of garbage (the reader looks for the next
 //! plausible record and goes on), frames that are not UDP are all counted in [`FileStats`].
 
@@ -17,10 +17,17 @@ use serde::Serialize;
 use super::decode::{Datagram, Frame, Link, decode};
 use crate::error::{Error, Result};
 
-/// Initial read buffer.
+/// Initial read buffer (for a file of at least this size).
 pub const BUFFER: usize = 1 << 20;
+/// Smallest initial read buffer.
+const MIN_BUFFER: usize = 16 << 10;
 /// Largest buffer (one block must fit); a record claiming more is garbage.
 pub const MAX_BUFFER: usize = 16 << 20;
+/// The latest time the reader takes, in microseconds since 1970 (2^62 - 1: the year 146,000).
+/// With every time in `0..=MAX_TS_US`, the difference and the sum of any two fit an `i64`, so
+/// nothing after the reader can overflow on a timestamp. A record outside is dropped and
+/// counted in [`FileStats::bad_timestamps`].
+pub const MAX_TS_US: i64 = (1 << 62) - 1;
 /// A legacy pcap record longer than this (and longer than the file's snapshot length) is
 /// treated as garbage. 262,144 is tcpdump's default snapshot length.
 const MAX_RECORD: u32 = 262_144;
@@ -60,6 +67,9 @@ pub struct FileStats {
     pub unsupported_link: u64,
     /// pcapng simple packet blocks (no timestamp: skipped) and packets of unknown interfaces.
     pub no_timestamp: u64,
+    /// Records dropped for their time: before 1970 or after [`MAX_TS_US`] once the interface's
+    /// offset is applied, or on a pcapng interface whose if_tsresol is not a 64-bit unit.
+    pub bad_timestamps: u64,
     /// Times the reader met a garbage record header and searched for the next good record.
     pub garbage_records: u64,
     /// Bytes skipped while searching.
@@ -77,9 +87,24 @@ pub struct FileStats {
 #[derive(Clone, Copy)]
 struct Iface {
     link: Link,
-    /// Timestamp units per second.
-    units: u64,
-    offset_s: i64,
+    /// Timestamp units per second (`None`: if_tsresol gives no 64-bit unit).
+    units: Option<u64>,
+    /// if_tsoffset in microseconds (`None`: it does not fit).
+    offset_us: Option<i64>,
+}
+
+/// The units per second of a pcapng if_tsresol: 10^k, or 2^k with the top bit set (pcap-parser
+/// 0.17 rejects every power of two).
+fn tsresol_units(tsresol: u8) -> Option<u64> {
+    let k = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 { 10u64.checked_pow(k) } else { 1u64.checked_shl(k) }
+}
+
+/// A pcapng time in microseconds since 1970, or `None` when it is out of range.
+fn pcapng_time(raw: u64, iface: &Iface) -> Option<i64> {
+    let us = u128::from(raw) * 1_000_000 / u128::from(iface.units?);
+    let ts = i64::try_from(us).ok()?.checked_add(iface.offset_us?)?;
+    (0..=MAX_TS_US).contains(&ts).then_some(ts)
 }
 
 enum Kind {
@@ -108,37 +133,56 @@ impl CaptureFile {
     /// Opens `path` (input number `input`). A file that is neither pcap nor pcapng, or is
     /// empty, is an error that says so.
     pub fn open(path: &Path, input: u16) -> Result<CaptureFile> {
-        let mut file = File::open(path).map_err(|e| read_error(path, e))?;
-        let file_bytes = file.metadata().map_err(|e| read_error(path, e))?.len();
-        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        let file = File::open(path).map_err(|e| read_error(path, e))?;
+        let meta = file.metadata().map_err(|e| read_error(path, e))?;
+        if meta.is_dir() {
             return Err(Error::NotACapture { path: path.into(), why: "it is a directory".into() });
         }
-        let mut magic = [0u8; 4];
-        let n = read_up_to(&mut file, &mut magic).map_err(|e| read_error(path, e))?;
-        let not = |why: &str| Error::NotACapture { path: path.into(), why: why.into() };
-        if n == 0 {
-            return Err(not("the file is empty"));
-        }
-        let format = match magic {
-            [0x0a, 0x0d, 0x0d, 0x0a] => Format::Pcapng,
-            [0xd4, 0xc3, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0xc3, 0xd4]
-            | [0x4d, 0x3c, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0x3c, 0x4d] => Format::Pcap,
-            // Kuznetzov's modified pcap.
-            [0x34, 0xcd, 0xb2, 0xa1] | [0xa1, 0xb2, 0xcd, 0x34] => Format::Pcap,
+        CaptureFile::from_reader(file, path, meta.len(), input)
+    }
+
+    /// Reads a capture from any byte stream: a file, a pipe, bytes in memory
+    /// (`std::io::Cursor`). `name` stands for it in the counts and the errors, `bytes` is its
+    /// size if known (for the progress bar; 0 otherwise).
+    pub fn from_reader<R: Read + Send + 'static>(
+        mut reader: R,
+        name: &Path,
+        bytes: u64,
+        input: u16,
+    ) -> Result<CaptureFile> {
+        // The first buffer's worth up front: pcap-parser reads the file header from what one
+        // `read` returns.
+        let mut head = Vec::new();
+        // A file smaller than the buffer gets a smaller one, but never smaller than itself.
+        let capacity = match usize::try_from(bytes) {
+            Ok(n) if n > 0 => n.next_power_of_two().clamp(MIN_BUFFER, BUFFER),
+            _ => BUFFER,
+        };
+        (&mut reader).take(capacity as u64).read_to_end(&mut head).map_err(|e| read_error(name, e))?;
+        let not = |why: &str| Error::NotACapture { path: name.into(), why: why.into() };
+        let format = match head.get(..4) {
+            None if head.is_empty() => return Err(not("the file is empty")),
+            Some([0x0a, 0x0d, 0x0d, 0x0a]) => Format::Pcapng,
+            Some(
+                [0xd4, 0xc3, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0xc3, 0xd4]
+                | [0x4d, 0x3c, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0x3c, 0x4d]
+                // Kuznetzov's modified pcap.
+                | [0x34, 0xcd, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0xcd, 0x34],
+            ) => Format::Pcap,
             _ => return Err(not("no pcap or pcapng magic number at the start")),
         };
-        drop(file);
-        let file = File::open(path).map_err(|e| read_error(path, e))?;
-        let reader = pcap_parser::create_reader(BUFFER, file).map_err(|e| match e {
+        let stream = std::io::Cursor::new(head).chain(reader);
+        let reader = pcap_parser::create_reader(capacity, stream).map_err(|e| match e {
             PcapError::ReadError => not("it cannot be read"),
             PcapError::Incomplete(_) | PcapError::Eof | PcapError::UnexpectedEof => {
                 not("the file ends inside its header")
             }
             other => not(&format!("its header is invalid ({other:?})")),
         })?;
-        let stats = FileStats { path: path.into(), format: Some(format), file_bytes, ..FileStats::default() };
+        let stats = FileStats { path: name.into(), format: Some(format), file_bytes: bytes, ..FileStats::default() };
         let kind = match format {
             Format::Pcap => {
                 Kind::Legacy { big_endian: false, header_len: 16, nanos: false, snaplen: 0, link: Link::Ethernet }
@@ -153,7 +197,7 @@ impl CaptureFile {
             input,
             last_ts: i64::MIN,
             last_sec: None,
-            capacity: BUFFER,
+            capacity,
             stats,
         })
     }
@@ -164,6 +208,8 @@ impl CaptureFile {
     }
 
     /// Reads up to the next UDP datagram and writes it into `out`; false at the end of the file.
+    /// Every turn of the loop consumes or reads bytes, grows the buffer (up to [`MAX_BUFFER`])
+    /// or ends the file, so it ends on any input.
     pub fn next_datagram(&mut self, out: &mut Datagram) -> bool {
         while !self.done {
             if self.legacy_garbage_ahead() {
@@ -178,19 +224,10 @@ impl CaptureFile {
                     // (`consume` would move half the buffer every time it passes the middle).
                     self.reader.consume_noshift(off);
                     self.started = true;
-                    if let Got::Packet { ts, udp } = got {
-                        self.last_sec = Some((ts.max(0) / 1_000_000) as u32);
-                        if ts < self.last_ts {
-                            self.stats.out_of_order += 1;
-                        }
-                        self.last_ts = self.last_ts.max(ts);
-                        self.stats.first_ts_us.get_or_insert(ts);
-                        self.stats.last_ts_us = Some(self.last_ts);
-                        if udp {
-                            out.ts_us = ts;
-                            out.input = self.input;
-                            return true;
-                        }
+                    if let Got::Packet { ts, udp } = got
+                        && self.packet(ts, udp, out)
+                    {
+                        return true;
                     }
                 }
                 Err(PcapError::Eof) => self.done = true,
@@ -198,23 +235,15 @@ impl CaptureFile {
                     if self.reader.reader_exhausted() {
                         self.stats.truncated = true;
                         self.done = true;
-                    } else if let Err(e) = self.reader.refill() {
-                        self.stats.read_error = Some(format!("{e:?}"));
-                        self.done = true;
+                    } else if self.refill() == Refill::Full {
+                        self.too_small();
                     }
                 }
                 Err(PcapError::UnexpectedEof) => {
                     self.stats.truncated = true;
                     self.done = true;
                 }
-                Err(PcapError::BufferTooSmall) => {
-                    if self.capacity < MAX_BUFFER {
-                        self.capacity *= 2;
-                        self.reader.grow(self.capacity);
-                    } else {
-                        self.resync(1);
-                    }
-                }
+                Err(PcapError::BufferTooSmall) => self.too_small(),
                 Err(PcapError::ReadError) => {
                     self.stats.read_error = Some("read error".into());
                     self.done = true;
@@ -223,6 +252,57 @@ impl CaptureFile {
             }
         }
         false
+    }
+
+    /// Counts a packet record at `ts`; true when `out` holds a UDP datagram to pass on.
+    fn packet(&mut self, ts: i64, udp: bool, out: &mut Datagram) -> bool {
+        self.last_sec = Some(u32::try_from(ts / 1_000_000).unwrap_or(u32::MAX));
+        if ts < self.last_ts {
+            self.stats.out_of_order += 1;
+        }
+        self.last_ts = self.last_ts.max(ts);
+        self.stats.first_ts_us.get_or_insert(ts);
+        self.stats.last_ts_us = Some(self.last_ts);
+        if udp {
+            out.ts_us = ts;
+            out.input = self.input;
+        }
+        udp
+    }
+
+    /// The block ahead does not fit the buffer: a larger buffer, or garbage beyond the largest.
+    /// A buffer not yet full is filled first, and a block longer than what is left of the file
+    /// is garbage (so that a garbage length costs no buffer growth).
+    fn too_small(&mut self) {
+        if self.reader.data().len() < self.capacity {
+            match self.refill() {
+                Refill::Failed => return,
+                Refill::Read if !self.reader.reader_exhausted() => return,
+                Refill::Read => return self.resync(1),
+                Refill::Full => {}
+            }
+        }
+        if self.capacity < MAX_BUFFER {
+            self.grow_to(self.capacity * 2);
+        } else {
+            self.resync(1);
+        }
+    }
+
+    fn grow_to(&mut self, bytes: usize) {
+        self.capacity = bytes.next_power_of_two().clamp(self.capacity, MAX_BUFFER);
+        self.reader.grow(self.capacity);
+    }
+
+    /// Reads more of the file into the buffer.
+    fn refill(&mut self) -> Refill {
+        let before = self.reader.data().len();
+        if let Err(e) = self.reader.refill() {
+            self.stats.read_error = Some(format!("{e:?}"));
+            self.done = true;
+            return Refill::Failed;
+        }
+        if self.reader.data().len() > before || self.reader.reader_exhausted() { Refill::Read } else { Refill::Full }
     }
 
     /// For legacy pcap: whether the record header at the front of the buffer is garbage.
@@ -237,58 +317,73 @@ impl CaptureFile {
 
     /// Skips garbage: looks for the next offset where a record starts (legacy: a plausible
     /// header followed by another plausible header, or by the end of the file; pcapng: a known
-    /// block type whose leading and trailing lengths agree).
+    /// block type whose leading and trailing lengths agree), from `from` (at least 1) on.
+    /// Every turn consumes or reads bytes, grows the buffer or moves the search on.
     fn resync(&mut self, from: usize) {
         self.stats.garbage_records += 1;
-        let mut skipped = 0u64;
         let mut start = from;
-        loop {
+        while !self.done {
             let data = self.reader.data();
-            let max_len = self.capacity / 2;
             let found = match self.kind {
                 Kind::Legacy { big_endian, header_len, nanos, snaplen, .. } => {
                     find_legacy(data, start, big_endian, header_len, nanos, snaplen, self.last_sec)
                 }
-                Kind::Ng { .. } => find_ng(data, start, max_len),
+                Kind::Ng { .. } => find_ng(data, start, MAX_BUFFER / 2),
             };
             let exhausted = self.reader.reader_exhausted();
-            let at = match found {
-                Search::Found(at) => Some(at),
-                Search::NeedMore(at) if exhausted => Some(at),
-                Search::NeedMore(at) | Search::NotFound(at) => {
-                    let drop = at.min(data.len());
-                    self.reader.consume(drop);
-                    skipped += drop as u64;
+            match found {
+                Search::Found(at) => return self.skip(at),
+                Search::NeedMore(at, _) if exhausted => return self.skip(at),
+                // A record longer than half the buffer: room for twice it (so that the search
+                // confirms or rejects it without a refill per byte), or garbage if none has.
+                Search::NeedMore(at, need) if need > self.capacity / 2 => {
+                    if need <= MAX_BUFFER / 2 {
+                        self.grow_to(2 * need);
+                        start = at;
+                    } else {
+                        start = at + 1;
+                    }
+                }
+                Search::NeedMore(at, _) | Search::NotFound(at) => {
+                    self.skip(at);
                     start = 0;
                     if exhausted {
                         // Garbage to the end of the file.
                         let rest = self.reader.data().len();
-                        self.reader.consume(rest);
-                        self.stats.garbage_bytes += skipped + rest as u64;
+                        self.skip(rest);
                         self.done = true;
-                        return;
+                    } else {
+                        // Full is impossible here: the search consumed all but a candidate
+                        // shorter than half the buffer.
+                        self.refill();
                     }
-                    if let Err(e) = self.reader.refill() {
-                        self.stats.read_error = Some(format!("{e:?}"));
-                        self.done = true;
-                        return;
-                    }
-                    None
                 }
-            };
-            if let Some(at) = at {
-                self.reader.consume(at);
-                self.stats.garbage_bytes += skipped + at as u64;
-                return;
             }
         }
     }
+
+    /// Consumes `n` bytes of garbage (at most what the buffer holds).
+    fn skip(&mut self, n: usize) {
+        let n = n.min(self.reader.data().len());
+        self.reader.consume(n);
+        self.stats.garbage_bytes += n as u64;
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Refill {
+    /// Bytes were read, or the file is known to be at its end.
+    Read,
+    /// The buffer is full: nothing could be read.
+    Full,
+    /// A read error ended the file.
+    Failed,
 }
 
 enum Search {
     Found(usize),
-    /// A candidate at this offset that needs more data to confirm.
-    NeedMore(usize),
+    /// A candidate at this offset that needs more data to confirm: this many bytes from it.
+    NeedMore(usize, usize),
     /// Nothing before this offset can start a record.
     NotFound(usize),
 }
@@ -296,17 +391,6 @@ enum Search {
 enum Got {
     NotPacket,
     Packet { ts: i64, udp: bool },
-}
-
-fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 #[inline]
@@ -348,7 +432,7 @@ fn find_legacy(
                     return Search::Found(at);
                 }
             } else {
-                return Search::NeedMore(at);
+                return Search::NeedMore(at, header_len + caplen + 16);
             }
         }
         at += 1;
@@ -365,7 +449,7 @@ fn find_ng(data: &[u8], start: usize, max_len: usize) -> Search {
             let len = read_u32(data, at + 4, be) as usize;
             if KNOWN.contains(&t) && len >= 12 && len.is_multiple_of(4) && len <= max_len {
                 if at + len > data.len() {
-                    return Search::NeedMore(at);
+                    return Search::NeedMore(at, len);
                 }
                 if read_u32(data, at + len - 4, be) as usize == len {
                     return Search::Found(at);
@@ -412,8 +496,8 @@ fn handle_block(block: PcapBlockOwned<'_>, kind: &mut Kind, stats: &mut FileStat
                 stats.link_types.push(idb.linktype.0);
                 ifaces.push(Iface {
                     link: Link::from_linktype(idb.linktype.0),
-                    units: idb.ts_resolution().unwrap_or(1_000_000).max(1),
-                    offset_s: idb.ts_offset(),
+                    units: tsresol_units(idb.if_tsresol),
+                    offset_us: idb.if_tsoffset.checked_mul(1_000_000),
                 });
             }
             Got::NotPacket
@@ -426,8 +510,10 @@ fn handle_block(block: PcapBlockOwned<'_>, kind: &mut Kind, stats: &mut FileStat
                 return Got::NotPacket;
             };
             let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-            let us = (u128::from(raw) * 1_000_000 / u128::from(iface.units)) as i64;
-            let ts = us.saturating_add(iface.offset_s.saturating_mul(1_000_000));
+            let Some(ts) = pcapng_time(raw, &iface) else {
+                stats.bad_timestamps += 1;
+                return Got::NotPacket;
+            };
             let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
             Got::Packet { ts, udp: frame(iface.link, data, stats, out) }
         }

@@ -168,8 +168,29 @@ fn block(t: u32, body: &[u8]) -> Vec<u8> {
     v
 }
 
+/// One pcapng interface: link type, and the if_tsresol and if_tsoffset options if given.
+#[derive(Clone, Copy)]
+pub struct NgIface {
+    pub linktype: u16,
+    pub tsresol: Option<u8>,
+    pub tsoffset: Option<i64>,
+}
+
 /// A pcapng file with interfaces (link type, if_tsresol) and packets (interface, record).
 pub fn pcapng(ifaces: &[(u16, Option<u8>)], packets: &[(u32, Rec)]) -> Vec<u8> {
+    let units: Vec<u128> = ifaces.iter().map(|&(_, res)| 10u128.pow(u32::from(res.unwrap_or(6)))).collect();
+    let ifaces: Vec<NgIface> =
+        ifaces.iter().map(|&(linktype, tsresol)| NgIface { linktype, tsresol, tsoffset: None }).collect();
+    let raw: Vec<(u32, u64, &[u8], u32)> = packets
+        .iter()
+        .map(|(i, r)| (*i, (r.ts_us as u128 * units[*i as usize] / 1_000_000) as u64, &r.data[..], r.orig))
+        .collect();
+    pcapng_raw(&ifaces, &raw)
+}
+
+/// A pcapng file with interfaces and packets (interface, raw timestamp in the interface's
+/// units, captured bytes, original length).
+pub fn pcapng_raw(ifaces: &[NgIface], packets: &[(u32, u64, &[u8], u32)]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut shb = Vec::new();
     shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
@@ -177,34 +198,70 @@ pub fn pcapng(ifaces: &[(u16, Option<u8>)], packets: &[(u32, Rec)]) -> Vec<u8> {
     shb.extend_from_slice(&0u16.to_le_bytes());
     shb.extend_from_slice(&(-1i64).to_le_bytes());
     out.extend(block(0x0a0d_0d0a, &shb));
-    let mut units = Vec::new();
-    for &(lt, res) in ifaces {
+    for i in ifaces {
         let mut idb = Vec::new();
-        idb.extend_from_slice(&lt.to_le_bytes());
+        idb.extend_from_slice(&i.linktype.to_le_bytes());
         idb.extend_from_slice(&0u16.to_le_bytes());
         idb.extend_from_slice(&262_144u32.to_le_bytes());
-        if let Some(r) = res {
+        if let Some(r) = i.tsresol {
             idb.extend_from_slice(&9u16.to_le_bytes());
             idb.extend_from_slice(&1u16.to_le_bytes());
             idb.extend_from_slice(&[r, 0, 0, 0]);
+        }
+        if let Some(o) = i.tsoffset {
+            idb.extend_from_slice(&14u16.to_le_bytes());
+            idb.extend_from_slice(&8u16.to_le_bytes());
+            idb.extend_from_slice(&o.to_le_bytes());
+        }
+        if i.tsresol.is_some() || i.tsoffset.is_some() {
             idb.extend_from_slice(&[0, 0, 0, 0]);
         }
         out.extend(block(1, &idb));
-        units.push(10u64.pow(u32::from(res.unwrap_or(6))));
     }
-    for (i, r) in packets {
-        let ts = (r.ts_us as u128 * u128::from(units[*i as usize]) / 1_000_000) as u64;
+    for &(i, ts, data, orig) in packets {
         let mut epb = Vec::new();
         epb.extend_from_slice(&i.to_le_bytes());
         epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
         epb.extend_from_slice(&(ts as u32).to_le_bytes());
-        epb.extend_from_slice(&(r.data.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&r.orig.to_le_bytes());
-        epb.extend_from_slice(&r.data);
+        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&orig.to_le_bytes());
+        epb.extend_from_slice(data);
         pad4(&mut epb);
         out.extend(block(6, &epb));
     }
     out
+}
+
+/// Runs the test `name` of this test binary again, alone, in a child process limited to `mb`
+/// MiB of address space and `secs` seconds of wall time, and fails unless it succeeds. Returns
+/// true in the child, which then does the work (and false in the parent, which is done).
+pub fn bounded_child(name: &str, mb: u64, secs: u64) -> bool {
+    const CHILD: &str = "SOPLAB_ANALYZE_BOUNDED_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", mb * 1024))
+        .arg(&exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{name} under {mb} MiB of address space: {status}");
+            return false;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name} did not finish within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 pub fn addr(s: &str) -> SocketAddr {
