@@ -1,9 +1,9 @@
 //! Hostile and malformed input to the peer core.
 //!
-//! Each test drives one [`Peer`] directly through the sans-IO [`Node`] trait in virtual time:
-//! the test is the network and every other party. It plays the other side of HELLO -> reply ->
-//! ACK with `soplab_wire`, sends keep-alives, answers (or withholds) the peer's video requests,
-//! and then feeds bad input. Every test checks that the drop is counted under the right reason
+//! Each test drives one peer core directly through the sans-IO `Node` trait in virtual time:
+//! the test is the network and every other party (`common::Harness`). It plays the other side
+//! of HELLO -> reply -> ACK with `soplab_wire`, sends keep-alives, answers (or withholds) the
+//! peer's video requests, and then feeds bad input. Every test checks that the drop is counted under the right reason
 //! in `stats().dropped` and raised as a `Dropped` event (with the sender's address), that
 //! nothing panics, and that state and output stay bounded.
 

@@ -44,10 +44,10 @@ use tracker_client::TrackerClient;
 use upload::Upload;
 
 pub use blocks::Origin;
+pub use stats::PeerStats;
 
 /// The domain of the secret generator of nonces and request ids.
 const NONCES: &str = "peer nonces";
-pub use stats::PeerStats;
 
 /// What the core hands its driver besides video: control datagrams, ground-truth events and
 /// the summary's counters. Every concern writes here, so it sits beside them all.
