@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 /// Invariants of issue 11 that the cores at this commit still break, with the one this
 /// harness found (`burst`): the harness's own tests [`tolerate`] them, and so must a fuzzing
 /// run until the cores are fixed (`SOPLAB_FUZZ_LAX`). fuzz/README.md says what each is.
-pub const PENDING: &[&str] = &["amplification", "refusal", "self", "burst"];
+pub const PENDING: &[&str] = &["refusal", "self", "burst"];
 
 thread_local! {
     /// Invariants this thread only warns about (see [`tolerate`]).

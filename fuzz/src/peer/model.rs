@@ -537,14 +537,14 @@ impl Model {
                 Message::Request(Request { request, first_block: first, count, channel: channel(c) })
             }
             Msg::Video { pick, index, fill } => return Some(self.video(from, seq, pick, index, fill, now)),
-            Msg::PeerList { channel: c, registered, ref peers, fresh: n } => {
+            Msg::PeerList { channel: c, verified, cookie, ref peers, fresh: n } => {
                 let mut list: Vec<SocketAddrV4> = peers.iter().filter_map(|&i| v4(pool(i))).collect();
                 for _ in 0..n {
                     list.extend(v4(fresh(*fresh_n)));
                     *fresh_n = fresh_n.wrapping_add(1);
                 }
                 list.truncate(MAX_PEER_LIST);
-                Message::PeerList(PeerList { channel: channel(c), registered, peers: list })
+                Message::PeerList(PeerList { channel: channel(c), verified, cookie, peers: list })
             }
             Msg::Tracker { kind, channel: c, port, want } => {
                 let (role, channel) = (Role::Peer, channel(c));
@@ -662,7 +662,7 @@ impl Model {
             _ => {
                 let peers = (0..MAX_PEER_LIST as u32).filter_map(|k| v4(fresh(fresh_n.wrapping_add(k)))).collect();
                 *fresh_n = fresh_n.wrapping_add(MAX_PEER_LIST as u32);
-                let list = PeerList { channel: CHANNEL, registered: 0, peers };
+                let list = PeerList { channel: CHANNEL, verified: true, cookie: 0, peers };
                 return (TRACKER, encode(0, Message::PeerList(list)));
             }
         };

@@ -89,7 +89,8 @@ pub enum Msg {
     /// `fresh` addresses never seen before follow those of the pool.
     PeerList {
         channel: Chan,
-        registered: u32,
+        verified: bool,
+        cookie: u32,
         peers: Vec<u8>,
         fresh: u8,
     },

@@ -26,7 +26,7 @@ fn linked(kind: u8) -> Harness {
     let mut h = harness(kind);
     h.apply(Op::Advance { ms: 200 });
     let peers = (8..11).collect();
-    let list = Msg::PeerList { channel: Chan::Ours, registered: 3, peers, fresh: 0 };
+    let list = Msg::PeerList { channel: Chan::Ours, verified: true, cookie: 3, peers, fresh: 0 };
     h.apply(Op::Send { from: 0, seq: Seq::Echo, msg: list, patch: None });
     for from in 4..8 {
         h.apply(Op::Link { from });
