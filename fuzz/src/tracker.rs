@@ -3,17 +3,23 @@
 //! and an IPv4-mapped source, the tracker's own address) and floods from addresses never
 //! seen before, with timers and time passing.
 //!
+//! Clients prove their address as peers do: a request's sequence number can be the cookie of
+//! the tracker's last answer to that address (`Seq::Cookie`), and a flood can send each
+//! request again with the cookie its answer brought, so that registrations get listed.
+//!
 //! Invariants, after every step: no panic; every datagram the tracker sends decodes as a peer
 //! list and goes to the sender of the datagram being handled, never to the tracker's own
-//! address (`self`); it matches its `TrackerReply` event and holds at most
-//! `min(want, list_size, 200)` distinct peers of the asked channel that are registered and
-//! unexpired, never the asker's own entry, and no more than `registered`; the ground truth
+//! address (`self`); it echoes the request's sequence number (its query id), matches its
+//! `TrackerReply` event and holds at most `min(want, list_size, 200)` distinct peers of the
+//! asked channel that are registered and unexpired, never the asker's own entry; an answer
+//! that is not `verified` holds at most 6 peers (57 bytes), and a register's answer is
+//! `verified` exactly when the register was listed (`TrackerRegister`); the ground truth
 //! replays into a table (`TrackerRegister` new exactly when absent, `TrackerExpire` only of
 //! present entries, by TTL only once it ran out) that agrees with [`Tracker::stats`]; tables
 //! stay within `max_channels`, `max_entries` and `max_rate_sources`; nothing outlives its TTL
-//! past a step; an address that never had a registration accepted gets at most 3x the bytes
-//! it sent (`amplification`); after a wake-up at its deadline the next deadline is later
-//! (`progress`); live heap stays within 8 MiB.
+//! past a step; an address that never proved a round trip (no registration accepted, no
+//! `verified` answer) gets at most 3x the bytes it sent (`amplification`); after a wake-up at
+//! its deadline the next deadline is later (`progress`); live heap stays within 8 MiB.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -22,7 +28,8 @@ use arbitrary::Arbitrary;
 use soplab_node::{Event, Micros, Node, SECOND, Transmit};
 use soplab_tracker::{Config, Tracker};
 use soplab_wire::{
-    Hello, Leave, MAX_PEER_LIST, Message, PeerList, Query, Register, Repr, Role, size, video::MAX_BLOCKS_PER_REQUEST,
+    COOKIE_MASK, Hello, Leave, MAX_PEER_LIST, Message, PeerList, Query, Register, Repr, Role, size,
+    video::MAX_BLOCKS_PER_REQUEST,
 };
 
 use crate::check::{FxMap, Ledger, invariant};
@@ -38,6 +45,9 @@ const MAX_WAKEUPS: u32 = 500;
 /// Live heap allowed above the start: the capped tables are a few kilobytes; this is mostly
 /// the harness's own ledger of flood addresses.
 const HEAP_BUDGET: usize = 8 << 20;
+/// Most peers in an answer to a request without the asker's cookie: a list of 21 + 6k bytes
+/// within 3x the 20-byte request (docs/PROTOCOL.md, "Cookies and query ids").
+const UNVERIFIED_MAX: usize = 6;
 
 /// Pool address `i` (mod 64).
 fn pool(i: u8) -> SocketAddr {
@@ -116,8 +126,11 @@ pub enum Port {
 #[derive(Arbitrary, Debug, Clone, Copy)]
 pub enum Seq {
     Zero,
-    /// The sequence number of the tracker's last datagram to this address.
+    /// The sequence number of the tracker's last datagram to this address (the query id it
+    /// echoed).
     Echo,
+    /// The cookie of the tracker's last answer to this address: the request proves it.
+    Cookie,
     Lit(u32),
 }
 
@@ -158,10 +171,12 @@ pub enum Op {
         from: u8,
         bytes: Vec<u8>,
     },
-    /// `n` datagrams, each from an address never seen before.
+    /// `n` datagrams, each from an address never seen before, and (`prove`) each sent
+    /// again with the cookie of its answer.
     Flood {
         msg: Msg,
         n: u16,
+        prove: bool,
     },
     /// Lets `ms` milliseconds pass (up to about 71 minutes), running every timer due.
     Advance {
@@ -189,10 +204,23 @@ pub fn run(data: &[u8]) {
 #[derive(Debug, Clone, Copy)]
 struct Asking {
     from: SocketAddr,
+    /// Its sequence number, which the answer echoes.
+    seq: u32,
+    /// A register (else a query).
+    register: bool,
     channel: u32,
     want: u16,
     /// The asker's own entry, which its list must leave out.
     own: Option<SocketAddrV4>,
+}
+
+/// The tracker's last datagram to an address.
+#[derive(Debug)]
+struct Last {
+    payload: Vec<u8>,
+    seq: u32,
+    /// The cookie it carried.
+    cookie: u32,
 }
 
 pub struct Harness {
@@ -207,9 +235,11 @@ pub struct Harness {
     /// `TrackerReply` events whose peer list has not been seen yet.
     replies: VecDeque<(SocketAddr, u32, u32)>,
     asking: Option<Asking>,
+    /// Whether the datagram being handled registered its sender (`TrackerRegister`).
+    listed_now: bool,
     ledger: Ledger,
-    /// The last datagram sent to each pool address, and its sequence number.
-    last: FxMap<SocketAddr, (Vec<u8>, u32)>,
+    /// The last datagram sent to each address.
+    last: FxMap<SocketAddr, Last>,
     heap_base: Option<isize>,
     reached: TrackerReached,
 }
@@ -236,6 +266,7 @@ impl Harness {
             table: FxMap::default(),
             replies: VecDeque::new(),
             asking: None,
+            listed_now: false,
             ledger: Ledger::default(),
             last: FxMap::default(),
             heap_base: None,
@@ -257,12 +288,16 @@ impl Harness {
                 self.deliver(from, &bytes);
             }
             Op::Raw { from, bytes } => self.deliver(pool(from), &bytes),
-            Op::Flood { msg, n } => {
+            Op::Flood { msg, n, prove } => {
                 for _ in 0..n.min(MAX_FLOOD) {
                     let from = fresh(self.fresh);
                     self.fresh = self.fresh.wrapping_add(1);
                     let bytes = self.build(from, Seq::Zero, msg, None);
                     self.deliver(from, &bytes);
+                    if prove && self.last.contains_key(&from) {
+                        let bytes = self.build(from, Seq::Cookie, msg, None);
+                        self.deliver(from, &bytes);
+                    }
                 }
             }
             Op::Advance { ms } => self.advance(Micros::from(ms.min(1 << 22)) * 1_000),
@@ -274,8 +309,9 @@ impl Harness {
         let last = self.last.get(&from);
         let seq = match seq {
             Seq::Zero => 0,
-            Seq::Echo => last.map_or(0, |l| l.1),
-            Seq::Lit(s) => s & 0x00ff_ffff,
+            Seq::Echo => last.map_or(0, |l| l.seq),
+            Seq::Cookie => last.map_or(0, |l| l.cookie),
+            Seq::Lit(s) => s & COOKIE_MASK,
         };
         let role = |source: bool| if source { Role::Source } else { Role::Peer };
         let port = |p: Port| match p {
@@ -296,8 +332,8 @@ impl Harness {
             Msg::Stray { kind, channel } => stray(kind, channel.get()),
         };
         let mut bytes = Repr::new(seq, message).to_vec();
-        if let (Some(p), Some((last, _))) = (patch, last) {
-            p.apply(last, &mut bytes);
+        if let (Some(p), Some(last)) = (patch, last) {
+            p.apply(&last.payload, &mut bytes);
         }
         bytes
     }
@@ -309,6 +345,7 @@ impl Harness {
         self.datagrams += 1;
         self.ledger.got(from, bytes.len());
         self.asking = asking(from, bytes);
+        self.listed_now = false;
         self.core.handle_datagram(self.now, from, bytes);
         self.settle();
         self.ledger.check(from);
@@ -324,9 +361,14 @@ impl Harness {
                 invariant("table", new != present, || {
                     format!("register of {peer} on {channel}: new {new}, present {present}")
                 });
-                if let Some(a) = self.asking {
+                let asking = self.asking;
+                invariant("table", asking.is_some_and(|a| a.register), || {
+                    format!("register of {peer} on {channel} while handling {asking:?}")
+                });
+                if let Some(a) = asking {
                     self.ledger.prove(a.from);
                 }
+                self.listed_now = true;
                 self.reached.registered += 1;
             }
             Event::TrackerExpire { peer, channel, leave } => {
@@ -357,19 +399,24 @@ impl Harness {
             format!("a datagram to {dst}, which is not the asker {:?}", self.asking)
         });
         let repr = Repr::parse(&payload);
-        let list = match repr {
+        let (list, seq) = match repr {
             Ok(Repr { message: Message::PeerList(l), seq }) => {
-                self.last.insert(dst, (payload.clone(), seq));
-                l
+                self.last.insert(dst, Last { payload: payload.clone(), seq, cookie: l.cookie });
+                (l, seq)
             }
             other => return invariant("decode", false, || format!("the tracker sent {dst} {other:?}")),
         };
+        if list.verified {
+            // The request carried the cookie of an earlier answer: a round trip.
+            self.ledger.prove(dst);
+        }
         let logged = self.replies.pop_front();
         let n = list.peers.len() as u32;
         invariant("replies", logged == Some((dst, list.channel, n)), || {
             format!("a list of {n} on {} to {dst}, logged {logged:?}", list.channel)
         });
         if let Some(a) = asking {
+            invariant("reply", seq == a.seq, || format!("an answer with seq {seq} to {a:?}"));
             self.check_list(a, &list);
         }
         self.reached.listed += n;
@@ -383,7 +430,12 @@ impl Harness {
             list.channel == a.channel && list.peers.len() <= cap && distinct.len() == list.peers.len(),
             || format!("{list:?} for {a:?} (at most {cap} distinct peers)"),
         );
-        invariant("list", list.registered as usize >= list.peers.len(), || format!("{list:?}"));
+        invariant("list", list.verified || list.peers.len() <= UNVERIFIED_MAX, || {
+            format!("{} peers in an answer to {a:?}, which did not prove its address", list.peers.len())
+        });
+        invariant("list", !a.register || list.verified == self.listed_now, || {
+            format!("a register answered verified {}, listed {}: {a:?}", list.verified, self.listed_now)
+        });
         let ttl = self.cfg.ttl;
         for p in &list.peers {
             let at = self.table.get(&(a.channel, *p));
@@ -462,13 +514,14 @@ fn v4(a: SocketAddr) -> SocketAddrV4 {
 
 /// What a datagram from `from` asks of the tracker, if it asks for a list.
 fn asking(from: SocketAddr, bytes: &[u8]) -> Option<Asking> {
-    let (channel, want, port) = match Repr::parse(bytes).ok()?.message {
-        Message::Register(r) => (r.channel, r.want, r.listen_port),
-        Message::Query(q) => (q.channel, q.want, q.listen_port),
+    let repr = Repr::parse(bytes).ok()?;
+    let (register, channel, want, port) = match repr.message {
+        Message::Register(r) => (true, r.channel, r.want, r.listen_port),
+        Message::Query(q) => (false, q.channel, q.want, q.listen_port),
         // A leave gets no answer: a list to its sender is a bug the `reply` check catches.
         _ => return None,
     };
-    Some(Asking { from, channel, want, own: entry(from, port) })
+    Some(Asking { from, seq: repr.seq, register, channel, want, own: entry(from, port) })
 }
 
 /// A datagram a tracker never takes: a peer's HELLO, a request-sized peer packet, a peer list.
@@ -480,11 +533,12 @@ fn stray(kind: u8, channel: u32) -> Message<'static> {
             first_block: 0,
             count: MAX_BLOCKS_PER_REQUEST,
             channel,
+            token: 0,
         }),
         _ => {
             let peers = vec![SocketAddrV4::new(Ipv4Addr::new(198, 18, 2, 9), 3908); usize::from(kind) % 4];
             debug_assert!(PeerList::size_for(peers.len()) <= size::VIDEO_MAX);
-            Message::PeerList(PeerList { channel, registered: 1, peers })
+            Message::PeerList(PeerList { channel, verified: true, cookie: 1, peers })
         }
     }
 }
@@ -499,26 +553,44 @@ mod tests {
         Harness::new(&Setup { kind, ttl_s: 30, seed: 1 })
     }
 
-    fn register(from: u8, channel: u8) -> Op {
-        let msg = Msg::Register { source: false, channel: Chan::Small(channel), port: Port::Same, want: 50 };
-        Op::Send { from, seq: Seq::Zero, msg, patch: None }
+    fn register(from: u8, seq: Seq) -> Op {
+        let msg = Msg::Register { source: false, channel: Chan::Small(0), port: Port::Same, want: 50 };
+        Op::Send { from, seq, msg, patch: None }
     }
 
     #[test]
     fn registrations_get_lists_then_leave_or_expire() {
         let mut h = harness(0);
         for from in 3..40 {
-            h.apply(register(from, 0));
+            // The first register only gets the cookie; the second, echoing it, is listed.
+            h.apply(register(from, Seq::Zero));
+            h.apply(register(from, Seq::Cookie));
             h.apply(Op::Advance { ms: 100 });
         }
+        let r = h.reached();
+        assert_eq!(r.left, 0, "{r:?}");
+        // Without the cookie, a leave is dropped; with it, the entry goes.
         let leave = Msg::Leave { source: false, channel: Chan::Small(0), port: Port::Same };
         h.apply(Op::Send { from: 3, seq: Seq::Zero, msg: leave, patch: None });
-        let query = Msg::Query { channel: Chan::Small(0), port: Port::Zero, want: 10 };
-        h.apply(Op::Send { from: 4, seq: Seq::Echo, msg: query, patch: None });
+        assert_eq!(h.reached().left, 0);
+        h.apply(Op::Send { from: 3, seq: Seq::Cookie, msg: leave, patch: None });
+        let query = Msg::Query { channel: Chan::Small(0), port: Port::Same, want: 10 };
+        h.apply(Op::Send { from: 4, seq: Seq::Cookie, msg: query, patch: None });
         h.apply(Op::Advance { ms: 60_000 });
         let r = h.reached();
         // 24 entries fit a channel; the 37 registrations beyond fill it.
         assert!(r.registered >= 24 && r.listed >= 200 && r.left == 1 && r.expired >= 20, "{r:?}");
+    }
+
+    #[test]
+    fn registers_without_the_cookie_list_nobody() {
+        let mut h = harness(0);
+        for from in 3..40 {
+            h.apply(register(from, Seq::Zero));
+            h.apply(register(from, Seq::Echo));
+        }
+        let r = h.reached();
+        assert!(r.registered == 0 && r.listed == 0, "{r:?}");
     }
 
     #[test]
@@ -527,7 +599,7 @@ mod tests {
             let mut h = harness(kind);
             for channel in 0..6 {
                 let msg = Msg::Register { source: false, channel: Chan::Small(channel), port: Port::Zero, want: 200 };
-                h.apply(Op::Flood { msg, n: 512 });
+                h.apply(Op::Flood { msg, n: 512, prove: true });
                 h.apply(Op::Advance { ms: 500 });
             }
             h.apply(Op::Advance { ms: 20 * 60_000 });
