@@ -3,34 +3,36 @@
 //! and an IPv4-mapped source, the tracker's own address) and floods from addresses never
 //! seen before, with timers and time passing.
 //!
+//! Clients prove their address as peers do: a request's sequence number can be the cookie of
+//! the tracker's last answer to that address (`Seq::Cookie`), and a flood can send each
+//! request again with the cookie its answer brought, so that registrations get listed.
+//!
 //! Invariants, after every step: no panic; every datagram the tracker sends decodes as a peer
 //! list and goes to the sender of the datagram being handled, never to the tracker's own
-//! address (`self`); it matches its `TrackerReply` event and holds at most
-//! `min(want, list_size, 200)` distinct peers of the asked channel that are registered and
-//! unexpired, never the asker's own entry, and at most 6 when it is not verified; the ground
-//! truth replays into a table (`TrackerRegister` new exactly when absent, `TrackerExpire` only
-//! of present entries, by TTL only once it ran out) that agrees with [`Tracker::stats`]; tables
-//! stay within `max_channels`, `max_entries`, `max_rate_sources` and the per-address
-//! `max_entries_per_ip` and `max_channels_per_ip`; nothing outlives its TTL past a step; an
-//! address that never had a registration accepted gets at most 3x the bytes it sent
-//! (`amplification`); after a wake-up at its deadline the next deadline is later
-//! (`progress`); live heap stays within 8 MiB.
-//!
-//! A registration is listed only if its sequence number is the cookie of the tracker's last
-//! answer to that address: programs send it back with [`Seq::Cookie`] (or a patch), as a
-//! client does; floods from fresh addresses never can.
+//! address (`self`); it echoes the request's sequence number (its query id), matches its
+//! `TrackerReply` event and holds at most `min(want, list_size, 200)` distinct peers of the
+//! asked channel that are registered and unexpired, never the asker's own entry; an answer
+//! that is not `verified` holds at most 6 peers (57 bytes), and a register's answer is
+//! `verified` exactly when the register was listed (`TrackerRegister`); the ground truth
+//! replays into a table (`TrackerRegister` new exactly when absent, `TrackerExpire` only of
+//! present entries, by TTL only once it ran out) that agrees with [`Tracker::stats`]; tables
+//! stay within `max_channels`, `max_entries` and `max_rate_sources`; nothing outlives its TTL
+//! past a step; an address that never proved a round trip (no registration accepted, no
+//! `verified` answer) gets at most 3x the bytes it sent (`amplification`); after a wake-up at
+//! its deadline the next deadline is later (`progress`); live heap stays within 8 MiB.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use arbitrary::Arbitrary;
 use soplab_node::{Event, Micros, Node, SECOND, Transmit};
-use soplab_tracker::{Config, Tracker, UNVERIFIED_LIST_MAX};
+use soplab_tracker::{Config, Tracker};
 use soplab_wire::{
-    Hello, Leave, MAX_PEER_LIST, Message, PeerList, Query, Register, Repr, Role, size, video::MAX_BLOCKS_PER_REQUEST,
+    COOKIE_MASK, Hello, Leave, MAX_PEER_LIST, Message, PeerList, Query, Register, Repr, Role, size,
+    video::MAX_BLOCKS_PER_REQUEST,
 };
 
-use crate::check::{FxMap, FxSet, Ledger, invariant};
+use crate::check::{FxMap, Ledger, invariant};
 use crate::drive::{Drive, Patch};
 
 pub const ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 3900));
@@ -43,6 +45,9 @@ const MAX_WAKEUPS: u32 = 500;
 /// Live heap allowed above the start: the capped tables are a few kilobytes; this is mostly
 /// the harness's own ledger of flood addresses.
 const HEAP_BUDGET: usize = 8 << 20;
+/// Most peers in an answer to a request without the asker's cookie: a list of 21 + 6k bytes
+/// within 3x the 20-byte request (docs/PROTOCOL.md, "Cookies and query ids").
+const UNVERIFIED_MAX: usize = 6;
 
 /// Pool address `i` (mod 64).
 fn pool(i: u8) -> SocketAddr {
@@ -76,8 +81,7 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Small caps, so that programs reach them: 4 channels of 24 entries, 48 rate buckets, 6
-    /// entries in 3 channels per IP address.
+    /// Small caps, so that programs reach them: 4 channels of 24 entries, 48 rate buckets.
     /// Bit 0 of `kind`: the 15-minute TTL (else 1-256 s); bit 1: no rate limit.
     fn config(&self) -> Config {
         Config {
@@ -90,8 +94,6 @@ impl Setup {
             max_rate_sources: 48,
             sweep_interval: 10 * SECOND,
             seed: u64::from(self.seed),
-            max_entries_per_ip: 6,
-            max_channels_per_ip: 3,
             ..Config::new(ADDR)
         }
     }
@@ -124,9 +126,10 @@ pub enum Port {
 #[derive(Arbitrary, Debug, Clone, Copy)]
 pub enum Seq {
     Zero,
-    /// The sequence number of the tracker's last datagram to this address.
+    /// The sequence number of the tracker's last datagram to this address (the query id it
+    /// echoed).
     Echo,
-    /// The cookie in the tracker's last peer list to this address, as a client sends it back.
+    /// The cookie of the tracker's last answer to this address: the request proves it.
     Cookie,
     Lit(u32),
 }
@@ -168,10 +171,12 @@ pub enum Op {
         from: u8,
         bytes: Vec<u8>,
     },
-    /// `n` datagrams, each from an address never seen before.
+    /// `n` datagrams, each from an address never seen before, and (`prove`) each sent
+    /// again with the cookie of its answer.
     Flood {
         msg: Msg,
         n: u16,
+        prove: bool,
     },
     /// Lets `ms` milliseconds pass (up to about 71 minutes), running every timer due.
     Advance {
@@ -199,10 +204,23 @@ pub fn run(data: &[u8]) {
 #[derive(Debug, Clone, Copy)]
 struct Asking {
     from: SocketAddr,
+    /// Its sequence number, which the answer echoes.
+    seq: u32,
+    /// A register (else a query).
+    register: bool,
     channel: u32,
     want: u16,
     /// The asker's own entry, which its list must leave out.
     own: Option<SocketAddrV4>,
+}
+
+/// The tracker's last datagram to an address.
+#[derive(Debug)]
+struct Last {
+    payload: Vec<u8>,
+    seq: u32,
+    /// The cookie it carried.
+    cookie: u32,
 }
 
 pub struct Harness {
@@ -217,9 +235,11 @@ pub struct Harness {
     /// `TrackerReply` events whose peer list has not been seen yet.
     replies: VecDeque<(SocketAddr, u32, u32)>,
     asking: Option<Asking>,
+    /// Whether the datagram being handled registered its sender (`TrackerRegister`).
+    listed_now: bool,
     ledger: Ledger,
-    /// The last datagram sent to each pool address, its sequence number and its cookie.
-    last: FxMap<SocketAddr, (Vec<u8>, u32, u32)>,
+    /// The last datagram sent to each address.
+    last: FxMap<SocketAddr, Last>,
     heap_base: Option<isize>,
     reached: TrackerReached,
 }
@@ -246,6 +266,7 @@ impl Harness {
             table: FxMap::default(),
             replies: VecDeque::new(),
             asking: None,
+            listed_now: false,
             ledger: Ledger::default(),
             last: FxMap::default(),
             heap_base: None,
@@ -267,12 +288,16 @@ impl Harness {
                 self.deliver(from, &bytes);
             }
             Op::Raw { from, bytes } => self.deliver(pool(from), &bytes),
-            Op::Flood { msg, n } => {
+            Op::Flood { msg, n, prove } => {
                 for _ in 0..n.min(MAX_FLOOD) {
                     let from = fresh(self.fresh);
                     self.fresh = self.fresh.wrapping_add(1);
                     let bytes = self.build(from, Seq::Zero, msg, None);
                     self.deliver(from, &bytes);
+                    if prove && self.last.contains_key(&from) {
+                        let bytes = self.build(from, Seq::Cookie, msg, None);
+                        self.deliver(from, &bytes);
+                    }
                 }
             }
             Op::Advance { ms } => self.advance(Micros::from(ms.min(1 << 22)) * 1_000),
@@ -284,9 +309,9 @@ impl Harness {
         let last = self.last.get(&from);
         let seq = match seq {
             Seq::Zero => 0,
-            Seq::Echo => last.map_or(0, |l| l.1),
-            Seq::Cookie => last.map_or(0, |l| l.2),
-            Seq::Lit(s) => s & 0x00ff_ffff,
+            Seq::Echo => last.map_or(0, |l| l.seq),
+            Seq::Cookie => last.map_or(0, |l| l.cookie),
+            Seq::Lit(s) => s & COOKIE_MASK,
         };
         let role = |source: bool| if source { Role::Source } else { Role::Peer };
         let port = |p: Port| match p {
@@ -307,8 +332,8 @@ impl Harness {
             Msg::Stray { kind, channel } => stray(kind, channel.get()),
         };
         let mut bytes = Repr::new(seq, message).to_vec();
-        if let (Some(p), Some((last, _, _))) = (patch, last) {
-            p.apply(last, &mut bytes);
+        if let (Some(p), Some(last)) = (patch, last) {
+            p.apply(&last.payload, &mut bytes);
         }
         bytes
     }
@@ -320,6 +345,7 @@ impl Harness {
         self.datagrams += 1;
         self.ledger.got(from, bytes.len());
         self.asking = asking(from, bytes);
+        self.listed_now = false;
         self.core.handle_datagram(self.now, from, bytes);
         self.settle();
         self.ledger.check(from);
@@ -335,9 +361,14 @@ impl Harness {
                 invariant("table", new != present, || {
                     format!("register of {peer} on {channel}: new {new}, present {present}")
                 });
-                if let Some(a) = self.asking {
+                let asking = self.asking;
+                invariant("table", asking.is_some_and(|a| a.register), || {
+                    format!("register of {peer} on {channel} while handling {asking:?}")
+                });
+                if let Some(a) = asking {
                     self.ledger.prove(a.from);
                 }
+                self.listed_now = true;
                 self.reached.registered += 1;
             }
             Event::TrackerExpire { peer, channel, leave } => {
@@ -368,19 +399,24 @@ impl Harness {
             format!("a datagram to {dst}, which is not the asker {:?}", self.asking)
         });
         let repr = Repr::parse(&payload);
-        let list = match repr {
+        let (list, seq) = match repr {
             Ok(Repr { message: Message::PeerList(l), seq }) => {
-                self.last.insert(dst, (payload.clone(), seq, l.cookie));
-                l
+                self.last.insert(dst, Last { payload: payload.clone(), seq, cookie: l.cookie });
+                (l, seq)
             }
             other => return invariant("decode", false, || format!("the tracker sent {dst} {other:?}")),
         };
+        if list.verified {
+            // The request carried the cookie of an earlier answer: a round trip.
+            self.ledger.prove(dst);
+        }
         let logged = self.replies.pop_front();
         let n = list.peers.len() as u32;
         invariant("replies", logged == Some((dst, list.channel, n)), || {
             format!("a list of {n} on {} to {dst}, logged {logged:?}", list.channel)
         });
         if let Some(a) = asking {
+            invariant("reply", seq == a.seq, || format!("an answer with seq {seq} to {a:?}"));
             self.check_list(a, &list);
         }
         self.reached.listed += n;
@@ -394,8 +430,11 @@ impl Harness {
             list.channel == a.channel && list.peers.len() <= cap && distinct.len() == list.peers.len(),
             || format!("{list:?} for {a:?} (at most {cap} distinct peers)"),
         );
-        invariant("list", list.verified || list.peers.len() <= UNVERIFIED_LIST_MAX, || {
-            format!("{list:?} for {a:?}: more than {UNVERIFIED_LIST_MAX} peers for a request without its cookie")
+        invariant("list", list.verified || list.peers.len() <= UNVERIFIED_MAX, || {
+            format!("{} peers in an answer to {a:?}, which did not prove its address", list.peers.len())
+        });
+        invariant("list", !a.register || list.verified == self.listed_now, || {
+            format!("a register answered verified {}, listed {}: {a:?}", list.verified, self.listed_now)
         });
         let ttl = self.cfg.ttl;
         for p in &list.peers {
@@ -424,18 +463,6 @@ impl Harness {
                 && channels.values().all(|&n| n <= self.cfg.max_entries)
                 && s.rate_sources <= self.cfg.max_rate_sources as u64,
             || format!("stats {s:?} over the caps of {:?}", self.cfg),
-        );
-        let mut per_ip: FxMap<Ipv4Addr, FxSet<u32>> = FxMap::default();
-        let mut entries_per_ip: FxMap<Ipv4Addr, usize> = FxMap::default();
-        for &(c, e) in self.table.keys() {
-            per_ip.entry(*e.ip()).or_default().insert(c);
-            *entries_per_ip.entry(*e.ip()).or_default() += 1;
-        }
-        invariant(
-            "caps",
-            per_ip.values().all(|c| c.len() <= self.cfg.max_channels_per_ip)
-                && entries_per_ip.values().all(|&n| n <= self.cfg.max_entries_per_ip),
-            || format!("an address over its share: {entries_per_ip:?} entries, {per_ip:?} channels"),
         );
         let ttl = self.cfg.ttl;
         invariant("ttl", self.table.values().all(|&t| self.now < t.saturating_add(ttl)), || {
@@ -487,13 +514,14 @@ fn v4(a: SocketAddr) -> SocketAddrV4 {
 
 /// What a datagram from `from` asks of the tracker, if it asks for a list.
 fn asking(from: SocketAddr, bytes: &[u8]) -> Option<Asking> {
-    let (channel, want, port) = match Repr::parse(bytes).ok()?.message {
-        Message::Register(r) => (r.channel, r.want, r.listen_port),
-        Message::Query(q) => (q.channel, q.want, q.listen_port),
+    let repr = Repr::parse(bytes).ok()?;
+    let (register, channel, want, port) = match repr.message {
+        Message::Register(r) => (true, r.channel, r.want, r.listen_port),
+        Message::Query(q) => (false, q.channel, q.want, q.listen_port),
         // A leave gets no answer: a list to its sender is a bug the `reply` check catches.
         _ => return None,
     };
-    Some(Asking { from, channel, want, own: entry(from, port) })
+    Some(Asking { from, seq: repr.seq, register, channel, want, own: entry(from, port) })
 }
 
 /// A datagram a tracker never takes: a peer's HELLO, a request-sized peer packet, a peer list.
@@ -505,6 +533,7 @@ fn stray(kind: u8, channel: u32) -> Message<'static> {
             first_block: 0,
             count: MAX_BLOCKS_PER_REQUEST,
             channel,
+            token: 0,
         }),
         _ => {
             let peers = vec![SocketAddrV4::new(Ipv4Addr::new(198, 18, 2, 9), 3908); usize::from(kind) % 4];
@@ -517,34 +546,36 @@ fn stray(kind: u8, channel: u32) -> Message<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::{PENDING, tolerate};
 
-    /// The tracker breaks none of the invariants, `amplification` and `self` included.
     fn harness(kind: u8) -> Harness {
+        tolerate(PENDING);
         Harness::new(&Setup { kind, ttl_s: 30, seed: 1 })
     }
 
-    fn register(from: u8, channel: u8, seq: Seq) -> Op {
-        let msg = Msg::Register { source: false, channel: Chan::Small(channel), port: Port::Same, want: 50 };
+    fn register(from: u8, seq: Seq) -> Op {
+        let msg = Msg::Register { source: false, channel: Chan::Small(0), port: Port::Same, want: 50 };
         Op::Send { from, seq, msg, patch: None }
-    }
-
-    /// Registers as a client does: once to get the cookie, then with it.
-    fn join(h: &mut Harness, from: u8, channel: u8) {
-        h.apply(register(from, channel, Seq::Zero));
-        h.apply(register(from, channel, Seq::Cookie));
     }
 
     #[test]
     fn registrations_get_lists_then_leave_or_expire() {
         let mut h = harness(0);
         for from in 3..40 {
-            join(&mut h, from, 0);
+            // The first register only gets the cookie; the second, echoing it, is listed.
+            h.apply(register(from, Seq::Zero));
+            h.apply(register(from, Seq::Cookie));
             h.apply(Op::Advance { ms: 100 });
         }
+        let r = h.reached();
+        assert_eq!(r.left, 0, "{r:?}");
+        // Without the cookie, a leave is dropped; with it, the entry goes.
         let leave = Msg::Leave { source: false, channel: Chan::Small(0), port: Port::Same };
+        h.apply(Op::Send { from: 3, seq: Seq::Zero, msg: leave, patch: None });
+        assert_eq!(h.reached().left, 0);
         h.apply(Op::Send { from: 3, seq: Seq::Cookie, msg: leave, patch: None });
-        let query = Msg::Query { channel: Chan::Small(0), port: Port::Zero, want: 10 };
-        h.apply(Op::Send { from: 4, seq: Seq::Echo, msg: query, patch: None });
+        let query = Msg::Query { channel: Chan::Small(0), port: Port::Same, want: 10 };
+        h.apply(Op::Send { from: 4, seq: Seq::Cookie, msg: query, patch: None });
         h.apply(Op::Advance { ms: 60_000 });
         let r = h.reached();
         // 24 entries fit a channel; the 37 registrations beyond fill it.
@@ -552,20 +583,24 @@ mod tests {
     }
 
     #[test]
-    fn clients_fill_every_table_to_its_cap_and_floods_fill_none() {
+    fn registers_without_the_cookie_list_nobody() {
+        let mut h = harness(0);
+        for from in 3..40 {
+            h.apply(register(from, Seq::Zero));
+            h.apply(register(from, Seq::Echo));
+        }
+        let r = h.reached();
+        assert!(r.registered == 0 && r.listed == 0, "{r:?}");
+    }
+
+    #[test]
+    fn floods_fill_every_table_to_its_cap_and_no_further() {
         for kind in 0..4 {
             let mut h = harness(kind);
             for channel in 0..6 {
                 let msg = Msg::Register { source: false, channel: Chan::Small(channel), port: Port::Zero, want: 200 };
-                h.apply(Op::Flood { msg, n: 512 });
+                h.apply(Op::Flood { msg, n: 512, prove: true });
                 h.apply(Op::Advance { ms: 500 });
-            }
-            assert_eq!(h.reached().registered, 0, "a flood from addresses that never answer was listed");
-            for channel in 0..6 {
-                for from in 3..64 {
-                    join(&mut h, from, channel);
-                }
-                h.apply(Op::Advance { ms: 2_000 });
             }
             h.apply(Op::Advance { ms: 20 * 60_000 });
             assert!(h.reached().registered >= 4 * 24, "{:?}", h.reached());
@@ -574,6 +609,7 @@ mod tests {
 
     #[test]
     fn random_programs_keep_every_invariant() {
+        tolerate(PENDING);
         for data in crate::drive::inputs(0x7ac, 400) {
             run(&data);
         }

@@ -366,3 +366,25 @@ fn a_completed_handshake_beats_our_own_unanswered_hello() {
     assert!(h.events.contains(&Event::NeighborUp { peer: y, initiator: false }));
     assert_eq!(h.peer.stats().neighbors, 2);
 }
+
+/// Datagrams spoofed from the peer's own address are dropped unanswered: a HELLO from it was
+/// answered to the peer's own socket, and the ACK echoing that reply's cookie made the peer its
+/// own neighbour (found by the `peer` fuzz target, invariant `self`).
+#[test]
+fn datagrams_from_the_peers_own_address_get_no_answer() {
+    let mut h = Harness::new(|_| {});
+    h.advance(SECOND);
+    h.out.clear();
+    h.expect_drops(&[(me(), DropReason::UnexpectedMessage, 3)], |h| {
+        h.deliver(me(), &hello_bytes(CHANNEL, 1));
+        let cookie = h.take(me()).iter().find_map(|p| match parse(p) {
+            Message::HelloReply(r) => Some(r.ack.nonce),
+            _ => None,
+        });
+        h.deliver(me(), &ack_bytes(cookie.unwrap_or(0), 1));
+        h.deliver(me(), &keepalive_bytes(soplab_wire::BufferMap::empty()));
+    });
+    h.advance(5 * SECOND);
+    assert!(h.take(me()).is_empty(), "the peer sent datagrams to its own address");
+    assert_eq!(h.count_events(|e| matches!(e, Event::NeighborUp { peer, .. } if *peer == me())), 0);
+}

@@ -279,7 +279,9 @@ pub struct LinkAck {
     pub status: LinkStatus,
     /// The nonce being acknowledged.
     pub echo: u32,
-    /// The responder's own challenge (in the reply), echoed by the final ACK; 0 in the ACK.
+    /// In the reply, the responder's own challenge, echoed by the final ACK; in the ACK, the
+    /// HELLO's nonce again, so that a responder keeping no state for a HELLO can recheck its
+    /// cookie (docs/PROTOCOL.md, ACK).
     pub nonce: u32,
     pub channel: u32,
 }

@@ -4,7 +4,8 @@
 //!
 //! Invariants, checked after every step (see [`model`]): no panic; every datagram the core
 //! sends decodes, is a kind its role sends, and goes where it may (keep-alives, requests and
-//! video only to established neighbours, video only answering what that neighbour asked, and
+//! video only to established neighbours, requests with the link's token, nothing to the
+//! core's own address, video only answering what that neighbour asked, and
 //! for the source exactly the origin's bytes; registrations only to the tracker); answers to
 //! an address that never completed a handshake stay within 3x the bytes it sent
 //! (`amplification`); after a wake-up at its deadline the core's next deadline is later

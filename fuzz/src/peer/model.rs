@@ -8,15 +8,16 @@ use std::net::{SocketAddr, SocketAddrV4};
 
 use bytes::Bytes;
 use soplab_node::truth::DownReason;
-use soplab_node::{Event, Media, Micros, Transmit};
+use soplab_node::{DropReason, Event, Media, Micros, Transmit};
 use soplab_peer::PeerConfig;
 use soplab_wire::video::{FRAGMENT_PAYLOAD, fragment_count};
 use soplab_wire::{
-    BLOCK_LEN, BufferMap, Hello, HelloReply, Leave, LinkAck, LinkStatus, MAP_BLOCKS, MAX_BLOCKS_PER_REQUEST,
-    MAX_PEER_LIST, Message, PeerList, PeerSet, Query, Register, Repr, Request, Role, Video, segment,
+    BLOCK_LEN, BufferMap, COOKIE_MASK, Hello, HelloReply, Leave, LinkAck, LinkStatus, MAP_BLOCKS,
+    MAX_BLOCKS_PER_REQUEST, MAX_PEER_LIST, Message, PeerList, PeerSet, Query, Register, Repr, Request, Role, Video,
+    link_token, segment,
 };
 
-use super::ops::{Bits, Block, Chan, Echo, Msg, Patch, Seq};
+use super::ops::{Bits, Block, Chan, Echo, Msg, Patch, Seq, Token};
 use super::{CHANNEL, POOL, TRACKER, fresh, pool, pool_index};
 use crate::check::{FxMap, FxSet, Ledger, invariant};
 
@@ -43,6 +44,11 @@ struct Remote {
     last_seq: u32,
     /// The nonce of the core's last HELLO to it.
     hello_nonce: Option<u32>,
+    /// The nonce of its last HELLO to the core, which its ACK carries.
+    my_hello: Option<u32>,
+    /// The token of its link with the core while the link is up (the XOR of the nonces of
+    /// the handshake that opened it).
+    token: Option<u32>,
     /// The nonce and status of the core's last reply to it.
     reply: Option<(u32, LinkStatus)>,
     /// The core's requests to it: (request, first block, count), newest last.
@@ -82,6 +88,11 @@ pub struct Reached {
     pub responses_received: u32,
     pub responses_sent: u32,
     pub blocks_played: u32,
+    /// Requests of the core whose link token the harness knew and checked.
+    pub tokens_checked: u32,
+    /// Requests the core dropped for a wrong token, and peer lists as unsolicited.
+    pub bad_tokens: u32,
+    pub unsolicited: u32,
 }
 
 pub struct Model {
@@ -99,6 +110,12 @@ pub struct Model {
     core_newest: Option<u32>,
     /// How the session is being ended: `Some(graceful)`.
     ending: Option<bool>,
+    /// The token of the link a reply or an ACK delivered in this step would open: (its
+    /// sender, the token).
+    linking: Option<(SocketAddr, u32)>,
+    /// HELLOs [`Model::hello`] built, so that each has its own nonce (a HELLO repeating the
+    /// link's own nonce does not reopen it).
+    hellos: u32,
     /// Live heap at the start, and the budget above it.
     heap: Option<(isize, usize)>,
 }
@@ -161,6 +178,8 @@ impl Model {
             truth: Truth::default(),
             core_newest: None,
             ending: None,
+            linking: None,
+            hellos: 0,
             heap: None,
         }
     }
@@ -233,7 +252,13 @@ impl Model {
             }
             Message::Request(r) => {
                 invariant("link", up && !source, || format!("request {r:?} to {dst} (established: {up})"));
+                self.truth.reached.tokens_checked +=
+                    u32::from(pool_index(dst).is_some_and(|i| self.remotes[i].token.is_some()));
                 if let Some(remote) = self.remote(dst) {
+                    let token = remote.token;
+                    invariant("token", token.is_none_or(|t| t == r.token), || {
+                        format!("request {r:?} to {dst}, whose link's token is {token:?}")
+                    });
                     remote.requests.push_back((r.request, r.first_block, r.count));
                     if remote.requests.len() > KEPT_REQUESTS {
                         remote.requests.pop_front();
@@ -310,6 +335,9 @@ impl Model {
             Event::NeighborUp { peer, .. } => self.neighbor_up(peer),
             Event::NeighborDown { peer, reason } => {
                 invariant("links", self.truth.up.remove(&peer), || format!("{peer} down ({reason:?}) but not up"));
+                if let Some(r) = self.remote(peer) {
+                    r.token = None;
+                }
                 if reason == DownReason::Shutdown {
                     self.truth.children.remove(&peer);
                 }
@@ -343,7 +371,11 @@ impl Model {
                 });
                 t.last_play = Some(block);
             }
-            Event::Dropped { .. } => {}
+            Event::Dropped { reason, .. } => {
+                let r = &mut self.truth.reached;
+                r.bad_tokens += u32::from(reason == DropReason::BadToken);
+                r.unsolicited += u32::from(reason == DropReason::Unsolicited);
+            }
             e @ (Event::TrackerRegister { .. } | Event::TrackerReply { .. } | Event::TrackerExpire { .. }) => {
                 invariant("events", false, || format!("a peer logged {e:?}"))
             }
@@ -360,6 +392,10 @@ impl Model {
             format!("{} established neighbours, more than max_neighbors {}", t.up.len(), self.cfg.max_neighbors)
         });
         self.ledger.prove(peer);
+        let token = self.linking.filter(|l| l.0 == peer).map(|l| l.1);
+        if let Some(r) = self.remote(peer) {
+            r.token = token;
+        }
     }
 
     fn child_up(&mut self, child: SocketAddr) {
@@ -443,18 +479,30 @@ impl Model {
         }
         self.truth.quiet = self.truth.over;
         self.truth.step_events = 0;
+        self.linking = None;
     }
 
     // ---- what the harness sends ----
 
-    /// Notes a datagram delivered to the core from `from`.
+    /// Notes a datagram delivered to the core from `from`: what it asked, the nonce of its
+    /// HELLO, the token a reply or an ACK would open a link with (hello nonce XOR reply nonce:
+    /// a reply echoes the HELLO's and carries its own, an ACK the other way round).
     pub(super) fn delivered(&mut self, from: SocketAddr, bytes: &[u8]) {
         self.ledger.got(from, bytes.len());
         self.touched.push(from);
-        if let Ok(Repr { message: Message::Request(r), .. }) = Repr::parse(bytes)
-            && let Some(remote) = self.remote(from)
-        {
-            remote.asked.insert((r.request, r.first_block, r.count));
+        let Ok(repr) = Repr::parse(bytes) else { return };
+        match repr.message {
+            Message::HelloReply(r) => self.linking = Some((from, link_token(r.ack.echo, r.ack.nonce))),
+            Message::Ack(a) => self.linking = Some((from, link_token(a.nonce, a.echo))),
+            _ => {}
+        }
+        let Some(remote) = self.remote(from) else { return };
+        match repr.message {
+            Message::Request(r) => {
+                remote.asked.insert((r.request, r.first_block, r.count));
+            }
+            Message::Hello(h) => remote.my_hello = Some(h.nonce),
+            _ => {}
         }
     }
 
@@ -523,18 +571,28 @@ impl Model {
                 let ack = LinkAck { status: status(s), echo, nonce, channel: channel(c) };
                 Message::HelloReply(HelloReply { ack, peers })
             }
-            Msg::Ack { echo, status: s, channel: c } => {
+            Msg::Ack { echo, nonce, status: s, channel: c } => {
                 let echo = match echo {
                     Echo::Right => r.and_then(|r| r.reply).map_or(0, |r| r.0),
                     Echo::Lit(e) => e,
                 };
-                Message::Ack(LinkAck { status: status(s), echo, nonce: 0, channel: channel(c) })
+                let nonce = match nonce {
+                    Echo::Right => r.and_then(|r| r.my_hello).unwrap_or(0),
+                    Echo::Lit(n) => n,
+                };
+                Message::Ack(LinkAck { status: status(s), echo, nonce, channel: channel(c) })
             }
             Msg::KeepAlive { newest, bits } => Message::KeepAlive(self.map(newest.map(|b| self.block(b, now)), bits)),
-            Msg::Request { request, first, count, channel: c } => {
+            Msg::Request { request, first, count, channel: c, token } => {
                 let count = 1 + count % MAX_BLOCKS_PER_REQUEST;
                 let first = self.block(first, now).min(u32::MAX - u32::from(count));
-                Message::Request(Request { request, first_block: first, count, channel: channel(c) })
+                let right = r.and_then(|r| r.token).unwrap_or(0);
+                let token = match token {
+                    Token::Right => right,
+                    Token::Wrong(bit) => right ^ (1 << (bit % 32)),
+                    Token::Lit(t) => t,
+                };
+                Message::Request(Request { request, first_block: first, count, channel: channel(c), token })
             }
             Msg::Video { pick, index, fill } => return Some(self.video(from, seq, pick, index, fill, now)),
             Msg::PeerList { channel: c, verified, cookie, ref peers, fresh: n } => {
@@ -544,6 +602,7 @@ impl Model {
                     *fresh_n = fresh_n.wrapping_add(1);
                 }
                 list.truncate(MAX_PEER_LIST);
+                let cookie = cookie & COOKIE_MASK;
                 Message::PeerList(PeerList { channel: channel(c), verified, cookie, peers: list })
             }
             Msg::Tracker { kind, channel: c, port, want } => {
@@ -604,25 +663,27 @@ impl Model {
         out
     }
 
-    /// A HELLO from `from` on our channel (forgetting any earlier reply, so that
-    /// [`Model::ack_reply`] sees the answer to this one).
+    /// A HELLO from `from` on our channel, with a nonce of its own (forgetting any earlier
+    /// reply, so that [`Model::ack_reply`] sees the answer to this one).
     pub(super) fn hello(&mut self, from: SocketAddr, now: Micros) -> Vec<u8> {
         let newest = Some(self.edge(now));
         if let Some(r) = self.remote(from) {
             r.reply = None;
         }
-        let hello = Hello { role: Role::Peer, nonce: 0x5eed_0001, channel: CHANNEL, listen_port: from.port(), newest };
+        self.hellos = self.hellos.wrapping_add(1);
+        let nonce = 0x5eed_0000 ^ self.hellos;
+        let hello = Hello { role: Role::Peer, nonce, channel: CHANNEL, listen_port: from.port(), newest };
         encode(0, Message::Hello(hello))
     }
 
-    /// The ACK of the core's accepting reply to `from`, if it sent one.
+    /// The ACK of the core's accepting reply to `from`, if it sent one: it echoes the reply's
+    /// nonce and carries our HELLO's.
     pub(super) fn ack_reply(&mut self, from: SocketAddr) -> Option<Vec<u8>> {
-        let (nonce, LinkStatus::Accepted) = self.remote(from)?.reply? else { return None };
+        let remote = self.remote(from)?;
+        let ((echo, LinkStatus::Accepted), Some(nonce)) = (remote.reply?, remote.my_hello) else { return None };
         let seq = self.seq(from, Seq::Next);
-        Some(encode(
-            seq,
-            Message::Ack(LinkAck { status: LinkStatus::Accepted, echo: nonce, nonce: 0, channel: CHANNEL }),
-        ))
+        let ack = LinkAck { status: LinkStatus::Accepted, echo, nonce, channel: CHANNEL };
+        Some(encode(seq, Message::Ack(ack)))
     }
 
     /// An accepting reply to the core's pending HELLO to `from`, if there is one.
@@ -633,6 +694,19 @@ impl Model {
         let nonce = self.remote(from)?.hello_nonce.take()?;
         let ack = LinkAck { status: LinkStatus::Accepted, echo: nonce, nonce: 0x5eed_0002, channel: CHANNEL };
         Some(encode(0, Message::HelloReply(HelloReply { ack, peers: PeerSet::new() })))
+    }
+
+    /// A peer list of 200 addresses never seen before, answering the core's last register (its
+    /// query id echoed): unverified, with a cookie other than that query id, so that the core
+    /// registers again at once and the next list of the flood answers that register.
+    fn flood_list(&self, fresh_n: &mut u32) -> Vec<u8> {
+        let peers = (0..MAX_PEER_LIST as u32).filter_map(|k| v4(fresh(fresh_n.wrapping_add(k)))).collect();
+        *fresh_n = fresh_n.wrapping_add(MAX_PEER_LIST as u32);
+        let query = self.remotes[0].last_seq;
+        let cookie = (query ^ *fresh_n) & COOKIE_MASK;
+        let cookie = if cookie == query { cookie ^ 1 } else { cookie };
+        let list = PeerList { channel: CHANNEL, verified: false, cookie, peers };
+        encode(query, Message::PeerList(list))
     }
 
     /// One datagram of a flood of `kind` from `from` (a peer list comes from the tracker;
@@ -652,6 +726,7 @@ impl Model {
                 first_block: newest.min(u32::MAX - 1),
                 count: 1,
                 channel: CHANNEL,
+                token: 0,
             }),
             2 => Message::KeepAlive(self.map(Some(self.edge(now)), Bits::All)),
             3 => {
@@ -659,12 +734,7 @@ impl Model {
                 junk[12] = 0xff;
                 return (from, junk);
             }
-            _ => {
-                let peers = (0..MAX_PEER_LIST as u32).filter_map(|k| v4(fresh(fresh_n.wrapping_add(k)))).collect();
-                *fresh_n = fresh_n.wrapping_add(MAX_PEER_LIST as u32);
-                let list = PeerList { channel: CHANNEL, verified: true, cookie: 0, peers };
-                return (TRACKER, encode(0, Message::PeerList(list)));
-            }
+            _ => return (TRACKER, self.flood_list(fresh_n)),
         };
         (from, encode(0, message))
     }

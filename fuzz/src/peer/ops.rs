@@ -21,11 +21,23 @@ pub enum Chan {
     Lit(u32),
 }
 
-/// The nonce a reply or an ACK echoes.
+/// A nonce a reply or an ACK carries.
 #[derive(Arbitrary, Debug, Clone, Copy)]
 pub enum Echo {
-    /// The one the core sent this address last (in its HELLO, or in its reply).
+    /// The one the handshake calls for: in an echo, the one the core sent this address last
+    /// (in its HELLO, or in its reply); in an ACK's nonce, this address's last HELLO to the
+    /// core.
     Right,
+    Lit(u32),
+}
+
+/// The link token a request carries.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub enum Token {
+    /// The token of this address's link with the core (0 if there is none).
+    Right,
+    /// The right one with bit `n % 32` flipped: a request the core must drop (`bad_token`).
+    Wrong(u8),
     Lit(u32),
 }
 
@@ -67,6 +79,7 @@ pub enum Msg {
     },
     Ack {
         echo: Echo,
+        nonce: Echo,
         status: u8,
         channel: Chan,
     },
@@ -79,6 +92,7 @@ pub enum Msg {
         first: Block,
         count: u8,
         channel: Chan,
+        token: Token,
     },
     /// One packet of an answer to the `pick`-th newest request the core sent this address.
     Video {
@@ -86,7 +100,8 @@ pub enum Msg {
         index: u16,
         fill: u8,
     },
-    /// `fresh` addresses never seen before follow those of the pool.
+    /// `fresh` addresses never seen before follow those of the pool. The core takes it only
+    /// from the tracker with the query id of its outstanding register as `seq` (`Seq::Echo`).
     PeerList {
         channel: Chan,
         verified: bool,

@@ -2,7 +2,7 @@
 //! through and blocks played (a harness that only ever hit the decoder would pass any fuzzing
 //! run), and every invariant holds on the way.
 
-use super::ops::{Bits, Block, Chan, Msg, Op, Seq};
+use super::ops::{Bits, Block, Chan, Msg, Op, Seq, Token};
 use super::{Harness, Setup};
 use crate::check::{PENDING, tolerate};
 
@@ -26,7 +26,7 @@ fn linked(kind: u8) -> Harness {
     let mut h = harness(kind);
     h.apply(Op::Advance { ms: 200 });
     let peers = (8..11).collect();
-    let list = Msg::PeerList { channel: Chan::Ours, verified: true, cookie: 3, peers, fresh: 0 };
+    let list = Msg::PeerList { channel: Chan::Ours, verified: true, cookie: 7, peers, fresh: 0 };
     h.apply(Op::Send { from: 0, seq: Seq::Echo, msg: list, patch: None });
     for from in 4..8 {
         h.apply(Op::Link { from });
@@ -55,7 +55,7 @@ fn a_peer_links_pulls_and_plays() {
     }
     h.finish();
     let r = h.model().reached();
-    assert!(r.responses_received >= 20 && r.blocks_played >= 50, "{r:?}");
+    assert!(r.responses_received >= 20 && r.blocks_played >= 50 && r.tokens_checked >= 20, "{r:?}");
 }
 
 #[test]
@@ -66,15 +66,40 @@ fn the_source_serves_its_children() {
         for from in 4..11 {
             h.apply(keepalive(from));
             let first = Block::Theirs(round % 8 + 4);
-            h.apply(send(from, Msg::Request { request: u32::from(round), first, count: 3, channel: Chan::Ours }));
+            let token = Token::Right;
+            h.apply(send(
+                from,
+                Msg::Request { request: u32::from(round), first, count: 3, channel: Chan::Ours, token },
+            ));
         }
     }
+    let before = h.model().reached().responses_sent;
+    for from in 4..11 {
+        let (first, token) = (Block::Theirs(4), Token::Wrong(from));
+        h.apply(send(from, Msg::Request { request: 99, first, count: 1, channel: Chan::Ours, token }));
+    }
     h.apply(Op::Advance { ms: 2_000 });
+    let r = h.model().reached();
+    assert!(r.bad_tokens >= 5 && r.responses_sent == before, "{r:?}");
     h.apply(Op::Shutdown { graceful: true });
     h.apply(Op::Advance { ms: 2_000 });
     h.finish();
     let r = h.model().reached();
     assert!(r.responses_sent >= 50, "{r:?}");
+}
+
+#[test]
+fn only_a_list_echoing_the_query_id_of_the_register_is_taken() {
+    let mut h = harness(0);
+    h.apply(Op::Advance { ms: 200 });
+    let list = |verified| Msg::PeerList { channel: Chan::Ours, verified, cookie: 7, peers: vec![8, 9], fresh: 0 };
+    h.apply(Op::Send { from: 0, seq: Seq::Next, msg: list(true), patch: None });
+    assert_eq!(h.model().reached().unsolicited, 1);
+    // Unverified: the core registers again at once with the cookie, which the next list echoes.
+    h.apply(Op::Send { from: 0, seq: Seq::Echo, msg: list(false), patch: None });
+    h.apply(Op::Send { from: 0, seq: Seq::Echo, msg: list(true), patch: None });
+    h.apply(Op::Send { from: 0, seq: Seq::Echo, msg: list(true), patch: None });
+    assert_eq!(h.model().reached().unsolicited, 2);
 }
 
 #[test]

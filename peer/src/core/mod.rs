@@ -223,6 +223,11 @@ impl Node for Peer {
         if self.started.is_none() {
             self.start(now);
         }
+        if from == self.cfg.addr {
+            // Spoofed: the peer sends nothing to itself, so an answer would go back to its own
+            // socket, and a handshake would make it its own neighbour.
+            return self.out.drop_input(from, DropReason::UnexpectedMessage);
+        }
         let repr = match Repr::parse(data) {
             Ok(r) => r,
             Err(_) => return self.out.drop_input(from, DropReason::Undecodable),
