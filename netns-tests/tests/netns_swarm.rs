@@ -241,10 +241,27 @@ fn replies_wait_for_the_repliers_delay(run: &serde_json::Value, udp: &[soplab_te
         }
     }
     assert!(quickest.len() >= delay.len() / 2, "too few replies seen: {quickest:?}");
+    // A reply never comes before the replier's delay. It comes within 25 ms of it only where
+    // nothing queues ahead of it: on a host whose uplink (tbf) is fast. Behind a 256 kbit/s
+    // cap, one video packet already takes 41 ms to leave, and a peer relaying video keeps such
+    // a queue (so the quickest reply of a slow host depends on when its first HELLO came).
+    let upload: BTreeMap<&str, u64> = run["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["role"] == "peer")
+        .map(|h| (h["address"].as_str().unwrap(), h["upload_bps"].as_u64().unwrap()))
+        .collect();
+    let mut fast_checked = 0;
     for (peer, q) in &quickest {
         let d = delay[peer];
-        assert!(d - 0.001 <= *q && *q <= d + 0.025, "{peer}, delay {d} s, answered a HELLO {q} s after at best");
+        assert!(d - 0.001 <= *q, "{peer}, delay {d} s, answered a HELLO {q} s after");
+        if upload[peer] >= 10_000_000 {
+            fast_checked += 1;
+            assert!(*q <= d + 0.025, "{peer}, delay {d} s, fast uplink, answered a HELLO {q} s after at best");
+        }
     }
+    assert!(fast_checked > 0, "no fast host's replies were seen: {quickest:?}");
 }
 
 #[test]
