@@ -220,3 +220,36 @@ fn extreme_intervals_do_not_overflow() {
         }
     }
 }
+
+/// Found by the `analyze` fuzz target: a pcapng process information block (type 0x80000001)
+/// whose length is under 12 bytes made pcap-parser 0.17 subtract past zero. Every pcapng block
+/// is at least 12 bytes (type, length, length): a shorter one is garbage, and the packets after
+/// it are read.
+#[test]
+fn a_pcapng_block_shorter_than_its_header_is_garbage() {
+    let dir = TempDir::new("shortblock");
+    let f = keepalive_frame(1, 2, 1);
+    let iface = NgIface { linktype: 101, tsresol: None, tsoffset: None };
+    let packets: Vec<(u32, u64, &[u8], u32)> =
+        (0..3).map(|i| (0, 1_700_000_000_000_000 + i * 1_000_000, &f[..], f.len() as u32)).collect();
+    let good = pcapng_raw(&[iface], &packets);
+    // After the second packet: a process information block claiming 8 bytes.
+    let epb = (good.len() - 48) / 3;
+    let cut = 48 + 2 * epb;
+    for len in [0u32, 4, 8] {
+        let mut bytes = good[..cut].to_vec();
+        bytes.extend_from_slice(&0x8000_0001u32.to_le_bytes());
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes.extend_from_slice(&good[cut..]);
+        let p = dir.file("short.pcapng", &bytes);
+        let mut inputs = Inputs::open(&[p], Dedup::Off, 50_000).unwrap();
+        let mut n = 0;
+        let mut d = Datagram::default();
+        while inputs.next_datagram(&mut d) {
+            n += 1;
+        }
+        let stats = &inputs.file_stats()[0];
+        assert_eq!(n, 3, "length {len}: {stats:?}");
+        assert_eq!((stats.garbage_records, stats.garbage_bytes, stats.truncated), (1, 8, false), "length {len}");
+    }
+}

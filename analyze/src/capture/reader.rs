@@ -108,8 +108,18 @@ fn pcapng_time(raw: u64, iface: &Iface) -> Option<i64> {
 }
 
 enum Kind {
-    Legacy { big_endian: bool, header_len: usize, nanos: bool, snaplen: u32, link: Link },
-    Ng { ifaces: Vec<Iface> },
+    Legacy {
+        big_endian: bool,
+        header_len: usize,
+        nanos: bool,
+        snaplen: u32,
+        link: Link,
+    },
+    /// `big_endian`: the byte order of the current section.
+    Ng {
+        ifaces: Vec<Iface>,
+        big_endian: bool,
+    },
 }
 
 /// A capture file being read.
@@ -187,7 +197,7 @@ impl CaptureFile {
             Format::Pcap => {
                 Kind::Legacy { big_endian: false, header_len: 16, nanos: false, snaplen: 0, link: Link::Ethernet }
             }
-            Format::Pcapng => Kind::Ng { ifaces: Vec::new() },
+            Format::Pcapng => Kind::Ng { ifaces: Vec::new(), big_endian: false },
         };
         Ok(CaptureFile {
             reader,
@@ -212,7 +222,7 @@ impl CaptureFile {
     /// or ends the file, so it ends on any input.
     pub fn next_datagram(&mut self, out: &mut Datagram) -> bool {
         while !self.done {
-            if self.legacy_garbage_ahead() {
+            if self.legacy_garbage_ahead() || self.ng_garbage_ahead() {
                 self.resync(1);
                 continue;
             }
@@ -233,14 +243,15 @@ impl CaptureFile {
                 Err(PcapError::Eof) => self.done = true,
                 Err(PcapError::Incomplete(_)) => {
                     if self.reader.reader_exhausted() {
-                        self.stats.truncated = true;
+                        self.stats.truncated = !self.reader.data().is_empty();
                         self.done = true;
                     } else if self.refill() == Refill::Full {
                         self.too_small();
                     }
                 }
+                // Nothing left is the end (pcap-parser says Eof only if it saw the end itself).
                 Err(PcapError::UnexpectedEof) => {
-                    self.stats.truncated = true;
+                    self.stats.truncated = !self.reader.data().is_empty();
                     self.done = true;
                 }
                 Err(PcapError::BufferTooSmall) => self.too_small(),
@@ -315,6 +326,15 @@ impl CaptureFile {
         data.len() >= 16 && !plausible_record(&data[..16], big_endian, nanos, snaplen, self.last_sec)
     }
 
+    /// For pcapng: whether the block at the front of the buffer is shorter than a block's
+    /// type and two lengths (pcap-parser 0.17 subtracts past zero on a process information
+    /// block of 4 to 11 bytes).
+    fn ng_garbage_ahead(&mut self) -> bool {
+        let Kind::Ng { big_endian, .. } = self.kind else { return false };
+        let data = self.reader.data();
+        data.len() >= 8 && read_u32(data, 0, false) != SHB && read_u32(data, 4, big_endian) < 12
+    }
+
     /// Skips garbage: looks for the next offset where a record starts (legacy: a plausible
     /// header followed by another plausible header, or by the end of the file; pcapng: a known
     /// block type whose leading and trailing lengths agree), from `from` (at least 1) on.
@@ -328,7 +348,7 @@ impl CaptureFile {
                 Kind::Legacy { big_endian, header_len, nanos, snaplen, .. } => {
                     find_legacy(data, start, big_endian, header_len, nanos, snaplen, self.last_sec)
                 }
-                Kind::Ng { .. } => find_ng(data, start, MAX_BUFFER / 2),
+                Kind::Ng { big_endian, .. } => find_ng(data, start, MAX_BUFFER / 2, big_endian),
             };
             let exhausted = self.reader.reader_exhausted();
             match found {
@@ -440,14 +460,27 @@ fn find_legacy(
     Search::NotFound(at)
 }
 
-fn find_ng(data: &[u8], start: usize, max_len: usize) -> Search {
-    const KNOWN: [u32; 7] = [0x0a0d_0d0a, 1, 2, 3, 4, 5, 6];
+/// A pcapng section header block's type: the same in both byte orders.
+const SHB: u32 = 0x0a0d_0d0a;
+
+/// The next offset from `start` where a pcapng block could start: a known type whose leading
+/// and trailing lengths agree, in the section's byte order (a section header's own: its byte
+/// order magic says).
+fn find_ng(data: &[u8], start: usize, max_len: usize, big_endian: bool) -> Search {
+    const KNOWN: [u32; 6] = [1, 2, 3, 4, 5, 6];
     let mut at = start;
     while at + 12 <= data.len() {
-        for be in [false, true] {
-            let t = read_u32(data, at, be);
+        let be = match read_u32(data, at + 8, false) {
+            _ if read_u32(data, at, false) != SHB => {
+                Some(big_endian).filter(|&be| KNOWN.contains(&read_u32(data, at, be)))
+            }
+            0x1a2b_3c4d => Some(false),
+            0x4d3c_2b1a => Some(true),
+            _ => None,
+        };
+        if let Some(be) = be {
             let len = read_u32(data, at + 4, be) as usize;
-            if KNOWN.contains(&t) && len >= 12 && len.is_multiple_of(4) && len <= max_len {
+            if len >= 12 && len.is_multiple_of(4) && len <= max_len {
                 if at + len > data.len() {
                     return Search::NeedMore(at, len);
                 }
@@ -485,14 +518,15 @@ fn handle_block(block: PcapBlockOwned<'_>, kind: &mut Kind, stats: &mut FileStat
             let data = &b.data[..(b.caplen as usize).min(b.data.len())];
             Got::Packet { ts, udp: frame(link, data, stats, out) }
         }
-        PcapBlockOwned::NG(Block::SectionHeader(_)) => {
-            if let Kind::Ng { ifaces } = kind {
+        PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+            if let Kind::Ng { ifaces, big_endian } = kind {
                 ifaces.clear();
+                *big_endian = shb.big_endian();
             }
             Got::NotPacket
         }
         PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-            if let Kind::Ng { ifaces } = kind {
+            if let Kind::Ng { ifaces, .. } = kind {
                 stats.link_types.push(idb.linktype.0);
                 ifaces.push(Iface {
                     link: Link::from_linktype(idb.linktype.0),
@@ -504,7 +538,7 @@ fn handle_block(block: PcapBlockOwned<'_>, kind: &mut Kind, stats: &mut FileStat
         }
         PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
             stats.records += 1;
-            let Kind::Ng { ifaces } = kind else { return Got::NotPacket };
+            let Kind::Ng { ifaces, .. } = kind else { return Got::NotPacket };
             let Some(iface) = ifaces.get(epb.if_id as usize).copied() else {
                 stats.no_timestamp += 1;
                 return Got::NotPacket;
