@@ -253,3 +253,24 @@ fn a_pcapng_block_shorter_than_its_header_is_garbage() {
         assert_eq!((stats.garbage_records, stats.garbage_bytes, stats.truncated), (1, 8, false), "length {len}");
     }
 }
+
+/// Found by the `analyze` fuzz target: a record out of order (15 s, read after 30 s) that
+/// falls between two runs of a pair's activity, and an interval that starts 6.4 s in and holds
+/// no whole 100 s snapshot: the empty grid's search of the out-of-order words panicked.
+#[test]
+fn out_of_order_records_and_an_empty_grid() {
+    let dir = TempDir::new("emptygrid");
+    let t0 = 1_795_000_000_000_000i64;
+    let recs: Vec<Rec> =
+        [0, 30_000_000, 15_000_000].iter().map(|&dt| Rec::new(t0 + dt, keepalive_frame(1, 2, 0))).collect();
+    let p = dir.file("late.pcap", &pcap(101, &recs, false, false));
+    let opts = AnalyzeOptions { from_s: Some(6.4), neighbor_taus_s: vec![100.0], ..quiet() };
+    let ing = soplab_analyze::analysis::ingest(std::slice::from_ref(&p), &opts, &[None]).unwrap();
+    assert_eq!(ing.files[0].out_of_order, 1);
+    let r = soplab_analyze::analysis::report(&ing, &opts).unwrap();
+    let n100 = r.neighbor.snapshots.iter().find(|n| n.tau_s == 100.0).unwrap();
+    assert_eq!((n100.snapshots, n100.outdegree.samples), (0, 0));
+    // 2.5 s snapshots from 6.4 s to 30 s: 15 s is in a whole one, 30 s is not.
+    let n = &r.neighbor.snapshots[0];
+    assert_eq!((n.snapshots, n.outdegree.samples), (9, 1));
+}
