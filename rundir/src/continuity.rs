@@ -1,7 +1,8 @@
 //! Continuity over time, from the ground truth: each `play` line says that a block was due at
 //! its time and whether it was in hand ([`crate::truth::Event::Play`]). A run's summary gives
 //! one continuity per peer; a fault's effect needs it over windows of a few seconds: how low it
-//! fell while something was down, and how soon it was back.
+//! fell while something was down, and how soon it was back. A `stalled` line counts its
+//! blocks missed at its time (a peer that slept through them).
 //!
 //! A window with no block due counts as continuity 0: a peer that should be playing and plays
 //! nothing has not recovered.
@@ -10,10 +11,10 @@ use std::net::SocketAddr;
 
 use crate::truth::{Event, Line};
 
-/// One peer's plays, in time order: (CLOCK_REALTIME µs, played on time).
+/// One peer's plays, in time order: (CLOCK_REALTIME µs, blocks due, of which played on time).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plays {
-    plays: Vec<(i64, bool)>,
+    plays: Vec<(i64, u64, u64)>,
 }
 
 /// Blocks due and played on time in `[start_us, start_us + width)`.
@@ -42,11 +43,12 @@ impl Plays {
     /// The plays of `node` among `lines` (any order; other nodes' lines and other events are
     /// skipped).
     pub fn of<'a>(node: SocketAddr, lines: impl IntoIterator<Item = &'a Line>) -> Plays {
-        let mut plays: Vec<(i64, bool)> = lines
+        let mut plays: Vec<(i64, u64, u64)> = lines
             .into_iter()
             .filter(|l| l.node == node)
             .filter_map(|l| match l.event {
-                Event::Play { hit, .. } => Some((l.ts_us, hit)),
+                Event::Play { hit, .. } => Some((l.ts_us, 1, u64::from(hit))),
+                Event::Stalled { blocks, .. } => Some((l.ts_us, u64::from(blocks), 0)),
                 _ => None,
             })
             .collect();
@@ -56,12 +58,12 @@ impl Plays {
 
     /// Blocks due over the whole record.
     pub fn due(&self) -> u64 {
-        self.plays.len() as u64
+        self.plays.iter().map(|p| p.1).sum()
     }
 
     /// Blocks played on time over the whole record.
     pub fn hits(&self) -> u64 {
-        self.plays.iter().filter(|p| p.1).count() as u64
+        self.plays.iter().map(|p| p.2).sum()
     }
 
     /// The time of the last block due, if any.
@@ -73,8 +75,8 @@ impl Plays {
     pub fn within(&self, from_us: i64, to_us: i64) -> Window {
         let lo = self.plays.partition_point(|p| p.0 < from_us);
         let hi = self.plays.partition_point(|p| p.0 < to_us).max(lo);
-        let hits = self.plays[lo..hi].iter().filter(|p| p.1).count() as u64;
-        Window { start_us: from_us, due: (hi - lo) as u64, hits }
+        let (due, hits) = self.plays[lo..hi].iter().fold((0, 0), |(d, h), p| (d + p.1, h + p.2));
+        Window { start_us: from_us, due, hits }
     }
 
     /// The windows `slide` places in `[from_us, to_us)`: starting at `from_us`, then every
@@ -152,6 +154,17 @@ mod tests {
         assert_eq!(w.iter().map(|w| w.hits).collect::<Vec<_>>(), [10, 10, 10, 10, 5, 0, 5, 10, 10]);
         assert_eq!(p.worst(0, 10 * S, slide).map(|w| (w.start_us, w.continuity())), Some((5 * S, 0.0)));
         assert!(p.windows(0, S, slide).is_empty(), "no whole window fits");
+    }
+
+    #[test]
+    fn a_stall_counts_its_blocks_missed_at_its_time() {
+        let (node, mut lines) = plays(0, 0);
+        lines.push(Line { ts_us: 25 * S, node, event: Event::Stalled { first: 100, blocks: 300 } });
+        lines.push(Line { ts_us: 25 * S, node, event: Event::Play { block: 400, hit: true } });
+        let p = Plays::of(node, &lines);
+        assert_eq!((p.due(), p.hits(), p.last_us()), (401, 101, Some(25 * S)));
+        assert_eq!(p.within(20 * S, 30 * S), Window { start_us: 20 * S, due: 301, hits: 1 });
+        assert_eq!(p.within(0, 20 * S), Window { start_us: 0, due: 100, hits: 100 });
     }
 
     #[test]

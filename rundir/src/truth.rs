@@ -184,6 +184,13 @@ pub enum Event {
         block: u32,
         hit: bool,
     },
+    /// Blocks `first .. first + blocks` were due while this node was stalled (its clock
+    /// jumped: a stopped process, a suspended host) longer than its lag: all missed, logged as
+    /// one line instead of a `play` each. The blocks after them are played as usual.
+    Stalled {
+        first: u32,
+        blocks: u32,
+    },
     /// An input was dropped.
     Dropped {
         from: SocketAddr,

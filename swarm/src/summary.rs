@@ -79,6 +79,7 @@ pub fn stats_from_truth(addr: SocketAddr, truth: &Path) -> anyhow::Result<PeerSt
                     s.first_played_block.get_or_insert(block);
                 }
             }
+            Event::Stalled { blocks, .. } => s.blocks_due += u64::from(blocks),
             Event::SessionStart { .. } => s.sessions += 1,
             Event::RequestSent { .. } => s.requests_sent += 1,
             Event::RequestTimeout { .. } => s.requests_timed_out += 1,
@@ -167,14 +168,16 @@ mod tests {
             Event::Play { block: 7, hit: true },
             Event::Play { block: 8, hit: true },
             Event::Play { block: 9, hit: false },
+            Event::Stalled { first: 10, blocks: 3 },
+            Event::Play { block: 13, hit: false },
             Event::ResponseSent { child: parent, request: 4, first_block: 7, count: 1, bytes: 10_240, packets: 8 },
         ];
         let text: String = lines.iter().map(|e| e.to_json_line(5, addr) + "\n").collect();
         std::fs::write(&path, text).unwrap();
         let s = stats_from_truth(addr, &path).unwrap();
-        assert_eq!((s.blocks_due, s.blocks_played, s.played_bytes, s.first_played_block), (3, 2, 20_480, Some(7)));
+        assert_eq!((s.blocks_due, s.blocks_played, s.played_bytes, s.first_played_block), (7, 2, 20_480, Some(7)));
         assert_eq!((s.sessions, s.requests_sent, s.responses_sent), (1, 1, 1));
-        assert_eq!((s.uploaded_bytes, s.downloaded_bytes, s.continuity), (10_240, 20_480, Some(2.0 / 3.0)));
+        assert_eq!((s.uploaded_bytes, s.downloaded_bytes, s.continuity), (10_240, 20_480, Some(2.0 / 7.0)));
         std::fs::write(&path, "not json\n").unwrap();
         assert!(stats_from_truth(addr, &path).unwrap_err().to_string().contains("bad line"));
         std::fs::remove_file(&path).ok();

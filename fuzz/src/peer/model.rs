@@ -371,6 +371,17 @@ impl Model {
                 });
                 t.last_play = Some(block);
             }
+            Event::Stalled { first, blocks } => {
+                let t = &mut self.truth;
+                let ok = blocks > 0
+                    && t.playback_start.is_some_and(|s| first >= s)
+                    && t.last_play.is_none_or(|l| first > l)
+                    && first.checked_add(blocks).is_some();
+                invariant("playback", ok, || {
+                    format!("stalled {first} +{blocks} after {:?} from {:?}", t.last_play, t.playback_start)
+                });
+                t.last_play = Some(first.saturating_add(blocks.saturating_sub(1)));
+            }
             Event::Dropped { reason, .. } => {
                 let r = &mut self.truth.reached;
                 r.bad_tokens += u32::from(reason == DropReason::BadToken);

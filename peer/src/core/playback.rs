@@ -11,6 +11,12 @@ use super::Peer;
 /// Played blocks kept for a player that does not drain them: the last minute or so.
 const MAX_PLAYED: usize = 512;
 
+/// The most overdue blocks one wake-up plays one by one. A peer whose clock jumped (a process
+/// stopped and continued, a suspended host) finds every block of the gap due at once; it
+/// plays the last `lag` of them (at most this many) and counts the older ones missed in one
+/// [`Event::Stalled`], so that the events of a wake-up stay bounded however long it slept.
+const MAX_CATCH_UP: u32 = 1024;
+
 pub(super) struct Playback {
     /// The first block to play, once chosen from what the neighbours announce.
     start_block: Option<u32>,
@@ -70,12 +76,33 @@ impl Peer {
         }
         let t0 = self.playback.play_t0.expect("set above");
         let interval = self.cfg.block_interval();
+        self.skip_stale(start, t0, now);
         while t0.saturating_add(u64::from(self.playback.next_play - start).saturating_mul(interval)) <= now {
             let b = self.playback.next_play;
             let Some(next) = b.checked_add(1) else { break };
             self.playback.next_play = next;
             self.play(b);
         }
+    }
+
+    /// After a stall, counts missed at once every overdue block beyond the last `lag` (at most
+    /// [`MAX_CATCH_UP`]): those are older than the player could catch up on, and playing
+    /// them one by one would raise an event per block of the stall.
+    fn skip_stale(&mut self, start: u32, t0: Micros, now: Micros) {
+        let interval = self.cfg.block_interval().max(1);
+        // Blocks `start ..= last_due` are due by now (the `+ 1`: block `start` is due at t0).
+        let due = now.saturating_sub(t0) / interval;
+        let last_due = u64::from(start).saturating_add(due).min(u64::from(u32::MAX - 1));
+        let overdue = (last_due + 1).saturating_sub(u64::from(self.playback.next_play));
+        let keep = u64::from(self.cfg.blocks_in(self.cfg.lag).clamp(1, MAX_CATCH_UP));
+        if overdue <= keep {
+            return;
+        }
+        let first = self.playback.next_play;
+        let blocks = u32::try_from(overdue - keep).unwrap_or(u32::MAX);
+        self.playback.next_play = first.saturating_add(blocks);
+        self.out.stats.blocks_due += u64::from(blocks);
+        self.out.event(Event::Stalled { first, blocks });
     }
 
     /// Whether playback may start: `startup_blocks` from the start are in hand and the stream

@@ -153,6 +153,7 @@ impl Live {
                         p.plays += 1;
                         p.hits += u64::from(hit);
                     }
+                    Event::Stalled { blocks, .. } => p.plays += u64::from(blocks),
                     Event::SessionStart { .. } => p.online = true,
                     Event::SessionEnd { .. } => p.online = false,
                     _ => {}
