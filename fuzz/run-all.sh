@@ -23,6 +23,9 @@ Environment:
                        RUSTC_BOOTSTRAP=1 when the toolchain is not nightly
   FUZZ_TOOLCHAIN=NAME  rustup toolchain to build with (default: the active one), e.g. nightly
   FUZZ_ARGS="..."      more libFuzzer options for every target
+  FUZZ_BUILD_ARGS="..." more `cargo fuzz build`/`run` options, e.g. --no-trace-compares (no
+                       comparison tracing: 2-3 times the executions per second, coarser
+                       guidance; the record runs in fuzz/README.md say which they used)
   SOPLAB_FUZZ_LAX=a,b  invariants of the peer and tracker targets to report once instead of
                        failing on (fuzz/README.md lists them)
 EOF
@@ -72,12 +75,13 @@ if [[ -n ${FUZZ_RUNS:-} ]]; then
     runs=("-runs=$FUZZ_RUNS")
 fi
 read -r -a extra <<<"${FUZZ_ARGS:-}"
+read -r -a build_args <<<"${FUZZ_BUILD_ARGS:-}"
 
 logs=target/run-all
 mkdir -p "$logs"
 echo "building ${targets[*]} (sanitizer $sanitizer)"
 for t in "${targets[@]}"; do
-    cargo "${toolchain[@]}" fuzz build --sanitizer "$sanitizer" "$t" >"$logs/$t.build.log" 2>&1 || {
+    cargo "${toolchain[@]}" fuzz build --sanitizer "$sanitizer" "${build_args[@]}" "$t" >"$logs/$t.build.log" 2>&1 || {
         echo "error: building $t failed; see fuzz/$logs/$t.build.log" >&2
         exit 1
     }
@@ -98,7 +102,7 @@ for t in "${targets[@]}"; do
     start=$(date +%s)
     TIMEFORMAT='%U %S'
     set +e
-    { time cargo "${toolchain[@]}" fuzz run --sanitizer "$sanitizer" "$t" "corpus/$t" -- \
+    { time cargo "${toolchain[@]}" fuzz run --sanitizer "$sanitizer" "${build_args[@]}" "$t" "corpus/$t" -- \
         -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         "${runs[@]}" "${extra[@]}" >"$log" 2>&1; } 2>"$logs/$t.time"
     code=$?
