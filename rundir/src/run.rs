@@ -92,6 +92,15 @@ pub struct RunInfo {
     /// The workload file the churned peers followed (relative to the run directory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<String>,
+    /// The workload's preset (`event`, `non-event`, ...), when it was one rather than a file:
+    /// the model whose parameters `soplab validate` expects the captures to recover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_preset: Option<String>,
+    /// How much faster than the model's real time the workload was played (`--time-scale`;
+    /// 1 when not compressed): durations measured from the captures are multiplied by it to
+    /// compare with the model, and the session gap is divided by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_scale: Option<f64>,
     /// The faults injected (`soplab swarm --fault`), in the order given, with what was done
     /// when.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

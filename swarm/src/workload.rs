@@ -380,6 +380,11 @@ pub fn preset_or_file(
     }
 }
 
+/// The preset `arg` names, as run.json records it (`None` for a schedule file).
+pub fn preset_name(arg: &str) -> Option<String> {
+    arg.parse::<Preset>().ok().map(|p| p.to_string())
+}
+
 /// Parses `--time-scale`: a number >= 1.
 pub fn parse_time_scale(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {

@@ -136,6 +136,8 @@ fn the_same_seed_writes_the_same_bytes() {
 fn churned_peers_follow_the_schedule_to_the_microsecond() {
     let dir = TempDir::new("virtual-churn");
     let (summary, info) = run(everything(5), dir.path());
+    // run.json names the model and the compression, for the analyzer (issue 12).
+    assert_eq!((info.workload_preset.as_deref(), info.time_scale), (Some("event"), Some(10.0)));
     let (epoch, dur) = (info.epoch_us as i64, info.duration_s);
     let schedule = played_sessions(dir.path(), dur);
     let mut by_stem: BTreeMap<String, Vec<Line>> = BTreeMap::new();

@@ -121,6 +121,8 @@ impl Swarm<'_> {
             hosts: self.hosts.infos(self.cfg),
             pcaps,
             workload: self.hosts.schedule.as_ref().map(|_| "workload.csv".to_string()),
+            workload_preset: self.cfg.workload.as_deref().and_then(crate::workload::preset_name),
+            time_scale: self.hosts.schedule.as_ref().map(|_| self.cfg.time_scale),
             faults: self.faults.records.clone(),
             failures: stopped.failures,
         };

@@ -73,6 +73,8 @@ pub(super) fn run(cfg: &SwarmConfig, dir: &RunDir, hosts: &HostPlan, content: &C
         hosts: hosts.infos(cfg),
         pcaps: vec![capture],
         workload: hosts.schedule.as_ref().map(|_| "workload.csv".to_string()),
+        workload_preset: cfg.workload.as_deref().and_then(crate::workload::preset_name),
+        time_scale: hosts.schedule.as_ref().map(|_| cfg.time_scale),
         faults: Vec::new(),
         failures: Vec::new(),
     };
