@@ -58,6 +58,12 @@ pub struct PeerConfig {
     pub handshake_timeout: Micros,
     /// New HELLOs sent per second while below `max_neighbors`.
     pub hellos_per_second: u32,
+    /// HELLOs a peer that just started may send at once, before `hellos_per_second` paces
+    /// the rest. The tracker's list holds departed peers (it forgets them slowly, Borges et al.
+    /// section 2), so one HELLO at a time can take seconds to reach a live peer; a handful at
+    /// once gets the first answer within a round trip, which keeps the join delay (session
+    /// start to first video) short and steady.
+    pub hellos_at_start: u32,
     /// How often to re-register with the tracker (which also returns fresh peers).
     pub tracker_interval: Micros,
     /// Peers asked of the tracker each time.
@@ -138,6 +144,7 @@ impl PeerConfig {
             neighbor_timeout: 10 * SECOND,
             handshake_timeout: 3 * SECOND,
             hellos_per_second: 1,
+            hellos_at_start: 4,
             tracker_interval: 30 * SECOND,
             tracker_want: 50,
             gamma: 4,
@@ -175,6 +182,7 @@ impl PeerConfig {
             Profile::FullMesh => PeerConfig {
                 max_neighbors: 60,
                 hellos_per_second: 2,
+                hellos_at_start: 1,
                 keepalive_jitter: 0,
                 keepalive_late: 0.0,
                 child_keepalive_interval: self.keepalive_interval,
@@ -202,6 +210,7 @@ impl PeerConfig {
             keepalive_late_max: d.keepalive_late_max,
             child_keepalive_interval: d.child_keepalive_interval,
             hellos_per_second: d.hellos_per_second,
+            hellos_at_start: d.hellos_at_start,
             neighbor_refresh: d.neighbor_refresh,
             newcomer_pace: d.newcomer_pace,
             neighbor_timeout: d.neighbor_timeout,

@@ -194,3 +194,40 @@ fn a_list_for_another_channel_answering_our_register_is_not_used() {
     c.advance(SECOND);
     assert_eq!(c.sent_to(bait(1)), 0);
 }
+
+/// Listed peers, none of which answer (departed clients the tracker still lists).
+fn listed(n: u32) -> Vec<SocketAddrV4> {
+    (0..n).map(|i| SocketAddrV4::new(Ipv4Addr::new(10, 1, 1, i as u8), 5000)).collect()
+}
+
+/// HELLOs sent so far to the peers of `listed`.
+fn hellos_to_listed(c: &Client) -> usize {
+    c.out.iter().filter(|t| matches!(t.dst, SocketAddr::V4(a) if a.ip().octets()[..3] == [10, 1, 1])).count()
+}
+
+#[test]
+fn a_fresh_peer_greets_a_handful_of_listed_peers_at_once_then_paces() {
+    let mut c = Client::new(Secret::from_seed(3));
+    let q = c.one_register();
+    c.deliver(tracker(), &list(q, true, 0x77, listed(40)));
+    // Within one tick, `hellos_at_start` (4) HELLOs: a dead entry does not hold the join up.
+    c.advance(150_000);
+    assert_eq!(hellos_to_listed(&c), 4);
+    // Then `hellos_per_second` (1): about 5 more in the next 5 s (with no answers, the list
+    // stays below `max_neighbors`).
+    c.advance(5 * SECOND);
+    let later = hellos_to_listed(&c) - 4;
+    assert!((4..=6).contains(&later), "{later} HELLOs in 5 s after the start");
+}
+
+#[test]
+fn the_full_mesh_profile_greets_one_at_a_time_as_before() {
+    let cfg = PeerConfig::peer(me(), tracker(), CHANNEL, 42).with_profile(soplab_peer::Profile::FullMesh);
+    let mut c = Client { peer: Peer::new(cfg, None).with_secret(Secret::from_seed(3)), now: 0, out: Vec::new() };
+    c.peer.handle_timeout(0);
+    c.collect();
+    let q = c.one_register();
+    c.deliver(tracker(), &list(q, true, 0x77, listed(40)));
+    c.advance(150_000);
+    assert_eq!(hellos_to_listed(&c), 1);
+}

@@ -166,13 +166,14 @@ impl Links {
         self.met.insert(a);
     }
 
-    pub(super) fn new() -> Links {
+    /// `hellos_at_start`: the HELLOs the peer may send before pacing starts.
+    pub(super) fn new(hellos_at_start: u32) -> Links {
         Links {
             table: BTreeMap::new(),
             candidates: VecDeque::new(),
             candidate_set: HashSet::new(),
             met: HashSet::new(),
-            hello_credit: 1.0,
+            hello_credit: f64::from(hellos_at_start.max(1)),
             explore: false,
             replaced_at: None,
             welcomed_at: None,
@@ -381,7 +382,9 @@ impl Peer {
     /// `hellos_per_second` on average.
     pub(super) fn open_links(&mut self, now: Micros) {
         let refill = self.cfg.hellos_per_second as f64 * self.cfg.tick as f64 / 1e6;
-        self.links.hello_credit = (self.links.hello_credit + refill).min(MAX_HELLO_CREDIT);
+        // The start's credit may exceed the cap until it is spent.
+        let cap = MAX_HELLO_CREDIT.max(self.links.hello_credit);
+        self.links.hello_credit = (self.links.hello_credit + refill).min(cap);
         while self.links.hello_credit >= 1.0 && self.links.table.len() < self.cfg.max_neighbors {
             let explore = self.links.explore;
             let Some(a) = self.links.draw_candidate(&mut self.rng, explore) else { break };

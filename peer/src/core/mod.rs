@@ -117,7 +117,7 @@ impl Peer {
             ended: false,
             timers: Timers::default(),
             blocks: Blocks::new(origin),
-            links: Links::new(),
+            links: Links::new(cfg.hellos_at_start),
             pull: Pull::new(&cfg),
             upload: Upload::new(),
             playback: Playback::new(),
