@@ -458,7 +458,7 @@ mod tests {
 
     #[test]
     fn unmet_candidates_go_first_only_when_exploring() {
-        let mut l = Links::new();
+        let mut l = Links::new(1);
         let me: SocketAddr = "198.18.1.16:3908".parse().unwrap();
         let addrs: Vec<SocketAddr> = (0..20).map(|i| format!("198.18.1.{}:3908", 100 + i).parse().unwrap()).collect();
         for a in &addrs {
