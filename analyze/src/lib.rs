@@ -17,6 +17,7 @@ mod activity;
 pub mod analysis;
 pub mod capture;
 pub mod classify;
+pub mod fit;
 pub mod cli;
 mod error;
 pub mod output;
