@@ -180,6 +180,12 @@ impl Params {
         self.model().map_or(0.0, |m| m.cdf(x))
     }
 
+    /// P(X < x), the CDF's left limit: differs from [`Params::cdf`] at the Geometric's atoms
+    /// only (for [`ks_statistic_with_atoms`]).
+    pub fn cdf_below(&self, x: f64) -> f64 {
+        self.model().map_or(0.0, |m| m.cdf_below(x))
+    }
+
     /// The density at x (the probability of x for the Geometric); 0 for invalid parameters.
     pub fn pdf(&self, x: f64) -> f64 {
         self.model().map_or(0.0, |m| m.ln_pdf(x).exp())
@@ -564,6 +570,9 @@ mod tests {
         assert!((geo.pdf(1.0) - 0.602).abs() < 1e-12);
         assert!((geo.pdf(2.0) - 0.602 * 0.398).abs() < 1e-12);
         assert!((geo.cdf(2.5) - (1.0 - 0.398_f64.powi(2))).abs() < 1e-12);
+        assert!((geo.cdf_below(2.0) - 0.602).abs() < 1e-12);
+        assert!((geo.cdf_below(2.5) - geo.cdf(2.0)).abs() < 1e-12);
+        assert_eq!(w.cdf_below(0.5), w.cdf(0.5));
         let p = Params::Pareto { alpha: 2.0, xm: 1.0 };
         assert!((p.cdf(2.0) - 0.75).abs() < 1e-12);
         assert_eq!(Params::LogNormal { m: 0.0, sigma: -1.0 }.cdf(1.0), 0.0);

@@ -99,8 +99,24 @@ mod tests {
     fn atoms_are_compared_on_both_sides() {
         // A fair coin on {0, 1}: a sample of two zeros and two ones matches it exactly, which
         // the continuous form (left limit = F(x)) would miss by 1/2.
-        let cdf = |x: f64| if x >= 1.0 { 1.0 } else if x >= 0.0 { 0.5 } else { 0.0 };
-        let below = |x: f64| if x > 1.0 { 1.0 } else if x > 0.0 { 0.5 } else { 0.0 };
+        let cdf = |x: f64| {
+            if x >= 1.0 {
+                1.0
+            } else if x >= 0.0 {
+                0.5
+            } else {
+                0.0
+            }
+        };
+        let below = |x: f64| {
+            if x > 1.0 {
+                1.0
+            } else if x > 0.0 {
+                0.5
+            } else {
+                0.0
+            }
+        };
         assert!(ks_statistic_with_atoms(&[0.0, 0.0, 1.0, 1.0], cdf, below) < 1e-12);
         assert!((ks_statistic(&[0.0, 0.0, 1.0, 1.0], cdf) - 0.5).abs() < 1e-12);
         // Three zeros and one one: off by 1/4.

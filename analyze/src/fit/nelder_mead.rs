@@ -46,12 +46,10 @@ fn converged(simplex: &[(Vec<f64>, f64)]) -> bool {
 /// One step on a simplex sorted by value, best first.
 fn iterate(eval: &impl Fn(&[f64]) -> f64, simplex: &mut [(Vec<f64>, f64)]) {
     let n = simplex.len() - 1;
-    let centroid: Vec<f64> =
-        (0..n).map(|i| simplex[..n].iter().map(|(x, _)| x[i]).sum::<f64>() / n as f64).collect();
+    let centroid: Vec<f64> = (0..n).map(|i| simplex[..n].iter().map(|(x, _)| x[i]).sum::<f64>() / n as f64).collect();
     // centroid + t (worst − centroid)
-    let along = |t: f64, worst: &[f64]| -> Vec<f64> {
-        centroid.iter().zip(worst).map(|(c, w)| c + t * (w - c)).collect()
-    };
+    let along =
+        |t: f64, worst: &[f64]| -> Vec<f64> { centroid.iter().zip(worst).map(|(c, w)| c + t * (w - c)).collect() };
     let worst = simplex[n].0.clone();
     let (best_v, second_worst_v, worst_v) = (simplex[0].1, simplex[n - 1].1, simplex[n].1);
     let reflected = along(-1.0, &worst);
