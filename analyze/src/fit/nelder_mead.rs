@@ -36,7 +36,8 @@ pub fn minimize(f: impl Fn(&[f64]) -> f64, start: &[f64], step: &[f64]) -> (Vec<
 /// The values agree to 1e-10 (relative) and the points to 1e-9 (relative to their size).
 fn converged(simplex: &[(Vec<f64>, f64)]) -> bool {
     let (best, worst) = (simplex[0].1, simplex[simplex.len() - 1].1);
-    if !(worst - best <= 1e-10 * best.abs() + 1e-300) {
+    let spread = worst - best;
+    if spread.is_nan() || spread > 1e-10 * best.abs() + 1e-300 {
         return false;
     }
     let x0 = &simplex[0].0;
