@@ -19,6 +19,7 @@ pub mod capture;
 pub mod classify;
 pub mod cli;
 mod error;
+pub mod fit;
 pub mod output;
 pub mod overlay;
 pub mod paper;

@@ -1,7 +1,7 @@
 //! The churn workload generator against the model of Borges et al. (2012): the measured
 //! inter-arrival, sessions-per-client, OFF and ON statistics of long schedules are held against
 //! the model's own expectations (computed here from the published parameters, not from the
-//! generator), plus determinism, the CSV format and its error messages, compression, the client
+//! generator), and the shape of each component by a Kolmogorov–Smirnov test, plus determinism, the CSV format and its error messages, compression, the client
 //! limit and the `soplab workload` command.
 
 use std::path::Path;
@@ -10,6 +10,7 @@ use std::process::Command;
 use soplab::workload::{
     Preset, Schedule, ScheduleModel, ScheduleStats, Session, WorkloadError, WorkloadSpec, preset_or_file,
 };
+use soplab_analyze::fit::{Params, ks_p_value, ks_statistic_with_atoms};
 use soplab_testkit::TempDir;
 
 /// The published parameters (seed-facts.md, "Client behaviour model").
@@ -116,6 +117,119 @@ fn event_preset_follows_the_model() {
 #[test]
 fn non_event_preset_follows_the_model() {
     check_model(Preset::NonEvent);
+}
+
+/// The components of a long schedule as realised: session inter-arrival times (starts before
+/// D), sessions per client, ON and OFF in percent of D.
+///
+/// All but OFF are the generator's draws themselves: every slot before D is taken when there is
+/// no client limit, so consecutive starts before D are consecutive LogNormal draws; every
+/// client keeps all its sessions (returning ones past D too), so its count is its full
+/// Geometric; end − start is the drawn ON (capped at D). A realised OFF is the drawn OFF rounded
+/// up to the next free slot: on average about one inter-arrival time (1.4 s to 2 s) on top of a
+/// mean of 18.5% of D (6,660 s here), which moves the CDF by at most about λ × 2 s ≈ 3 × 10⁻⁴,
+/// a hundredth of the KS critical value at these sample sizes.
+struct Components {
+    inter_arrival_s: Vec<f64>,
+    sessions_per_client: Vec<f64>,
+    on_pct: Vec<f64>,
+    off_pct: Vec<f64>,
+}
+
+fn components(preset: Preset, d: f64, seed: u64) -> Components {
+    let schedule = Schedule::generate(&spec(preset, d, seed));
+    let mut starts: Vec<f64> = schedule.sessions.iter().map(|s| s.start).filter(|&t| t < d).collect();
+    starts.sort_by(f64::total_cmp);
+    let mut by_client: Vec<Vec<&Session>> = Vec::new();
+    for s in &schedule.sessions {
+        by_client.resize_with(by_client.len().max(s.client as usize + 1), Vec::new);
+        by_client[s.client as usize].push(s);
+    }
+    // start + ON − start loses a few ulps: a capped ON comes back as 100% ± 1e-12.
+    let pct = |seconds: f64| {
+        let p = 100.0 * seconds / d;
+        if (p - 100.0).abs() < 1e-6 { 100.0 } else { p }
+    };
+    let sorted = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    Components {
+        inter_arrival_s: sorted(starts.windows(2).map(|w| w[1] - w[0]).collect()),
+        sessions_per_client: sorted(by_client.iter().map(|l| l.len() as f64).collect()),
+        on_pct: sorted(schedule.sessions.iter().map(|s| pct(s.end - s.start)).collect()),
+        off_pct: sorted(by_client.iter().flat_map(|l| l.windows(2).map(|w| pct(w[1].start - w[0].end))).collect()),
+    }
+}
+
+/// KS p-value of a sorted sample against `model` applied to x / `unit`, capped at `cap` (an
+/// atom there holding the mass above it).
+fn ks_p(sorted: &[f64], model: Params, unit: f64, cap: f64) -> f64 {
+    let cdf = |x: f64| if x >= cap { 1.0 } else { model.cdf(x / unit) };
+    let below = |x: f64| if x > cap { 1.0 } else { model.cdf_below(x / unit) };
+    ks_p_value(ks_statistic_with_atoms(sorted, cdf, below), sorted.len())
+}
+
+/// Each component passes a KS test against its model (p > 0.001), and fails it (p < 0.001)
+/// against the same model with one parameter 10% off, which shows the test has the power to
+/// see a wrong shape at this sample size.
+fn check_shapes(preset: Preset) {
+    let d = 36_000.0;
+    let c = components(preset, d, 11);
+    let (m, s) = inter_arrival_params(preset);
+    // ON: the non-event LogNormal is in percent of D, the event Weibull on the fraction.
+    let (on, on_wrong, on_unit) = match preset {
+        Preset::NonEvent => {
+            (Params::LogNormal { m: 0.823, sigma: 1.459 }, Params::LogNormal { m: 0.823, sigma: 1.1 * 1.459 }, 1.0)
+        }
+        Preset::Event => {
+            (Params::Weibull { alpha: 2.032, beta: 0.233 }, Params::Weibull { alpha: 2.032, beta: 1.1 * 0.233 }, 100.0)
+        }
+    };
+    let lambda = OFF_RATE_PER_PERCENT;
+    let cases = [
+        (
+            "inter-arrival (s)",
+            &c.inter_arrival_s,
+            Params::LogNormal { m, sigma: s },
+            Params::LogNormal { m, sigma: 1.1 * s },
+            1.0,
+            f64::INFINITY,
+        ),
+        (
+            "sessions per client",
+            &c.sessions_per_client,
+            Params::Geometric { p_off: P_OFF },
+            Params::Geometric { p_off: 1.1 * P_OFF },
+            1.0,
+            f64::INFINITY,
+        ),
+        ("ON (% of D)", &c.on_pct, on, on_wrong, on_unit, 100.0),
+        (
+            "OFF (% of D)",
+            &c.off_pct,
+            Params::Exponential { lambda },
+            Params::Exponential { lambda: 1.1 * lambda },
+            1.0,
+            f64::INFINITY,
+        ),
+    ];
+    for (what, sample, model, wrong, unit, cap) in cases {
+        let (p, p_wrong) = (ks_p(sample, model, unit, cap), ks_p(sample, wrong, unit, cap));
+        eprintln!("  {preset} {what}: n = {}, KS p = {p:.3}, with a parameter 10% off p = {p_wrong:.2e}", sample.len());
+        assert!(p > 1e-3, "{preset} {what}: the KS test rejects the model (p = {p})");
+        assert!(p_wrong < 1e-3, "{preset} {what}: the KS test cannot tell a parameter 10% off (p = {p_wrong})");
+    }
+}
+
+#[test]
+fn event_components_have_the_models_shape() {
+    check_shapes(Preset::Event);
+}
+
+#[test]
+fn non_event_components_have_the_models_shape() {
+    check_shapes(Preset::NonEvent);
 }
 
 #[test]
