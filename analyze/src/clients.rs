@@ -199,6 +199,8 @@ pub struct Clients {
     pub overlap: Overlap,
     /// Borges et al.'s values beside the measured ones.
     pub paper_comparison: Vec<crate::paper::ClientRow>,
+    /// Time the client layer took, seconds (it adds nothing while reading the captures).
+    pub seconds: f64,
     // `fits` (one entry per quantity: `lse` and `mle`) is added here from `samples` by the
     // fitting module.
     #[serde(skip)]
@@ -488,6 +490,7 @@ impl Frame<'_> {
 /// The client layer of a trace. `vantage` holds the addresses of per-peer captures, `full_view`
 /// is true when some capture saw the whole network (a bridge, or a file of unknown origin).
 pub fn clients(trace: &Trace, roles: &Roles, vantage: &[u128], full_view: bool, opts: &ClientOptions) -> Clients {
+    let t0 = std::time::Instant::now();
     let frame = frame(trace, roles, vantage, full_view, opts);
     let mut got = Collected::default();
     for c in 0..frame.model.ips.len() {
@@ -501,6 +504,7 @@ pub fn clients(trace: &Trace, roles: &Roles, vantage: &[u128], full_view: bool, 
     c.coverage = coverage;
     c.overlap = overlap;
     c.paper_comparison = crate::paper::compare_clients(&c);
+    c.seconds = t0.elapsed().as_secs_f64();
     c
 }
 
@@ -585,6 +589,7 @@ fn report(f: &Frame, roles: &Roles, opts: &ClientOptions, got: Collected) -> Cli
         coverage: ClientCoverage::default(),
         overlap: Overlap::default(),
         paper_comparison: Vec::new(),
+        seconds: 0.0,
         samples: got.samples,
     }
 }
@@ -623,10 +628,10 @@ fn partner_lists(f: &Frame) -> PartnerLists {
         for &(s, d) in edges {
             // Both ends may be vantage peers: the edge is in both lists.
             for (a, b) in [(s, d), (d, s)] {
-                if let Some(&i) = client_index(f, ids(a)).and_then(|c| index.get(&c)) {
-                    if let Some(p) = client_index(f, ids(b)) {
-                        per[i].push(p);
-                    }
+                if let Some(&i) = client_index(f, ids(a)).and_then(|c| index.get(&c))
+                    && let Some(p) = client_index(f, ids(b))
+                {
+                    per[i].push(p);
                 }
             }
         }
@@ -763,7 +768,7 @@ fn overlap_groups(pl: &PartnerLists, g: usize, draws: u32) -> (OverlapStat, Over
             if t >= u64::from(draws) && partners.len() >= draws as usize {
                 break;
             }
-            let s = cum.partition_point(|&c| c <= rng.next() % total);
+            let s = cum.partition_point(|&c| c <= rng.next_u64() % total);
             let group: Vec<usize> = rng.subset(active[s].len(), g).into_iter().map(|i| active[s][i]).collect();
             let (x, partner) = look(s, &group);
             if t < u64::from(draws) {

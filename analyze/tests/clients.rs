@@ -252,3 +252,24 @@ fn a_given_transmission_length_scales_on_and_off() {
     assert_eq!(c.transmission_length_from, "option");
     assert_all_close(&c.samples.off_percent, &[299.4 / 2001.1 * 100.0]);
 }
+
+/// A run directory's run.json gives the time scale and the preset; an option wins over it.
+#[test]
+fn run_json_gives_the_time_scale_and_the_preset() {
+    let dir = TempDir::new("clients-run");
+    dir.file("run/pcap/bridge.pcap", &pcap_of(&scenario()));
+    dir.file("run/run.json", br#"{"started_us": 0, "time_scale": 10, "workload_preset": "event"}"#);
+    let run = dir.0.join("run");
+    let done =
+        soplab_analyze::cli::analyze_into(&[run.clone()], &dir.0.join("out"), opts(ClientOptions::default()), false)
+            .unwrap();
+    let c = &done.report.clients;
+    assert_eq!((c.time_scale, c.time_scale_from, c.preset.as_deref()), (10.0, "run.json", Some("event")));
+    assert!(close(c.session_gap_capture_s, 15.0));
+    let row = c.paper_comparison.iter().find(|r| r.measurement == "on_mean_percent").unwrap();
+    assert_eq!(row.paper_preset, Some(23.59));
+    let asked = ClientOptions { time_scale: 2.0, time_scale_from: "option", ..ClientOptions::default() };
+    let done = soplab_analyze::cli::analyze_into(&[run], &dir.0.join("out2"), opts(asked), false).unwrap();
+    assert_eq!((done.report.clients.time_scale, done.report.clients.time_scale_from), (2.0, "option"));
+    assert!(dir.0.join("out/clients_partners.csv").is_file());
+}
