@@ -260,9 +260,13 @@ fn run_json_gives_the_time_scale_and_the_preset() {
     dir.file("run/pcap/bridge.pcap", &pcap_of(&scenario()));
     dir.file("run/run.json", br#"{"started_us": 0, "time_scale": 10, "workload_preset": "event"}"#);
     let run = dir.0.join("run");
-    let done =
-        soplab_analyze::cli::analyze_into(&[run.clone()], &dir.0.join("out"), opts(ClientOptions::default()), false)
-            .unwrap();
+    let done = soplab_analyze::cli::analyze_into(
+        std::slice::from_ref(&run),
+        &dir.0.join("out"),
+        opts(ClientOptions::default()),
+        false,
+    )
+    .unwrap();
     let c = &done.report.clients;
     assert_eq!((c.time_scale, c.time_scale_from, c.preset.as_deref()), (10.0, "run.json", Some("event")));
     assert!(close(c.session_gap_capture_s, 15.0));
