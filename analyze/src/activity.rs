@@ -144,6 +144,20 @@ impl Activity {
         })
     }
 
+    /// The first and the last set slot in `from..to`. Costs the words in the range.
+    pub fn bounds(&self, from: u64, to: u64) -> Option<(u64, u64)> {
+        if to <= from {
+            return None;
+        }
+        let mut words = self
+            .words(from / 64, (to - 1) / 64)
+            .map(|(w, bits)| (w, bits & mask(w, from, to)))
+            .filter(|&(_, b)| b != 0);
+        let (w0, b0) = words.next()?;
+        let (w1, b1) = words.last().unwrap_or((w0, b0));
+        Some((w0 * 64 + u64::from(b0.trailing_zeros()), w1 * 64 + 63 - u64::from(b1.leading_zeros())))
+    }
+
     /// The first set slot.
     pub fn first(&self) -> Option<u64> {
         self.words(0, u64::MAX).next().map(|(w, bits)| w * 64 + u64::from(bits.trailing_zeros()))
@@ -268,6 +282,11 @@ mod tests {
             }
             assert_eq!(a.slots(0, u64::MAX).collect::<Vec<_>>(), model.iter().copied().collect::<Vec<_>>());
             assert_eq!(a.first(), model.first().copied());
+            for (lo, hi) in [(0, u64::MAX), (t / 2, t), (t, t + 200), (5, 5)] {
+                let mut inside = model.range(lo..hi.max(lo));
+                let want = inside.next().map(|&f| (f, inside.next_back().copied().unwrap_or(f)));
+                assert_eq!(a.bounds(lo, hi), want, "bounds({lo}, {hi})");
+            }
             assert_eq!(a.is_empty(), model.is_empty());
             for (first, tau) in [(0, 1), (3, 25), (100, 64), (7, 1000), (640, 25)] {
                 let count = next() % 40;

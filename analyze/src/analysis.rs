@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::capture::{Datagram, Dedup, Endpoint, FileStats, Inputs, MergeStats};
 use crate::classify::Kind;
+use crate::clients::{self, ClientOptions, Clients};
 use crate::error::{Error, Result};
 use crate::overlay::{self, Accumulated, DegreeAt, Gaps, Grid, Layer, NeighborSnapshots, PeerLoad, Roles};
 use crate::overlay::{SourceChildren, Supernodes, VideoSnapshots};
@@ -39,6 +40,8 @@ pub struct AnalyzeOptions {
     pub excluded_ports: Vec<u16>,
     /// Show a progress bar (on a terminal only).
     pub progress: bool,
+    /// The client layer (Borges et al.): session gap, time scale, transmission length.
+    pub clients: ClientOptions,
 }
 
 impl Default for AnalyzeOptions {
@@ -58,6 +61,7 @@ impl Default for AnalyzeOptions {
             dedup_window_s: 0.05,
             excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
             progress: true,
+            clients: ClientOptions::default(),
         }
     }
 }
@@ -70,6 +74,9 @@ pub struct Ingest {
     /// Per input: datagrams (before de-duplication) with the vantage address as source or
     /// destination, and all datagrams, when a vantage address was given for the input.
     pub vantage_match: Vec<Option<(u64, u64)>>,
+    /// Per input: the address it was captured at, when at one peer (`None`: the whole network,
+    /// or not known).
+    pub vantage: Vec<Option<SocketAddr>>,
     pub seconds: f64,
 }
 
@@ -83,7 +90,9 @@ pub fn ingest(paths: &[PathBuf], opts: &AnalyzeOptions, vantage: &[Option<Socket
     if vantage_ips.iter().any(Option::is_some) {
         inputs.set_observer(vantage_ips);
     }
-    ingest_inputs(inputs, opts)
+    let mut ing = ingest_inputs(inputs, opts)?;
+    ing.vantage = (0..paths.len()).map(|i| vantage.get(i).copied().flatten()).collect();
+    Ok(ing)
 }
 
 /// Reads captures already opened (files, or any byte stream through
@@ -113,6 +122,7 @@ pub fn ingest_inputs(mut inputs: Inputs, opts: &AnalyzeOptions) -> Result<Ingest
         files: inputs.file_stats(),
         merge: inputs.stats.clone(),
         vantage_match,
+        vantage: Vec::new(),
         trace,
         seconds: t0.elapsed().as_secs_f64(),
     })
@@ -253,6 +263,9 @@ pub struct Report {
     pub load: LoadReport,
     /// Tang et al.'s results next to the trace's, one row per measurement (docs/ANALYZE.md).
     pub paper_comparison: Vec<paper::Row>,
+    /// Borges et al.'s client layer: sessions, ON/OFF, partners, coverage (docs/ANALYZE.md,
+    /// section Clients).
+    pub clients: Clients,
 }
 
 fn taus(default: f64, more: &[f64]) -> Vec<f64> {
@@ -310,6 +323,7 @@ pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
         activation: &activation,
         load: &load,
     });
+    let clients = client_layer(ing, &roles, &opts.clients);
     let classification = Kind::ALL
         .iter()
         .map(|&k| KindCount { kind: k, packets: trace.packets[k as usize], bytes: trace.bytes[k as usize] })
@@ -329,7 +343,19 @@ pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
         video,
         load,
         paper_comparison,
+        clients,
     })
+}
+
+/// The client layer: the vantage peers are the addresses of the per-peer captures; a capture
+/// of unknown vantage (a bridge, a file given by name) sees every client's partners.
+fn client_layer(ing: &Ingest, roles: &Roles, opts: &ClientOptions) -> Clients {
+    let mut vantage: Vec<u128> = ing.vantage.iter().flatten().map(|a| Endpoint::from_socket_addr(*a).ip).collect();
+    vantage.sort_unstable();
+    vantage.dedup();
+    let full_view =
+        ing.files.is_empty() || ing.vantage.len() < ing.files.len() || ing.vantage.iter().any(Option::is_none);
+    clients::clients(&ing.trace, roles, &vantage, full_view, opts)
 }
 
 /// Why a trace without datagrams cannot be analysed, with the counts that say where they went.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::analysis::{self, AnalyzeOptions};
 use crate::capture::Dedup;
+use crate::clients::ClientOptions;
 use crate::error::{Error, Result};
 use crate::rundir::RunDir;
 use crate::trace::DEFAULT_EXCLUDED_PORTS;
@@ -93,6 +94,18 @@ pub struct Common {
     /// size too). Empty to keep all.
     #[arg(long, value_parser = parse_ports, default_value = "53,67,68,123,137,138,161,162,443,500,514,1900,4500,5353,5355")]
     pub exclude_ports: Ports,
+    /// Client sessions (Borges et al.): a client without a data packet for longer than this
+    /// many seconds of model time ends its session; divided by the run's time scale (run.json's
+    /// `time_scale`, or --time-scale) before it is applied to the captures.
+    #[arg(long, default_value_t = crate::clients::DEFAULT_SESSION_GAP_S, value_parser = positive)]
+    pub session_gap: f64,
+}
+
+fn positive(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("`{s}` is not a positive number of seconds")),
+    }
 }
 
 impl Common {
@@ -106,6 +119,7 @@ impl Common {
             dedup: self.dedup,
             dedup_window_s: self.dedup_window,
             excluded_ports: self.exclude_ports.clone(),
+            clients: ClientOptions { session_gap_s: self.session_gap, ..ClientOptions::default() },
             ..AnalyzeOptions::default()
         }
     }
@@ -143,6 +157,15 @@ pub struct AnalyzeArgs {
     /// Write report.json and the CSV tables only.
     #[arg(long)]
     pub no_plots: bool,
+    /// Length of the transmission the clients' ON and OFF times are percentages of, seconds of
+    /// capture time (default: the trace's length).
+    #[arg(long, value_parser = positive)]
+    pub transmission_length: Option<f64>,
+    /// The captures play the client model this many times faster (default: run.json's
+    /// `time_scale`, else 1): the session gap is divided by it and inter-arrival and
+    /// inter-activity times multiplied by it, into model time.
+    #[arg(long, value_parser = positive)]
+    pub time_scale: Option<f64>,
 }
 
 /// `validate`.
@@ -220,6 +243,7 @@ pub fn analyze_into(inputs: &[PathBuf], out: &Path, mut opts: AnalyzeOptions, pl
     if let Some(run) = &run {
         opts.tracker = opts.tracker.or(run.tracker);
         opts.source = opts.source.or(run.source);
+        client_options_from_run(&mut opts.clients, run);
     }
     tracing::info!(files = files.len(), "reading captures");
     let ing = analysis::ingest(&files, &opts, &vantage)?;
@@ -238,6 +262,21 @@ pub fn analyze_into(inputs: &[PathBuf], out: &Path, mut opts: AnalyzeOptions, pl
     Ok(Analyzed { report, written, read_seconds: ing.seconds, plots })
 }
 
+/// The time scale and the workload preset a run directory's run.json records, unless an
+/// option set them.
+pub fn client_options_from_run(c: &mut ClientOptions, run: &RunDir) {
+    let info = run.run.as_ref();
+    if c.time_scale_from == "default"
+        && let Some(f) = info.and_then(|r| r.time_scale).filter(|f| f.is_finite() && *f > 0.0)
+    {
+        c.time_scale = f;
+        c.time_scale_from = "run.json";
+    }
+    if c.preset.is_none() {
+        c.preset = info.and_then(|r| r.workload_preset.clone());
+    }
+}
+
 /// Runs `analyze`; prints the headline numbers and the paper comparison.
 pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
     let mut opts = a.common.options();
@@ -246,6 +285,11 @@ pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
     opts.accumulate_s = a.accumulate.clone();
     opts.from_s = a.from;
     opts.to_s = a.to;
+    opts.clients.transmission_length_s = a.transmission_length;
+    if let Some(f) = a.time_scale {
+        opts.clients.time_scale = f;
+        opts.clients.time_scale_from = "option";
+    }
     let done = analyze_into(&a.inputs, &a.out, opts, !a.no_plots)?;
     print_headline(&done);
     say!("wrote {} files to {}", done.written.len(), a.out.display());
@@ -293,6 +337,28 @@ fn print_headline(done: &Analyzed) {
         s.source_max_children,
         s.peers_ever_fed_by_source
     );
+    say!("{}", client_headline(&report.clients));
+}
+
+/// The client layer in one line.
+pub fn client_headline(c: &crate::clients::Clients) -> String {
+    let knee = c.inter_activity.knee_s.map_or_else(|| "-".into(), |k| format!("{k:.0} s"));
+    format!(
+        "clients: {} ({} characterized), {} sessions (gap {} s model = {:.2} s captured, time scale {}); \
+         inter-arrival mean {:.3} s, ON mean {:.1}%, OFF mean {:.1}%, partners mean {:.1}, partnership mean \
+         {:.3}; knee {knee}",
+        c.clients,
+        c.characterized_clients,
+        c.sessions,
+        c.session_gap_s,
+        c.session_gap_capture_s,
+        c.time_scale,
+        c.inter_arrival_s.mean,
+        c.on_percent.mean,
+        c.off_percent.mean,
+        c.partners.mean,
+        c.partnership_fraction.mean
+    )
 }
 
 /// Prints the paper-against-trace table of a report.

@@ -18,6 +18,8 @@ pub mod analysis;
 pub mod capture;
 pub mod classify;
 pub mod cli;
+pub mod clients;
+pub mod coverage;
 mod error;
 pub mod fit;
 pub mod output;

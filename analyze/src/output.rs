@@ -49,7 +49,7 @@ fn opt(x: Option<f64>) -> String {
 type TableWriter = fn(&Path, &Report) -> Result<PathBuf>;
 
 /// The tables in the order they are written (docs/ANALYZE.md lists them).
-const TABLES: [TableWriter; 11] = [
+const TABLES: [TableWriter; 13] = [
     classification,
     activation_gaps,
     neighbor_snapshot_outdegree,
@@ -61,6 +61,8 @@ const TABLES: [TableWriter; 11] = [
     source_children,
     inputs,
     paper_comparison,
+    clients_sessions_per_client,
+    clients_paper_comparison,
 ];
 
 /// Writes report.json and the CSV tables into `dir` (created); returns the files written.
@@ -72,6 +74,8 @@ pub fn write_report(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
     for table in TABLES {
         written.push(table(dir, r)?);
     }
+    written.extend(clients_quantities(dir, r)?);
+    written.extend(clients_tables(dir, r)?);
     Ok(written)
 }
 
@@ -299,6 +303,89 @@ fn paper_comparison(dir: &Path, r: &Report) -> Result<PathBuf> {
             f(row.interval_s[0]),
             f(row.interval_s[1]),
             row.note.clone().unwrap_or_default(),
+        ])?;
+    }
+    t.finish()
+}
+
+/// At most this many points of each client quantity's empirical CDF are written.
+const CDF_POINTS: usize = 1000;
+
+/// `clients_<quantity>.csv`: the empirical CDF of each client quantity (value, cdf), at most
+/// [`CDF_POINTS`] points (evenly spaced ranks, the largest value always).
+fn clients_quantities(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
+    let s = &r.clients.samples;
+    let quantities: [(&str, &[f64]); 6] = [
+        ("inter_arrival_s", &s.inter_arrival_s),
+        ("on_percent", &s.on_percent),
+        ("off_percent", &s.off_percent),
+        ("partners", &s.partners),
+        ("partnership_fraction", &s.partnership_fraction),
+        ("inter_activity_s", &s.inter_activity_s),
+    ];
+    let mut written = Vec::new();
+    for (name, xs) in quantities {
+        let mut t = Table::create(dir, &format!("clients_{name}.csv"), &["value", "cdf"])?;
+        let mut v = xs.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let step = n.div_ceil(CDF_POINTS).max(1);
+        for i in (0..n).filter(|i| (i + 1) % step == 0 || i + 1 == n) {
+            t.row(&[f(v[i]), f((i + 1) as f64 / n as f64)])?;
+        }
+        written.push(t.finish()?);
+    }
+    Ok(written)
+}
+
+/// `clients_sessions_per_client.csv`: sessions, clients, pdf.
+fn clients_sessions_per_client(dir: &Path, r: &Report) -> Result<PathBuf> {
+    let d = &r.clients.sessions_per_client.distribution;
+    let mut t = Table::create(dir, "clients_sessions_per_client.csv", &["sessions", "clients", "pdf"])?;
+    for (k, (c, p)) in d.counts.iter().zip(d.pdf()).enumerate().skip(1) {
+        t.row(&[k.to_string(), c.to_string(), f(p)])?;
+    }
+    t.finish()
+}
+
+/// `clients_coverage.csv` (Table 1) and `clients_overlap.csv` (Table 6).
+fn clients_tables(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
+    let c = &r.clients;
+    let mut t = Table::create(dir, "clients_coverage.csv", &["k", "draws", "share", "share_sd", "paper"])?;
+    for row in &c.coverage.rows {
+        t.row(&[row.k.to_string(), row.draws.to_string(), f(row.share), f(row.share_sd), opt(row.paper)])?;
+    }
+    let coverage = t.finish()?;
+    let mut t =
+        Table::create(dir, "clients_overlap.csv", &["group_size", "kind", "groups", "all", "mean", "sd", "paper"])?;
+    for row in &c.overlap.rows {
+        for (kind, s, paper) in
+            [("random", &row.random, row.paper_random), ("partners", &row.partners, row.paper_partners)]
+        {
+            let fields = [s.groups.to_string(), s.all.to_string(), f(s.mean), f(s.sd), f(paper)];
+            t.row(&[&[row.group_size.to_string(), kind.to_string()][..], &fields[..]].concat())?;
+        }
+    }
+    Ok(vec![coverage, t.finish()?])
+}
+
+/// `clients_paper_comparison.csv`: Borges et al.'s values (event, non-event, the run's preset)
+/// and the trace's (`clients.paper_comparison` in report.json).
+fn clients_paper_comparison(dir: &Path, r: &Report) -> Result<PathBuf> {
+    let mut t = Table::create(
+        dir,
+        "clients_paper_comparison.csv",
+        &["measurement", "description", "paper_event", "paper_non_event", "paper_preset", "measured", "paper_source"],
+    )?;
+    for row in &r.clients.paper_comparison {
+        t.row(&[
+            row.measurement.into(),
+            row.description.into(),
+            f(row.paper_event),
+            f(row.paper_non_event),
+            opt(row.paper_preset),
+            opt(row.measured),
+            row.paper_source.into(),
         ])?;
     }
     t.finish()

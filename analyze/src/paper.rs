@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use crate::analysis::{Activation, Headline, Interval, LoadReport, NeighborReport, VideoReport};
+use crate::clients::Clients;
 use crate::overlay::{self, Grid, NeighborSnapshots, VideoSnapshots};
 use crate::trace::{GapHistogram, Trace};
 
@@ -530,6 +531,237 @@ pub fn table(rows: &[Row]) -> String {
         out += &line([&c[0], &c[1], &c[2], &c[3], &c[4]]);
     }
     out
+}
+
+// ---- Borges et al. (2012): the client layer ----
+
+/// Table 1 of Borges et al.: share of the simultaneous clients all 421 crawlers saw that k
+/// crawlers see.
+pub const BORGES_COVERAGE: [(u64, f64); 6] =
+    [(2, 0.135), (10, 0.421), (50, 0.855), (70, 0.889), (100, 0.93), (200, 0.98)];
+
+/// Table 6 of Borges et al.: (group size, overlap of random groups, of groups of partners).
+pub const BORGES_OVERLAP: [(u64, f64, f64); 4] =
+    [(2, 0.06576, 0.06881), (3, 0.0127, 0.03134), (4, 0.00328, 0.01743), (5, 0.00133, 0.01165)];
+
+/// One result of Borges et al. for both kinds of transmission, and how the client layer
+/// measures it.
+pub struct ClientReference {
+    pub key: &'static str,
+    pub description: &'static str,
+    pub event: f64,
+    pub non_event: f64,
+    pub cite: &'static str,
+    measure: fn(&Clients) -> Option<f64>,
+}
+
+/// Share of `xs` for which `f` holds; `None` without samples.
+fn share(xs: &[f64], f: impl Fn(f64) -> bool) -> Option<f64> {
+    (!xs.is_empty()).then(|| xs.iter().filter(|&&x| f(x)).count() as f64 / xs.len() as f64)
+}
+
+fn some_if(n: u64, x: f64) -> Option<f64> {
+    (n > 0).then_some(x)
+}
+
+/// The paper's values ("Characterizing SopCast client behavior", Computer Communications 35,
+/// 2012; /work/shared/seed-facts.md has them with their checks). Shares are fractions, ON and
+/// OFF percent of the transmission, partnership durations fractions of the remaining ON time.
+pub const BORGES: &[ClientReference] = &[
+    ClientReference {
+        key: "inter_activity_under_5s_share",
+        description: "share of the inter-activity times under 5 s",
+        event: 0.89,
+        non_event: 0.89,
+        cite: "section 6.1",
+        measure: |c| some_if(c.inter_activity.gaps, c.inter_activity.under_5s_share),
+    },
+    ClientReference {
+        key: "inter_activity_knee_s",
+        description: "knee of the CDF of inter-activity times over 5 s (the session gap), s",
+        event: 150.0,
+        non_event: 150.0,
+        cite: "section 6.1, Fig. 4",
+        measure: |c| c.inter_activity.knee_s,
+    },
+    ClientReference {
+        key: "inter_arrival_mean_s",
+        description: "mean session inter-arrival time, s",
+        event: 1.417,
+        non_event: 2.012,
+        cite: "Table 2",
+        measure: |c| some_if(c.inter_arrival_s.samples, c.inter_arrival_s.mean),
+    },
+    ClientReference {
+        key: "inter_arrival_sd_s",
+        description: "sd of the session inter-arrival times, s",
+        event: 1.113,
+        non_event: 4.371,
+        cite: "Table 2",
+        measure: |c| some_if(c.inter_arrival_s.samples, c.inter_arrival_s.sd),
+    },
+    ClientReference {
+        key: "inter_arrival_over_10s_share",
+        description: "share of the session inter-arrival times over 10 s",
+        event: 0.003,
+        non_event: 0.03,
+        cite: "section 6.2",
+        measure: |c| share(&c.samples.inter_arrival_s, |x| x > 10.0),
+    },
+    ClientReference {
+        key: "sessions_one_share",
+        description: "share of the clients with one session",
+        event: 0.54,
+        non_event: 0.54,
+        cite: "section 6.3, Fig. 6",
+        measure: |c| share(&c.samples.sessions_per_client, |x| x == 1.0),
+    },
+    ClientReference {
+        key: "sessions_at_most_two_share",
+        description: "share of the clients with at most two sessions",
+        event: 0.80,
+        non_event: 0.80,
+        cite: "section 6.3, Fig. 6",
+        measure: |c| share(&c.samples.sessions_per_client, |x| x <= 2.0),
+    },
+    ClientReference {
+        key: "sessions_mean",
+        description: "mean sessions per client (the Geometric's 1 / (1 - P_off), P_off = 0.398)",
+        event: 1.0 / (1.0 - 0.398),
+        non_event: 1.0 / (1.0 - 0.398),
+        cite: "section 6.3 (P_off = 0.398)",
+        measure: |c| some_if(c.sessions_per_client.clients, c.sessions_per_client.mean),
+    },
+    ClientReference {
+        key: "on_mean_percent",
+        description: "mean ON time, % of the transmission",
+        event: 23.59,
+        non_event: 6.60,
+        cite: "Table 3",
+        measure: |c| some_if(c.on_percent.samples, c.on_percent.mean),
+    },
+    ClientReference {
+        key: "on_sd_percent",
+        description: "sd of the ON times, % of the transmission",
+        event: 34.99,
+        non_event: 17.96,
+        cite: "Table 3",
+        measure: |c| some_if(c.on_percent.samples, c.on_percent.sd),
+    },
+    ClientReference {
+        key: "on_at_least_20_percent_share",
+        description: "share of the sessions lasting at least 20% of the transmission",
+        event: 0.33,
+        non_event: 0.10,
+        cite: "section 6.4",
+        measure: |c| share(&c.samples.on_percent, |x| x >= 20.0),
+    },
+    ClientReference {
+        key: "off_mean_percent",
+        description: "mean OFF time, % of the transmission",
+        event: 18.49,
+        non_event: 18.49,
+        cite: "Table 4",
+        measure: |c| some_if(c.off_percent.samples, c.off_percent.mean),
+    },
+    ClientReference {
+        key: "off_sd_percent",
+        description: "sd of the OFF times, % of the transmission",
+        event: 16.17,
+        non_event: 16.17,
+        cite: "Table 4",
+        measure: |c| some_if(c.off_percent.samples, c.off_percent.sd),
+    },
+    ClientReference {
+        key: "off_under_10_percent_share",
+        description: "share of the OFF times under 10% of the transmission (10 of the paper's 100 minutes)",
+        event: 0.40,
+        non_event: 0.40,
+        cite: "section 6.5",
+        measure: |c| share(&c.samples.off_percent, |x| x < 10.0),
+    },
+    ClientReference {
+        key: "off_under_30_percent_share",
+        description: "share of the OFF times under 30% of the transmission (30 of the paper's 100 minutes)",
+        event: 0.80,
+        non_event: 0.80,
+        cite: "section 6.5",
+        measure: |c| share(&c.samples.off_percent, |x| x < 30.0),
+    },
+    ClientReference {
+        key: "partners_mean",
+        description: "mean partners per client per 1 s snapshot",
+        event: 101.453,
+        non_event: 101.453,
+        cite: "Table 5",
+        measure: |c| some_if(c.partners.samples, c.partners.mean),
+    },
+    ClientReference {
+        key: "partners_sd",
+        description: "sd of the partners per client per 1 s snapshot",
+        event: 41.537,
+        non_event: 41.537,
+        cite: "Table 5",
+        measure: |c| some_if(c.partners.samples, c.partners.sd),
+    },
+    ClientReference {
+        key: "partnership_mean_fraction",
+        description: "mean partnership duration, fraction of the session's remaining ON time",
+        event: 0.08272,
+        non_event: 0.15368,
+        cite: "Table 7",
+        measure: |c| some_if(c.partnership_fraction.samples, c.partnership_fraction.mean),
+    },
+    ClientReference {
+        key: "partnership_sd_fraction",
+        description: "sd of the partnership durations, fraction of the remaining ON time",
+        event: 0.19950,
+        non_event: 0.24557,
+        cite: "Table 7",
+        measure: |c| some_if(c.partnership_fraction.samples, c.partnership_fraction.sd),
+    },
+    ClientReference {
+        key: "partnership_under_12_percent_share",
+        description: "share of the partnerships shorter than 12% of the remaining ON time",
+        event: 0.80,
+        non_event: 0.64,
+        cite: "section 7.2",
+        measure: |c| share(&c.samples.partnership_fraction, |x| x < 0.12),
+    },
+];
+
+/// One row of `clients.paper_comparison`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientRow {
+    pub measurement: &'static str,
+    pub description: &'static str,
+    pub paper_event: f64,
+    pub paper_non_event: f64,
+    /// The column of the preset that drove the run (run.json's `workload_preset`), if known.
+    pub paper_preset: Option<f64>,
+    pub paper_source: &'static str,
+    /// `None` (null) when the trace has no samples for it.
+    pub measured: Option<f64>,
+}
+
+/// Every row of [`BORGES`], measured by the client layer.
+pub fn compare_clients(c: &Clients) -> Vec<ClientRow> {
+    BORGES
+        .iter()
+        .map(|r| ClientRow {
+            measurement: r.key,
+            description: r.description,
+            paper_event: r.event,
+            paper_non_event: r.non_event,
+            paper_preset: match c.preset.as_deref() {
+                Some("event") => Some(r.event),
+                Some("non-event") => Some(r.non_event),
+                _ => None,
+            },
+            paper_source: r.cite,
+            measured: (r.measure)(c).filter(|x| x.is_finite()),
+        })
+        .collect()
 }
 
 #[cfg(test)]

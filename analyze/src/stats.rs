@@ -14,6 +14,64 @@ pub fn mean_sd(xs: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Count, mean, standard deviation and percentiles of real-valued samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub samples: u64,
+    pub mean: f64,
+    pub sd: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Percentiles (linear between order statistics, as numpy's default).
+    pub p5: f64,
+    pub p10: f64,
+    pub p25: f64,
+    pub p50: f64,
+    pub p75: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+impl Summary {
+    /// Of `xs`; all zeros without samples.
+    pub fn of(xs: &[f64]) -> Summary {
+        if xs.is_empty() {
+            return Summary::default();
+        }
+        let mut v = xs.to_vec();
+        v.sort_by(f64::total_cmp);
+        let (mean, sd) = mean_sd(&v);
+        let q = |p: f64| quantile_sorted(&v, p);
+        Summary {
+            samples: v.len() as u64,
+            mean,
+            sd,
+            min: v[0],
+            max: v[v.len() - 1],
+            p5: q(0.05),
+            p10: q(0.10),
+            p25: q(0.25),
+            p50: q(0.50),
+            p75: q(0.75),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+        }
+    }
+}
+
+/// The q-quantile of sorted samples, linear between order statistics; 0 without samples.
+pub fn quantile_sorted(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let h = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (lo, frac) = (h.floor() as usize, h - h.floor());
+    let hi = (lo + 1).min(v.len() - 1);
+    v[lo] + frac * (v[hi] - v[lo])
+}
+
 /// A distribution of non-negative integer samples (degrees).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Distribution {
@@ -202,6 +260,16 @@ pub fn spearman(xs: &[f64], ys: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_percentiles() {
+        let xs: Vec<f64> = (0..=100).rev().map(f64::from).collect();
+        let s = Summary::of(&xs);
+        assert_eq!((s.samples, s.min, s.max, s.p50, s.p5, s.p99), (101, 0.0, 100.0, 50.0, 5.0, 99.0));
+        assert!((s.mean - 50.0).abs() < 1e-12);
+        assert!((quantile_sorted(&[1.0, 2.0], 0.25) - 1.25).abs() < 1e-12);
+        assert_eq!(Summary::of(&[]), Summary::default());
+    }
 
     #[test]
     fn distribution_moments() {

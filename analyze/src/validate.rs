@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use crate::analysis::{self, AnalyzeOptions, Ingest};
 use crate::capture::{Endpoint, FileStats, MergeStats};
+use crate::coverage::{self, Sightings};
 use crate::error::{Error, Result};
 use crate::overlay::{self, Grid, Layer, Roles};
 use crate::rundir::RunDir;
@@ -43,7 +44,8 @@ pub struct ValidateOptions {
     pub taus_s: Vec<f64>,
     /// The daemons' keep-alive period (soplab: 1 s).
     pub keepalive_period_s: f64,
-    /// Random vantage sets per k in the coverage table.
+    /// Vantage sets per k in the coverage table: random ones, or every k-subset when there
+    /// are no more than this.
     pub coverage_draws: u32,
 }
 
@@ -478,35 +480,13 @@ fn degree_samples(m: &PerSnapshot, t: &Truths, active: &[Vec<u32>], out: bool) -
     samples
 }
 
-/// A small deterministic generator (xorshift64*) for the vantage draws.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// What the coverage table is drawn from: per snapshot, which peers were active, which pairs
-/// of peers exchanged anything, and which certain G_N edges were measured; peers as indices.
+/// What the coverage table is drawn from: per snapshot, each active peer with the peers that
+/// see it (itself and those it exchanged anything with), and each certain G_N edge that was
+/// measured with its two ends; peers as indices into the truth's peers.
 struct CoverageData {
     n: usize,
-    /// u64 words per bitset of peers.
-    words: usize,
-    /// Per snapshot: adjacency bitsets of "any datagram between the two peers".
-    adj: Vec<Vec<u64>>,
-    active: Vec<Vec<usize>>,
-    seen_edges: Vec<Vec<(usize, usize)>>,
-    total_active: u64,
-    total_certain: u64,
+    peers: Sightings,
+    edges: Sightings,
 }
 
 impl CoverageData {
@@ -520,67 +500,26 @@ impl CoverageData {
     ) -> Self {
         let n = peers.len();
         let index: HashMap<u32, usize> = peers.iter().enumerate().map(|(i, &p)| (p, i)).collect();
-        let words = n.div_ceil(64).max(1);
-        let active: Vec<Vec<usize>> =
-            active.iter().map(|a| a.iter().filter_map(|p| index.get(p).copied()).collect()).collect();
-        let seen_edges = certain
-            .iter()
-            .zip(measured)
-            .map(|(c, m)| {
-                c.iter()
-                    .filter(|e| m.binary_search(e).is_ok())
-                    .filter_map(|e| Some((*index.get(&e.0)?, *index.get(&e.1)?)))
-                    .collect()
-            })
-            .collect();
-        let total_active = active.iter().map(|a| a.len() as u64).sum();
-        let total_certain = certain
+        let mut seen_peers = Sightings::new(n);
+        let words = seen_peers.words();
+        let mut edges = Sightings::new(n);
+        for (k, a) in adjacency(trace, grid, &index, words).iter().enumerate() {
+            for i in active[k].iter().filter_map(|p| index.get(p).copied()) {
+                let mut bits = a[i * words..(i + 1) * words].to_vec();
+                bits[i / 64] |= 1 << (i % 64);
+                seen_peers.push_bits(&bits);
+            }
+            for e in certain[k].iter().filter(|e| measured[k].binary_search(e).is_ok()) {
+                if let (Some(&x), Some(&y)) = (index.get(&e.0), index.get(&e.1)) {
+                    edges.push([x, y]);
+                }
+            }
+        }
+        edges.total = certain
             .iter()
             .map(|c| c.iter().filter(|e| index.contains_key(&e.0) && index.contains_key(&e.1)).count() as u64)
             .sum();
-        let adj = adjacency(trace, grid, &index, words);
-        CoverageData { n, words, adj, active, seen_edges, total_active, total_certain }
-    }
-
-    /// The row for `k` vantage points: `draws` random sets (one when all peers are vantage).
-    fn row(&self, k: usize, draws: u32, rng: &mut Rng) -> CoverageRow {
-        let (n, words) = (self.n, self.words);
-        let draws_k = if k == n { 1 } else { draws.max(1) };
-        let (mut ps, mut es) = (Vec::new(), Vec::new());
-        for _ in 0..draws_k {
-            let mut order: Vec<usize> = (0..n).collect();
-            for i in 0..k {
-                let j = i + rng.below(n - i);
-                order.swap(i, j);
-            }
-            let mut v = vec![0u64; words];
-            for &i in &order[..k] {
-                v[i / 64] |= 1 << (i % 64);
-            }
-            let inv = |i: usize| v[i / 64] & (1 << (i % 64)) != 0;
-            let (mut seen, mut seen_e) = (0u64, 0u64);
-            for (s, act) in self.active.iter().enumerate() {
-                let a = &self.adj[s];
-                for &p in act {
-                    if inv(p) || a[p * words..(p + 1) * words].iter().zip(&v).any(|(x, y)| x & y != 0) {
-                        seen += 1;
-                    }
-                }
-                seen_e += self.seen_edges[s].iter().filter(|&&(x, y)| inv(x) || inv(y)).count() as u64;
-            }
-            ps.push(ratio(seen, self.total_active));
-            es.push(ratio(seen_e, self.total_certain));
-        }
-        let (pm, psd) = crate::stats::mean_sd(&ps);
-        let (em, esd) = crate::stats::mean_sd(&es);
-        CoverageRow {
-            k: k as u64,
-            draws: draws_k,
-            peers_seen: pm,
-            peers_seen_sd: psd,
-            edges_seen: em,
-            edges_seen_sd: esd,
-        }
+        CoverageData { n, peers: seen_peers, edges }
     }
 }
 
@@ -612,18 +551,22 @@ fn adjacency(trace: &Trace, grid: &Grid, index: &HashMap<u32, usize>, words: usi
 /// k vantage points, k = 1, 2, 5, ... and all peers.
 fn coverage(trace: &Trace, layer: &LayerRun, tau_s: f64, peers: &[u32], active: &[Vec<u32>], draws: u32) -> Coverage {
     let data = CoverageData::new(trace, &layer.grid, peers, active, &layer.truths.strict, &layer.measured);
-    let n = data.n;
-    let mut ks: Vec<usize> = [1, 2, 5, 10, 20, 50, 70, 100, 200, 500].into_iter().filter(|&k| k < n).collect();
-    if n > 0 {
-        ks.push(n);
-    }
-    let mut rng = Rng(0x5eed_50bc_a575_0001);
-    let rows = ks.into_iter().map(|k| data.row(k, draws, &mut rng)).collect();
+    let rows = coverage::rows(data.n, draws, 0x5eed_50bc_a575_0001, &[&data.peers, &data.edges])
+        .into_iter()
+        .map(|r| CoverageRow {
+            k: r.k as u64,
+            draws: r.draws,
+            peers_seen: r.shares[0].0,
+            peers_seen_sd: r.shares[0].1,
+            edges_seen: r.shares[1].0,
+            edges_seen_sd: r.shares[1].1,
+        })
+        .collect();
     let count = layer.grid.count;
     Coverage {
         method: "emulated: vantage point v sees the datagrams v sent or received (from the merged captures)",
         tau_s,
-        active_peers_per_snapshot: if count == 0 { 0.0 } else { data.total_active as f64 / count as f64 },
+        active_peers_per_snapshot: if count == 0 { 0.0 } else { data.peers.total as f64 / count as f64 },
         rows,
     }
 }

@@ -26,7 +26,7 @@ pub const MARKER_VERSION: u32 = 1;
 /// The files at the top of a run directory.
 pub const RUN_FILES: [&str; 5] = ["scenario.toml", "run.json", "summary.json", "workload.csv", "validation.json"];
 /// The CSV tables of an analysis (`<name>.csv`).
-const ANALYSIS_TABLES: [&str; 11] = [
+const ANALYSIS_TABLES: [&str; 21] = [
     "classification",
     "activation_gaps",
     "neighbor_snapshot_outdegree",
@@ -38,6 +38,16 @@ const ANALYSIS_TABLES: [&str; 11] = [
     "source_children",
     "inputs",
     "paper_comparison",
+    "clients_inter_arrival_s",
+    "clients_on_percent",
+    "clients_off_percent",
+    "clients_partners",
+    "clients_partnership_fraction",
+    "clients_inter_activity_s",
+    "clients_sessions_per_client",
+    "clients_coverage",
+    "clients_overlap",
+    "clients_paper_comparison",
 ];
 /// The figures of an analysis (`<name>.png` and `<name>.svg`).
 const ANALYSIS_FIGURES: [&str; 8] = [
