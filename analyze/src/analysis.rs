@@ -349,7 +349,7 @@ pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
 
 /// The client layer: the vantage peers are the addresses of the per-peer captures; a capture
 /// of unknown vantage (a bridge, a file given by name) sees every client's partners.
-fn client_layer(ing: &Ingest, roles: &Roles, opts: &ClientOptions) -> Clients {
+pub(crate) fn client_layer(ing: &Ingest, roles: &Roles, opts: &ClientOptions) -> Clients {
     let mut vantage: Vec<u128> = ing.vantage.iter().flatten().map(|a| Endpoint::from_socket_addr(*a).ip).collect();
     vantage.sort_unstable();
     vantage.dedup();

@@ -243,7 +243,7 @@ pub fn analyze_into(inputs: &[PathBuf], out: &Path, mut opts: AnalyzeOptions, pl
     if let Some(run) = &run {
         opts.tracker = opts.tracker.or(run.tracker);
         opts.source = opts.source.or(run.source);
-        client_options_from_run(&mut opts.clients, run);
+        opts.clients.apply_run(run);
     }
     tracing::info!(files = files.len(), "reading captures");
     let ing = analysis::ingest(&files, &opts, &vantage)?;
@@ -260,21 +260,6 @@ pub fn analyze_into(inputs: &[PathBuf], out: &Path, mut opts: AnalyzeOptions, pl
     }
     let plots = plots && cfg!(feature = "plots");
     Ok(Analyzed { report, written, read_seconds: ing.seconds, plots })
-}
-
-/// The time scale and the workload preset a run directory's run.json records, unless an
-/// option set them.
-pub fn client_options_from_run(c: &mut ClientOptions, run: &RunDir) {
-    let info = run.run.as_ref();
-    if c.time_scale_from == "default"
-        && let Some(f) = info.and_then(|r| r.time_scale).filter(|f| f.is_finite() && *f > 0.0)
-    {
-        c.time_scale = f;
-        c.time_scale_from = "run.json";
-    }
-    if c.preset.is_none() {
-        c.preset = info.and_then(|r| r.workload_preset.clone());
-    }
 }
 
 /// Runs `analyze`; prints the headline numbers and the paper comparison.
@@ -388,7 +373,7 @@ pub fn validate_into(run_dir: &Path, vopts: &ValidateOptions, out: &Path) -> Res
 
 /// One line per layer: precision and recall at the default snapshot length.
 pub fn validation_lines(v: &validate::Validation) -> Vec<String> {
-    [("neighbor", &v.layers.neighbor), ("video", &v.layers.video)]
+    let mut lines: Vec<String> = [("neighbor", &v.layers.neighbor), ("video", &v.layers.video)]
         .into_iter()
         .map(|(name, l)| {
             format!(
@@ -397,7 +382,34 @@ pub fn validation_lines(v: &validate::Validation) -> Vec<String> {
                 l.tau_s, l.snapshots, l.precision, l.recall, l.measured, l.truth_strict
             )
         })
-        .collect()
+        .collect();
+    let c = &v.clients;
+    let s = &c.sessions;
+    lines.push(format!(
+        "sessions (gap {} s, {} s in the captures): precision {:.4}, recall {:.4} ({} found, {} in the truth's \
+         video); {} logged, {} without video, join delay median {:.2} s",
+        c.session_gap_s,
+        c.session_gap_capture_s,
+        s.precision,
+        s.recall,
+        s.found,
+        s.truth,
+        c.logged.sessions,
+        c.logged.without_data,
+        c.logged.join_delay_s.p50
+    ));
+    let recovered: Vec<String> = c
+        .recovery
+        .iter()
+        .map(|r| match r.measured {
+            Some(x) => format!("{} {x:.3} (model {:.3})", r.key, r.model),
+            None => format!("{} - (model {:.3})", r.key, r.model),
+        })
+        .collect();
+    if !recovered.is_empty() {
+        lines.push(format!("model ({}): {}", c.preset.as_deref().unwrap_or("?"), recovered.join(", ")));
+    }
+    lines
 }
 
 /// The options of `validate` with their command-line defaults (for callers without a command

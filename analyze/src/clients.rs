@@ -44,6 +44,23 @@ pub struct ClientOptions {
     pub overlap_draws: u32,
 }
 
+impl ClientOptions {
+    /// Takes the time scale and the workload preset a run directory's run.json records,
+    /// unless an option set them.
+    pub fn apply_run(&mut self, run: &crate::rundir::RunDir) {
+        let info = run.run.as_ref();
+        if self.time_scale_from == "default"
+            && let Some(f) = info.and_then(|r| r.time_scale).filter(|f| f.is_finite() && *f > 0.0)
+        {
+            self.time_scale = f;
+            self.time_scale_from = "run.json";
+        }
+        if self.preset.is_none() {
+            self.preset = info.and_then(|r| r.workload_preset.clone());
+        }
+    }
+}
+
 impl Default for ClientOptions {
     fn default() -> ClientOptions {
         ClientOptions {
@@ -148,6 +165,9 @@ pub struct Samples {
     pub sessions_per_client: Vec<f64>,
     /// Inter-activity gaps of 5 s and more (model seconds).
     pub inter_activity_s: Vec<f64>,
+    /// The sessions of the characterized clients on the capture's clock (for validation):
+    /// from the start of the first active slot to the end of the last.
+    pub sessions: Vec<crate::sessions::Span>,
 }
 
 /// report.json's `clients`.
@@ -424,14 +444,18 @@ impl Frame<'_> {
         if !characterized || list.is_empty() {
             return;
         }
-        self.session_level(&list, out);
+        self.session_level(c, &list, out);
         self.partnerships(c, &list, &mut out.samples.partnership_fraction);
     }
 
-    fn session_level(&self, list: &[Session], out: &mut Collected) {
+    fn session_level(&self, c: usize, list: &[Session], out: &mut Collected) {
         let t = self.trace;
         // Slot times clipped to the trace: a client active all along is ON for 100%.
         let at = |slot: u64| t.slot_start(slot).clamp(t.start_us, t.end_us);
+        let client = crate::capture::Endpoint { ip: self.model.ips[c], port: 0 }.socket_addr().ip();
+        let spans =
+            list.iter().map(|s| crate::sessions::Span { client, start_us: at(s.first), end_us: at(s.last + 1) });
+        out.samples.sessions.extend(spans);
         let pct = |from: u64, to: u64| (at(to) - at(from)) as f64 / 1e6 / self.transmission_s * 100.0;
         for (i, s) in list.iter().enumerate() {
             out.samples.on_percent.push(pct(s.first, s.last + 1));

@@ -29,9 +29,11 @@ pub mod paper;
 pub mod plot;
 pub mod rundir;
 pub mod series;
+pub mod sessions;
 pub mod stats;
 pub mod trace;
 pub mod truth;
 pub mod validate;
+pub mod validate_clients;
 
 pub use error::{Error, Result};

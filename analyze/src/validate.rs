@@ -211,6 +211,9 @@ pub struct Validation {
     pub degrees: Degrees,
     pub peers: Peers,
     pub coverage: Coverage,
+    /// The client layer (Borges et al.): sessions against the truth's, and the workload's
+    /// model recovered.
+    pub clients: crate::validate_clients::ClientValidation,
     pub inputs: Vec<FileStats>,
     pub merge: MergeStats,
 }
@@ -665,6 +668,9 @@ pub fn validate(dir: &Path, opts: &ValidateOptions) -> Result<Validation> {
     let peer_ids: Vec<u32> = truth_peers.iter().map(|(id, _)| *id).collect();
     let tau_n = opts.analyze.tau_neighbor_s;
     let coverage = coverage(trace, &neighbor, tau_n, &peer_ids, &n_active, opts.coverage_draws);
+    let mut client_opts = opts.analyze.clients.clone();
+    client_opts.apply_run(&run);
+    let clients = crate::analysis::client_layer(&ing, &roles, &client_opts);
     Ok(Validation {
         tool: format!("soplab-analyze {}", env!("CARGO_PKG_VERSION")),
         run_dir: dir.to_path_buf(),
@@ -678,6 +684,7 @@ pub fn validate(dir: &Path, opts: &ValidateOptions) -> Result<Validation> {
         degrees,
         peers: peers_seen(trace, &truth, &truth_peers),
         coverage,
+        clients: crate::validate_clients::validate_clients(&clients, &truth),
         inputs: ing.files.clone(),
         merge: ing.merge.clone(),
     })

@@ -186,3 +186,34 @@ fn churned_peers_follow_the_schedule_to_the_microsecond() {
         }
     }
 }
+
+/// The client layer of `soplab validate` on a churned run: the sessions found in the bridge
+/// capture are those the peers' own video makes, and the logged sessions' join delays are
+/// short (`hellos_at_start`).
+#[test]
+fn a_churned_runs_sessions_are_found_in_its_capture() {
+    let dir = TempDir::new("virtual-sessions");
+    let settings = Scenario {
+        peers: Some(60),
+        vantage: Some(4),
+        duration: secs(180),
+        seed: Some(2),
+        workload: Some("event".into()),
+        time_scale: Some(10.0),
+        ..Scenario::default()
+    };
+    run(settings, dir.path());
+    let v = soplab_analyze::validate::validate(dir.path(), &cli::validate_defaults()).expect("the run validates");
+    let c = &v.clients;
+    assert_eq!((c.time_scale, c.preset.as_deref(), c.session_gap_capture_s), (10.0, Some("event"), 15.0));
+    let s = &c.sessions;
+    assert!(s.found > 20, "{s:?}");
+    assert!(s.precision >= 0.98 && s.recall >= 0.98, "{s:?}");
+    assert!(s.start_error_s.max.abs() < 1.0 && s.end_error_s.max.abs() < 1.0, "{s:?}");
+    // Sessions logged: most have video (the shortest, compressed ten times to a fraction of a
+    // second, end before their first; 27 of 83 here).
+    let l = &c.logged;
+    assert!(l.without_data * 2 < l.sessions && l.join_delay_s.samples + l.without_data == l.sessions, "{l:?}");
+    assert!(l.join_delay_s.p50 < 0.5, "{l:?}");
+    assert_eq!(c.recovery.len(), 5, "the event model's parameters: {:?}", c.recovery);
+}
