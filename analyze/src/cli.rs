@@ -358,7 +358,19 @@ pub fn client_headline(c: &crate::clients::Clients) -> String {
         c.off_percent.mean,
         c.partners.mean,
         c.partnership_fraction.mean
-    )
+    ) + &client_fits_headline(c)
+}
+
+/// The best family per quantity by the paper's criterion (least squares on the CDF), and P_off.
+fn client_fits_headline(c: &crate::clients::Clients) -> String {
+    let best: Vec<String> = c
+        .fits
+        .named()
+        .iter()
+        .map(|(q, f)| format!("{q} {}", f.lse.as_ref().map_or("-", |f| f.family.name())))
+        .collect();
+    let p_off = c.sessions_per_client.p_off.map_or_else(|| "-".into(), |p| format!("{p:.3}"));
+    format!("\n  best fits (least squares): {}; P_off {p_off}", best.join(", "))
 }
 
 /// Prints the paper-against-trace table of a report.

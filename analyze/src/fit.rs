@@ -132,6 +132,16 @@ pub enum Method {
     Mle,
 }
 
+impl Method {
+    /// The name used in JSON and CSV.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Lse => "lse",
+            Method::Mle => "mle",
+        }
+    }
+}
+
 /// A distribution in the paper's parametrisation (see the module docs); serialises as the bare
 /// parameter map, e.g. `{"m": 0.108, "sigma": 0.693}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

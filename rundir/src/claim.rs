@@ -26,7 +26,7 @@ pub const MARKER_VERSION: u32 = 1;
 /// The files at the top of a run directory.
 pub const RUN_FILES: [&str; 5] = ["scenario.toml", "run.json", "summary.json", "workload.csv", "validation.json"];
 /// The CSV tables of an analysis (`<name>.csv`).
-const ANALYSIS_TABLES: [&str; 21] = [
+const ANALYSIS_TABLES: [&str; 22] = [
     "classification",
     "activation_gaps",
     "neighbor_snapshot_outdegree",
@@ -48,6 +48,7 @@ const ANALYSIS_TABLES: [&str; 21] = [
     "clients_coverage",
     "clients_overlap",
     "clients_paper_comparison",
+    "clients_fits",
 ];
 /// The figures of an analysis (`<name>.png` and `<name>.svg`).
 const ANALYSIS_FIGURES: [&str; 8] = [
