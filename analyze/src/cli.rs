@@ -385,7 +385,7 @@ pub fn print_comparison(report: &crate::analysis::Report) {
 pub fn print_outputs(done: &Analyzed, out: &Path) {
     say!("report: {} (paper_comparison; also paper_comparison.csv)", out.join("report.json").display());
     if done.plots {
-        say!("figures: {} (fig2..fig7, .png and .svg)", out.display());
+        say!("figures: {} (fig2..fig7 and clients_*, .png and .svg)", out.display());
     } else {
         say!("figures: none (plots off); the CSV tables in {} have their data", out.display());
     }

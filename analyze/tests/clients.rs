@@ -339,3 +339,37 @@ fn large_samples_are_thinned_before_fitting() {
     let text = serde_json::to_string(&fits).unwrap();
     assert!(!text.contains("NaN") && !text.contains("inf"), "{text}");
 }
+
+/// The client figures (`clients_<quantity>.png` and `.svg`) are written, also when every
+/// quantity has no samples.
+#[cfg(feature = "plots")]
+#[test]
+fn client_figures_are_written_even_without_samples() {
+    let dir = TempDir::new("clients-plots");
+    let no_data: Vec<Dgram> = (0..50).map(|k| (T0 + k * 1_000_000, a(), b(), request(k as u32, 1))).collect();
+    for (name, dgrams) in [("full", scenario()), ("empty", no_data)] {
+        let p = dir.file(&format!("{name}.pcap"), &pcap_of(&dgrams));
+        let out = dir.0.join(name);
+        let done = soplab_analyze::cli::analyze_into(&[p], &out, opts(ClientOptions::default()), true).unwrap();
+        assert_eq!(done.report.clients.samples.on_percent.is_empty(), name == "empty");
+        for q in [
+            "inter_activity",
+            "inter_arrival_s",
+            "sessions_per_client",
+            "on_percent",
+            "off_percent",
+            "partners",
+            "partnership_fraction",
+        ] {
+            let png = std::fs::read(out.join(format!("clients_{q}.png"))).unwrap();
+            assert_eq!(&png[..4], b"\x89PNG", "{name} {q}");
+            let svg = std::fs::read_to_string(out.join(format!("clients_{q}.svg"))).unwrap();
+            assert!(svg.contains("<svg") && svg.contains("CDF"), "{name} {q}");
+            assert_eq!(svg.contains("no samples"), name == "empty", "{name} {q}");
+        }
+        let svg = std::fs::read_to_string(out.join("clients_on_percent.svg")).unwrap();
+        if name == "full" {
+            assert!(svg.contains("least squares") && svg.contains("Borges et al., event (preset unknown"), "legend");
+        }
+    }
+}

@@ -51,7 +51,7 @@ const ANALYSIS_TABLES: [&str; 22] = [
     "clients_fits",
 ];
 /// The figures of an analysis (`<name>.png` and `<name>.svg`).
-const ANALYSIS_FIGURES: [&str; 8] = [
+const ANALYSIS_FIGURES: [&str; 15] = [
     "fig2_activation",
     "fig3_neighbor_accumulated",
     "fig4_neighbor_mean_outdegree",
@@ -60,6 +60,13 @@ const ANALYSIS_FIGURES: [&str; 8] = [
     "fig6_video_outdegree",
     "fig7_throughput",
     "source_children",
+    "clients_inter_activity",
+    "clients_inter_arrival_s",
+    "clients_sessions_per_client",
+    "clients_on_percent",
+    "clients_off_percent",
+    "clients_partners",
+    "clients_partnership_fraction",
 ];
 
 /// What the marker says.
