@@ -172,9 +172,9 @@ fn data(c: &Clients, fig: &Figure) -> Data {
         curves.extend(fits.mle.as_ref().map(|f| fit_curve(f, "max. likelihood", PALETTE[2])));
     }
     let (preset, assumed) = crate::paper::borges_preset(c.preset.as_deref());
-    let column = if assumed { format!("{preset} (preset unknown: {preset} assumed)") } else { preset.to_string() };
+    let column = if assumed { format!("{preset} (preset unknown)") } else { preset.to_string() };
     for (i, p) in crate::paper::borges_fits(fig.name, preset).into_iter().enumerate() {
-        let label = format!("Borges et al., {column}: {} ({})", params_label(&p.params), p.cite);
+        let label = format!("Borges et al., {column}, {}: {}", p.cite, params_label(&p.params));
         curves.push(Curve { label, color: PAPER_GREY[i % 2], dashed: true, dist: Dist::Paper(p) });
     }
     Data { discrete: fig.name == "sessions_per_client", marks: marks(c, fig), sorted, curves }
@@ -258,8 +258,15 @@ fn y_range(d: &Data, p: Panel, xr: (f64, f64), x: Axis) -> (f64, f64) {
     }
 }
 
+/// A log x axis shows the samples only when they span a decade or more.
+fn spans_a_decade(d: &Data) -> bool {
+    let positive = || d.sorted.iter().copied().filter(|&v| v > 0.0);
+    positive().reduce(f64::max).zip(positive().reduce(f64::min)).is_some_and(|(hi, lo)| hi >= 10.0 * lo)
+}
+
 fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure, p: Panel, d: &Data) -> Res {
-    let (x, y) = (Axis { log: p.log_x }, Axis { log: p.log_y });
+    let x = Axis { log: p.log_x && (d.sorted.is_empty() || spans_a_decade(d)) };
+    let y = Axis { log: p.log_y };
     let xr = x_range(d, x);
     let yr = y_range(d, p, xr, x);
     let what = match p.kind {
@@ -282,7 +289,16 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure, p
         Kind::Ccdf => "P(X > x)",
         Kind::Pdf => "density",
     };
-    c.configure_mesh().x_desc(fig.x_desc).y_desc(y_desc).x_label_formatter(&fx).y_label_formatter(&fy).draw().s()?;
+    // Linear axes keep plotters' labels, which have the digits their ticks need.
+    let mut mesh = c.configure_mesh();
+    mesh.x_desc(fig.x_desc).y_desc(y_desc);
+    if x.log {
+        mesh.x_label_formatter(&fx);
+    }
+    if y.log {
+        mesh.y_label_formatter(&fy);
+    }
+    mesh.draw().s()?;
     if d.sorted.is_empty() {
         return Ok(());
     }
@@ -309,7 +325,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure, p
     };
     c.configure_series_labels()
         .position(position)
-        .label_font(("sans-serif", 12))
+        .label_font(("sans-serif", 11))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
