@@ -343,7 +343,19 @@ pub fn client_headline(c: &crate::clients::Clients) -> String {
         c.off_percent.mean,
         c.partners.mean,
         c.partnership_fraction.mean
-    )
+    ) + &client_fits_headline(c)
+}
+
+/// The best family per quantity by the paper's criterion (least squares on the CDF), and P_off.
+fn client_fits_headline(c: &crate::clients::Clients) -> String {
+    let best: Vec<String> = c
+        .fits
+        .named()
+        .iter()
+        .map(|(q, f)| format!("{q} {}", f.lse.as_ref().map_or("-", |f| f.family.name())))
+        .collect();
+    let p_off = c.sessions_per_client.p_off.map_or_else(|| "-".into(), |p| format!("{p:.3}"));
+    format!("\n  best fits (least squares): {}; P_off {p_off}", best.join(", "))
 }
 
 /// Prints the paper-against-trace table of a report.
@@ -358,7 +370,7 @@ pub fn print_comparison(report: &crate::analysis::Report) {
 pub fn print_outputs(done: &Analyzed, out: &Path) {
     say!("report: {} (paper_comparison; also paper_comparison.csv)", out.join("report.json").display());
     if done.plots {
-        say!("figures: {} (fig2..fig7, .png and .svg)", out.display());
+        say!("figures: {} (fig2..fig7 and clients_*, .png and .svg)", out.display());
     } else {
         say!("figures: none (plots off); the CSV tables in {} have their data", out.display());
     }

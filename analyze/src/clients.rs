@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::coverage::{self, Sightings};
+use crate::fit::{self, Family, Fits};
 use crate::overlay::{self, Grid, Layer, Roles};
 use crate::stats::{Distribution, Summary};
 use crate::trace::{Activity, Trace};
@@ -96,6 +97,61 @@ pub struct SessionsPerClient {
     pub mean: f64,
     /// `counts[k]`: clients with k sessions.
     pub distribution: Distribution,
+    /// P_off of the least-squares Geometric fit (the paper's method; 0.398 in the paper);
+    /// `null` without clients.
+    pub p_off: Option<f64>,
+    /// The Geometric fitted both ways.
+    pub fits: Fits,
+}
+
+/// Most values of one quantity that are fitted: above it, [`fit::thin`] keeps this many order
+/// statistics evenly spaced in rank (docs/ANALYZE.md, Clients: fits).
+pub const FIT_SAMPLES: usize = 20_000;
+
+/// `clients.fits`: the six continuous families fitted to each quantity ([`fit::fit_continuous`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClientFits {
+    /// At most this many values of each quantity were fitted ([`FIT_SAMPLES`]); a fit's
+    /// `samples` says how many it had.
+    pub max_samples: usize,
+    pub inter_arrival_s: Fits,
+    pub on_percent: Fits,
+    pub off_percent: Fits,
+    pub partners: Fits,
+    pub partnership_fraction: Fits,
+}
+
+impl ClientFits {
+    /// The fits of every quantity's samples.
+    pub fn of(s: &Samples) -> ClientFits {
+        let f = |xs: &[f64]| fit::fit_continuous(&fit::thin(xs, FIT_SAMPLES));
+        ClientFits {
+            max_samples: FIT_SAMPLES,
+            inter_arrival_s: f(&s.inter_arrival_s),
+            on_percent: f(&s.on_percent),
+            off_percent: f(&s.off_percent),
+            partners: f(&s.partners),
+            partnership_fraction: f(&s.partnership_fraction),
+        }
+    }
+
+    /// (quantity, its fits), in report.json's order.
+    pub fn named(&self) -> [(&'static str, &Fits); 5] {
+        [
+            ("inter_arrival_s", &self.inter_arrival_s),
+            ("on_percent", &self.on_percent),
+            ("off_percent", &self.off_percent),
+            ("partners", &self.partners),
+            ("partnership_fraction", &self.partnership_fraction),
+        ]
+    }
+}
+
+/// The Geometric fits of sessions per client and the least-squares P_off.
+fn fit_sessions(per_client: &[f64]) -> (Option<f64>, Fits) {
+    let fits = fit::fit(fit::thin(per_client, FIT_SAMPLES), &[Family::Geometric]);
+    let p_off = fits.lse.as_ref().map(|f| f.params.values()[0]);
+    (p_off, fits)
 }
 
 /// One row of the crawler coverage table.
@@ -219,10 +275,12 @@ pub struct Clients {
     pub overlap: Overlap,
     /// Borges et al.'s values beside the measured ones.
     pub paper_comparison: Vec<crate::paper::ClientRow>,
-    /// Time the client layer took, seconds (it adds nothing while reading the captures).
+    /// Time the client layer took, seconds (it adds nothing while reading the captures), and
+    /// the part of it the fits took.
     pub seconds: f64,
-    // `fits` (one entry per quantity: `lse` and `mle`) is added here from `samples` by the
-    // fitting module.
+    pub fits_seconds: f64,
+    /// Each quantity's fits (`lse` and `mle`, the best of each method, and every family's).
+    pub fits: ClientFits,
     #[serde(skip)]
     pub samples: Samples,
 }
@@ -528,6 +586,10 @@ pub fn clients(trace: &Trace, roles: &Roles, vantage: &[u128], full_view: bool, 
     c.coverage = coverage;
     c.overlap = overlap;
     c.paper_comparison = crate::paper::compare_clients(&c);
+    let t_fits = std::time::Instant::now();
+    c.fits = ClientFits::of(&c.samples);
+    (c.sessions_per_client.p_off, c.sessions_per_client.fits) = fit_sessions(&c.samples.sessions_per_client);
+    c.fits_seconds = t_fits.elapsed().as_secs_f64();
     c.seconds = t0.elapsed().as_secs_f64();
     c
 }
@@ -604,6 +666,8 @@ fn report(f: &Frame, roles: &Roles, opts: &ClientOptions, got: Collected) -> Cli
             clients: per_client.samples,
             mean: per_client.mean,
             distribution: per_client,
+            p_off: None,
+            fits: Fits::default(),
         },
         on_percent: Summary::of(&s.on_percent),
         off_percent: Summary::of(&s.off_percent),
@@ -614,6 +678,8 @@ fn report(f: &Frame, roles: &Roles, opts: &ClientOptions, got: Collected) -> Cli
         overlap: Overlap::default(),
         paper_comparison: Vec::new(),
         seconds: 0.0,
+        fits_seconds: 0.0,
+        fits: ClientFits::default(),
         samples: got.samples,
     }
 }

@@ -49,7 +49,9 @@
 //! Non-finite values are dropped. A family that cannot be fitted is listed with `skipped` set
 //! and no fits: no samples, values outside its support (LogNormal, Weibull, Pareto and Gamma
 //! need x > 0, Exponential x ≥ 0, Geometric integers ≥ 1), or a sample that pins a parameter at
-//! a limit (all values equal). Nothing non-finite reaches the JSON.
+//! a limit (all values equal), or one of so small a spread that the Gamma shape would exceed
+//! [`MAX_GAMMA_SHAPE`] or the Weibull's α = scale^(−β) leaves the floating-point range
+//! ([`NEARLY_CONSTANT`]). Nothing non-finite reaches the JSON.
 
 mod ks;
 mod nelder_mead;
@@ -130,6 +132,16 @@ pub enum Method {
     Mle,
 }
 
+impl Method {
+    /// The name used in JSON and CSV.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Lse => "lse",
+            Method::Mle => "mle",
+        }
+    }
+}
+
 /// A distribution in the paper's parametrisation (see the module docs); serialises as the bare
 /// parameter map, e.g. `{"m": 0.108, "sigma": 0.693}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -160,6 +172,25 @@ impl Params {
             Params::Normal { .. } => Family::Normal,
             Params::Geometric { .. } => Family::Geometric,
         }
+    }
+
+    /// The names of the parameters, in the order of [`Params::values`].
+    pub fn names(&self) -> &'static [&'static str] {
+        match self {
+            Params::Exponential { .. } => &["lambda"],
+            Params::LogNormal { .. } => &["m", "sigma"],
+            Params::Weibull { .. } | Params::Gamma { .. } => &["alpha", "beta"],
+            Params::Pareto { .. } => &["alpha", "xm"],
+            Params::Normal { .. } => &["mu", "sigma"],
+            Params::Geometric { .. } => &["p_off"],
+        }
+    }
+
+    /// The parameters as `name=value` joined by `sep`, values with `digits` significant
+    /// digits (for tables and legends).
+    pub fn text(&self, sep: &str, digits: usize) -> String {
+        let v = self.values();
+        self.names().iter().zip(v).map(|(n, x)| format!("{n}={}", significant(x, digits))).collect::<Vec<_>>().join(sep)
     }
 
     /// The parameters in the order of the `params` map.
@@ -199,7 +230,11 @@ impl Params {
             Params::Exponential { lambda } => Model::Exponential(sd::Exp::new(lambda).ok()?),
             Params::LogNormal { m, sigma } => Model::LogNormal(sd::LogNormal::new(m, sigma).ok()?),
             Params::Weibull { alpha, beta } => {
+                // α = scale^(−β) under- or overflows for very large shapes.
                 let scale = alpha.powf(-1.0 / beta);
+                if !(alpha > 0.0 && scale.is_finite()) {
+                    return None;
+                }
                 Model::Weibull(sd::Weibull::new(beta, scale).ok()?)
             }
             Params::Pareto { alpha, xm } => Model::Pareto(sd::Pareto::new(xm, alpha).ok()?),
@@ -301,7 +336,7 @@ pub struct Best {
 }
 
 /// Every family fitted to one sample, and the best ones (see the module docs).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Fits {
     /// Finite samples used.
     pub samples: usize,
@@ -312,6 +347,50 @@ pub struct Fits {
     pub best_by_ks: Option<Best>,
     pub best_by_aic: Option<Best>,
     pub all: Vec<FamilyFits>,
+}
+
+/// `x` with `digits` significant digits, without trailing zeros.
+pub fn significant(x: f64, digits: usize) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let decimals = (digits as i32 - 1 - x.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
+/// `k` ranks of `0..n` evenly spaced, the first and the last included; all of them when n ≤ k.
+fn spaced_ranks(n: usize, k: usize) -> Vec<usize> {
+    if n <= k || k < 2 {
+        return (0..n).collect();
+    }
+    (0..k).map(|j| (j as f64 * (n - 1) as f64 / (k - 1) as f64).round() as usize).collect()
+}
+
+/// At most `max` of the finite values of `xs`, sorted: all of them, or `max` order statistics
+/// evenly spaced in rank (the smallest and the largest included). A deterministic sample whose
+/// empirical CDF is within about 1/`max` of the whole sample's, so fits of it cost what fits of
+/// `max` values cost (see docs/ANALYZE.md, Clients: fits).
+pub fn thin(xs: &[f64], max: usize) -> Vec<f64> {
+    let mut sorted: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.len() <= max {
+        return sorted;
+    }
+    spaced_ranks(sorted.len(), max).into_iter().map(|r| sorted[r]).collect()
+}
+
+/// At most `max` points (x, share of `sorted` ≤ x) of the empirical CDF of a sorted sample, at
+/// order statistics evenly spaced in rank.
+pub fn ecdf_points(sorted: &[f64], max: usize) -> Vec<(f64, f64)> {
+    let n = sorted.len();
+    spaced_ranks(n, max)
+        .into_iter()
+        .map(|r| {
+            let x = sorted[r];
+            (x, sorted.partition_point(|&v| v <= x) as f64 / n as f64)
+        })
+        .collect()
 }
 
 /// Fits the six continuous families to `xs`.
@@ -358,19 +437,7 @@ impl Sample {
     fn new(xs: impl IntoIterator<Item = f64>) -> Sample {
         let mut sorted: Vec<f64> = xs.into_iter().filter(|x| x.is_finite()).collect();
         sorted.sort_by(f64::total_cmp);
-        let n = sorted.len();
-        let ranks: Vec<usize> = if n <= LSE_POINTS {
-            (0..n).collect()
-        } else {
-            (0..LSE_POINTS).map(|j| (j as f64 * (n - 1) as f64 / (LSE_POINTS - 1) as f64).round() as usize).collect()
-        };
-        let points = ranks
-            .into_iter()
-            .map(|r| {
-                let x = sorted[r];
-                (x, sorted.partition_point(|&v| v <= x) as f64 / n as f64)
-            })
-            .collect();
+        let points = ecdf_points(&sorted, LSE_POINTS);
         Sample { sorted, points }
     }
 
@@ -407,7 +474,13 @@ impl Sample {
         let family = start.family();
         let v0 = to_vector(&start);
         let step: Vec<f64> = v0.iter().map(|v| (0.05 * v.abs()).max(0.1)).collect();
-        let objective = |v: &[f64]| from_vector(family, v).model().map_or(f64::NAN, |m| self.squared_error(&m));
+        let objective = |v: &[f64]| {
+            let p = from_vector(family, v);
+            if !fittable(&p) {
+                return f64::NAN;
+            }
+            p.model().map_or(f64::NAN, |m| self.squared_error(&m))
+        };
         let (v, _) = nelder_mead::minimize(objective, &v0, &step);
         from_vector(family, &v)
     }
@@ -444,6 +517,20 @@ fn from_vector(family: Family, v: &[f64]) -> Params {
 
 const ALL_EQUAL: &str = "all values are equal";
 
+/// Largest Gamma shape fitted. Above it the Gamma has a skewness under 0.07 (a Normal in all
+/// but name) and each of its CDFs costs microseconds, so that a least-squares fit of a nearly
+/// constant sample (ON times of clients that stay all along) took seconds.
+pub const MAX_GAMMA_SHAPE: f64 = 1000.0;
+/// Why a family was not fitted to a sample of tiny spread: a Gamma shape above
+/// [`MAX_GAMMA_SHAPE`], or a Weibull whose α = scale^(−β) is out of range.
+pub const NEARLY_CONSTANT: &str = "nearly constant sample: parameters out of range (see the Normal)";
+
+/// Parameters a fit may take: a Gamma shape up to [`MAX_GAMMA_SHAPE`], and any that define a
+/// distribution.
+fn fittable(p: &Params) -> bool {
+    !matches!(p, Params::Gamma { alpha, .. } if *alpha > MAX_GAMMA_SHAPE) && p.model().is_some()
+}
+
 /// The maximum-likelihood fit of a sorted sample, or why there is none.
 fn mle(family: Family, sorted: &[f64]) -> Result<Params, &'static str> {
     if sorted.is_empty() {
@@ -471,7 +558,10 @@ fn mle(family: Family, sorted: &[f64]) -> Result<Params, &'static str> {
         Family::Normal => return Err(ALL_EQUAL),
     };
     // Invalid or infinite parameters (a zero spread, an infinite rate) mean a degenerate sample.
-    params.model().map(|_| params).ok_or(ALL_EQUAL)
+    match params {
+        Params::Weibull { .. } | Params::Gamma { .. } if !fittable(&params) => Err(NEARLY_CONSTANT),
+        _ => params.model().map(|_| params).ok_or(ALL_EQUAL),
+    }
 }
 
 /// Weibull shape k from the profile likelihood equation Σ y^k ln y / Σ y^k − 1/k − mean(ln y)
@@ -576,6 +666,26 @@ mod tests {
         let p = Params::Pareto { alpha: 2.0, xm: 1.0 };
         assert!((p.cdf(2.0) - 0.75).abs() < 1e-12);
         assert_eq!(Params::LogNormal { m: 0.0, sigma: -1.0 }.cdf(1.0), 0.0);
+    }
+
+    #[test]
+    fn thinning_keeps_evenly_spaced_order_statistics() {
+        let xs: Vec<f64> = (0..1001).rev().map(f64::from).chain([f64::NAN]).collect();
+        assert_eq!(thin(&xs, 5), vec![0.0, 250.0, 500.0, 750.0, 1000.0]);
+        assert_eq!(thin(&[3.0, 1.0, f64::INFINITY], 5), vec![1.0, 3.0]);
+        assert!(thin(&[], 5).is_empty());
+        let sorted = [1.0, 1.0, 2.0, 3.0];
+        assert_eq!(ecdf_points(&sorted, 10), vec![(1.0, 0.5), (1.0, 0.5), (2.0, 0.75), (3.0, 1.0)]);
+        assert_eq!(ecdf_points(&sorted, 2), vec![(1.0, 0.5), (3.0, 1.0)]);
+    }
+
+    #[test]
+    fn parameters_as_text() {
+        let p = Params::Gamma { alpha: 6.008, beta: 16.886 };
+        assert_eq!(p.text(";", 6), "alpha=6.008;beta=16.886");
+        assert_eq!(Params::LogNormal { m: -0.1661, sigma: 1.318 }.text(", ", 2), "m=-0.17, sigma=1.3");
+        assert_eq!(significant(101453.2, 4), "101453");
+        assert_eq!(significant(0.0001234567, 3), "0.000123");
     }
 
     #[test]

@@ -49,7 +49,7 @@ fn opt(x: Option<f64>) -> String {
 type TableWriter = fn(&Path, &Report) -> Result<PathBuf>;
 
 /// The tables in the order they are written (docs/ANALYZE.md lists them).
-const TABLES: [TableWriter; 13] = [
+const TABLES: [TableWriter; 14] = [
     classification,
     activation_gaps,
     neighbor_snapshot_outdegree,
@@ -63,6 +63,7 @@ const TABLES: [TableWriter; 13] = [
     paper_comparison,
     clients_sessions_per_client,
     clients_paper_comparison,
+    clients_fits,
 ];
 
 /// Writes report.json and the CSV tables into `dir` (created); returns the files written.
@@ -367,6 +368,32 @@ fn clients_tables(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(vec![coverage, t.finish()?])
+}
+
+/// `clients_fits.csv`: every fit of every client quantity (`clients.fits` and
+/// `clients.sessions_per_client.fits`): quantity, method, family, params as `k=v;k=v`, ks, aic
+/// (empty when null), and `selected` (the fit is the quantity's `lse` or `mle`). Families that
+/// were skipped have no row.
+fn clients_fits(dir: &Path, r: &Report) -> Result<PathBuf> {
+    let c = &r.clients;
+    let header = ["quantity", "method", "family", "params", "ks", "aic", "selected"];
+    let mut t = Table::create(dir, "clients_fits.csv", &header)?;
+    let sessions = [("sessions_per_client", &c.sessions_per_client.fits)];
+    for (quantity, fits) in c.fits.named().into_iter().chain(sessions) {
+        for fit in fits.all.iter().flat_map(|f| [&f.lse, &f.mle]).flatten() {
+            let selected = [&fits.lse, &fits.mle].into_iter().flatten().any(|s| s == fit);
+            t.row(&[
+                quantity.into(),
+                fit.method.name().into(),
+                fit.family.name().into(),
+                fit.params.text(";", 6),
+                f(fit.ks),
+                opt(fit.aic),
+                selected.to_string(),
+            ])?;
+        }
+    }
+    t.finish()
 }
 
 /// `clients_paper_comparison.csv`: Borges et al.'s values (event, non-event, the run's preset)

@@ -730,6 +730,69 @@ pub const BORGES: &[ClientReference] = &[
     },
 ];
 
+/// A distribution Borges et al. fitted (Tables 2–7), for drawing beside the measured one.
+pub struct BorgesFit {
+    /// The client quantity (`clients.fits` key, or `sessions_per_client`).
+    pub quantity: &'static str,
+    /// "event", "non-event" or "both".
+    pub preset: &'static str,
+    pub params: crate::fit::Params,
+    /// Units of the client layer's samples per unit of the paper's fit: the event ON Weibull is
+    /// fitted to the fraction of the transmission, the samples are percent (100).
+    pub scale: f64,
+    pub cite: &'static str,
+}
+
+impl BorgesFit {
+    /// P(X ≤ x), x in the samples' units.
+    pub fn cdf(&self, x: f64) -> f64 {
+        self.params.cdf(x / self.scale)
+    }
+
+    /// The density at x, in the samples' units.
+    pub fn pdf(&self, x: f64) -> f64 {
+        self.params.pdf(x / self.scale) / self.scale
+    }
+}
+
+/// The fitted distributions of Borges et al. (seed-facts.md has them with their checks).
+pub const BORGES_FITS: &[BorgesFit] = {
+    use crate::fit::Params as P;
+    const fn f(quantity: &'static str, preset: &'static str, params: P, scale: f64, cite: &'static str) -> BorgesFit {
+        BorgesFit { quantity, preset, params, scale, cite }
+    }
+    &[
+        f("inter_arrival_s", "event", P::LogNormal { m: 0.108, sigma: 0.693 }, 1.0, "Table 2"),
+        f("inter_arrival_s", "non-event", P::LogNormal { m: -0.166, sigma: 1.318 }, 1.0, "Table 2"),
+        f("sessions_per_client", "both", P::Geometric { p_off: 0.398 }, 1.0, "section 6.3"),
+        f("on_percent", "event", P::Weibull { alpha: 2.032, beta: 0.233 }, 100.0, "Table 3"),
+        f("on_percent", "non-event", P::LogNormal { m: 0.823, sigma: 1.459 }, 1.0, "Table 3"),
+        f("on_percent", "non-event", P::Gamma { alpha: 0.062, beta: 107.3 }, 1.0, "Table 3"),
+        f("off_percent", "both", P::Exponential { lambda: 0.054 }, 1.0, "Table 4"),
+        f("partners", "both", P::Gamma { alpha: 6.008, beta: 16.886 }, 1.0, "Table 5"),
+        f("partners", "both", P::Normal { mu: 101.453, sigma: 41.537 }, 1.0, "Table 5"),
+        f("partnership_fraction", "event", P::Gamma { alpha: 0.118, beta: 0.700 }, 1.0, "Table 7"),
+        // Table 7 prints β = 0.123 (a repeat of α); the scale that gives its mean of 15.368% is
+        // 0.15368 / 0.123 = 1.249.
+        f("partnership_fraction", "non-event", P::Gamma { alpha: 0.123, beta: 1.249 }, 1.0, "Table 7, β from its mean"),
+    ]
+};
+
+/// The paper's column for a run's preset: "event" or "non-event", and whether it was assumed
+/// (an unknown or missing preset: event, the model soplab's workloads default to).
+pub fn borges_preset(preset: Option<&str>) -> (&'static str, bool) {
+    match preset {
+        Some("non-event") => ("non-event", false),
+        Some("event") => ("event", false),
+        _ => ("event", true),
+    }
+}
+
+/// Borges et al.'s fits of `quantity` for the preset ("event" or "non-event").
+pub fn borges_fits(quantity: &str, preset: &str) -> Vec<&'static BorgesFit> {
+    BORGES_FITS.iter().filter(|f| f.quantity == quantity && (f.preset == preset || f.preset == "both")).collect()
+}
+
 /// One row of `clients.paper_comparison`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientRow {

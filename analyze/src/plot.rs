@@ -1,7 +1,8 @@
 //! The figures, as PNG and SVG, drawn like those of Tang et al.: Fig. 2 (activation periods),
 //! Fig. 3 (accumulated G_N out-degree), Fig. 4 (its mean over time), the G_N snapshot
 //! out-degree, Fig. 5 and 6 (G_V in- and out-degree), Fig. 7 (throughput per peer) and the
-//! source's children over time. Text uses the embedded DejaVu Sans (assets/, Bitstream Vera
+//! source's children over time; and Borges et al.'s Figs. 4–11 of the client layer
+//! ([`clients`]). Text uses the embedded DejaVu Sans (assets/, Bitstream Vera
 //! licence), so no system font library is needed.
 
 use std::path::{Path, PathBuf};
@@ -68,6 +69,8 @@ macro_rules! render {
     }};
 }
 
+mod clients;
+
 /// Draws every figure into `dir`; returns the files written.
 pub fn write_plots(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
     register_font();
@@ -80,6 +83,7 @@ pub fn write_plots(dir: &Path, r: &Report) -> Result<Vec<PathBuf>> {
     render!(dir, "fig6_video_outdegree", WIDE, fig6, r, out);
     render!(dir, "fig7_throughput", SIZE, fig7, r, out);
     render!(dir, "source_children", SIZE, source_children, r, out);
+    clients::write(dir, r, &mut out)?;
     Ok(out)
 }
 

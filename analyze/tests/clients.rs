@@ -277,3 +277,99 @@ fn run_json_gives_the_time_scale_and_the_preset() {
     assert_eq!((done.report.clients.time_scale, done.report.clients.time_scale_from), (2.0, "option"));
     assert!(dir.0.join("out/clients_partners.csv").is_file());
 }
+
+fn json_of(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
+/// report.json has `clients.fits.<quantity>.lse` and `.mle` with `family`, `params`, `ks` and
+/// `aic`, and they are what fit.rs gives on the quantity's samples.
+#[test]
+fn report_json_holds_the_fits_of_every_quantity() {
+    let dir = TempDir::new("clients-fits");
+    let p = dir.file("bridge.pcap", &pcap_of(&scenario()));
+    let out = dir.0.join("out");
+    let done = soplab_analyze::cli::analyze_into(&[p], &out, opts(ClientOptions::default()), false).unwrap();
+    let c = &done.report.clients;
+    let json = json_of(&out);
+    let fits = &json["clients"]["fits"];
+    for q in ["inter_arrival_s", "on_percent", "off_percent", "partners", "partnership_fraction"] {
+        assert!(fits[q]["all"].is_array(), "{q}: {fits}");
+    }
+    for q in ["inter_arrival_s", "on_percent", "partners", "partnership_fraction"] {
+        for method in ["lse", "mle"] {
+            let f = &fits[q][method];
+            assert!(f["family"].is_string() && f["ks"].is_f64(), "{q}.{method}: {f}");
+            let params = f["params"].as_object().unwrap();
+            assert!(!params.is_empty() && params.values().all(|v| v.as_f64().is_some_and(f64::is_finite)), "{f}");
+            assert!(f.get("aic").is_some(), "{f}");
+        }
+    }
+    // One OFF time: too few to fit anything but the Exponential; a single value has no spread.
+    assert_eq!(fits["off_percent"]["lse"]["family"], "exponential");
+    assert_eq!(c.fits.on_percent, soplab_analyze::fit::fit_continuous(&c.samples.on_percent));
+    assert_eq!(c.fits.partners, soplab_analyze::fit::fit_continuous(&c.samples.partners));
+    // Sessions per client 2, 1, 1, 1: the Geometric, and P_off from its least-squares fit.
+    let s = &json["clients"]["sessions_per_client"];
+    assert_eq!(s["fits"]["lse"]["family"], "geometric");
+    let want = soplab_analyze::fit::fit_sessions_per_client(&[2, 1, 1, 1]);
+    assert_eq!(c.sessions_per_client.fits, want);
+    assert_eq!(s["p_off"].as_f64(), Some(want.lse.unwrap().params.values()[0]));
+    let csv = std::fs::read_to_string(out.join("clients_fits.csv")).unwrap();
+    assert!(csv.starts_with("quantity,method,family,params,ks,aic,selected\n"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("sessions_per_client,lse,geometric,p_off=")), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("partners,mle,normal,mu=") && l.ends_with(",true")), "{csv}");
+}
+
+/// Above `FIT_SAMPLES` values a quantity is fitted on evenly spaced order statistics.
+#[test]
+fn large_samples_are_thinned_before_fitting() {
+    use soplab_analyze::clients::{ClientFits, FIT_SAMPLES, Samples};
+    let n = 3 * FIT_SAMPLES + 1;
+    let on: Vec<f64> = (0..n).map(|i| 1.0 + (i as f64 / n as f64) * 50.0).collect();
+    let fits = ClientFits::of(&Samples { on_percent: on.clone(), ..Samples::default() });
+    assert_eq!(fits.on_percent.samples, FIT_SAMPLES);
+    // Ranks j (n - 1) / (FIT_SAMPLES - 1), rounded: the smallest and the largest included.
+    let rank = |j: usize| (j as f64 * (n - 1) as f64 / (FIT_SAMPLES - 1) as f64).round() as usize;
+    let thinned: Vec<f64> = (0..FIT_SAMPLES).map(|j| on[rank(j)]).collect();
+    assert_eq!((thinned[0], thinned[FIT_SAMPLES - 1]), (on[0], on[n - 1]));
+    assert_eq!(fits.on_percent, soplab_analyze::fit::fit_continuous(&thinned));
+    // Empty quantities: every family skipped, and nothing that JSON cannot hold.
+    assert!(fits.partners.lse.is_none() && fits.partners.all.iter().all(|f| f.skipped == Some("no samples")));
+    let text = serde_json::to_string(&fits).unwrap();
+    assert!(!text.contains("NaN") && !text.contains("inf"), "{text}");
+}
+
+/// The client figures (`clients_<quantity>.png` and `.svg`) are written, also when every
+/// quantity has no samples.
+#[cfg(feature = "plots")]
+#[test]
+fn client_figures_are_written_even_without_samples() {
+    let dir = TempDir::new("clients-plots");
+    let no_data: Vec<Dgram> = (0..50).map(|k| (T0 + k * 1_000_000, a(), b(), request(k as u32, 1))).collect();
+    for (name, dgrams) in [("full", scenario()), ("empty", no_data)] {
+        let p = dir.file(&format!("{name}.pcap"), &pcap_of(&dgrams));
+        let out = dir.0.join(name);
+        let done = soplab_analyze::cli::analyze_into(&[p], &out, opts(ClientOptions::default()), true).unwrap();
+        assert_eq!(done.report.clients.samples.on_percent.is_empty(), name == "empty");
+        for q in [
+            "inter_activity",
+            "inter_arrival_s",
+            "sessions_per_client",
+            "on_percent",
+            "off_percent",
+            "partners",
+            "partnership_fraction",
+        ] {
+            let png = std::fs::read(out.join(format!("clients_{q}.png"))).unwrap();
+            assert_eq!(&png[..4], b"\x89PNG", "{name} {q}");
+            let svg = std::fs::read_to_string(out.join(format!("clients_{q}.svg"))).unwrap();
+            assert!(svg.contains("<svg") && svg.contains("CDF"), "{name} {q}");
+            assert_eq!(svg.contains("no samples"), name == "empty", "{name} {q}");
+        }
+        let svg = std::fs::read_to_string(out.join("clients_on_percent.svg")).unwrap();
+        if name == "full" {
+            assert!(svg.contains("least squares") && svg.contains("Borges et al., event (preset unknown"), "legend");
+        }
+    }
+}

@@ -191,3 +191,21 @@ fn fitted_curves_evaluate() {
     sorted.sort_by(f64::total_cmp);
     assert!((ks_statistic(&sorted, |x| mle.cdf(x)) - mle.ks).abs() < 1e-15);
 }
+
+/// A nearly constant sample (ON times of clients that stay all along: 99.5% to 99.95% of the
+/// transmission) has a Gamma shape in the hundreds of thousands, where the Gamma is a Normal
+/// in all but name and each of its CDFs is slow: the Gamma is skipped, the rest is fitted.
+#[test]
+fn nearly_constant_samples_skip_the_gamma() {
+    let xs: Vec<f64> = (0..51).map(|i| 99.5 + 0.45 * f64::from(i) / 50.0).collect();
+    let fits = fit_continuous(&xs);
+    assert_finite(&fits);
+    let gamma = fits.all.iter().find(|f| f.family == Family::Gamma).unwrap();
+    assert!(gamma.mle.is_none() && gamma.lse.is_none(), "{gamma:?}");
+    assert_eq!(gamma.skipped, Some(soplab_analyze::fit::NEARLY_CONSTANT));
+    let fitted: Vec<Family> = fits.all.iter().filter(|f| f.mle.is_some()).map(|f| f.family).collect();
+    assert!(fitted.contains(&Family::Normal) && fitted.contains(&Family::LogNormal), "{fitted:?}");
+    // Shapes up to the limit are fitted as before.
+    let moderate = fit_continuous(&sample(rand_distr::Gamma::new(200.0, 0.5).unwrap(), 11, 2000));
+    assert_recovers(&moderate, Params::Gamma { alpha: 200.0, beta: 0.5 }, &[0.1, 0.1]);
+}

@@ -26,7 +26,7 @@ pub const MARKER_VERSION: u32 = 1;
 /// The files at the top of a run directory.
 pub const RUN_FILES: [&str; 5] = ["scenario.toml", "run.json", "summary.json", "workload.csv", "validation.json"];
 /// The CSV tables of an analysis (`<name>.csv`).
-const ANALYSIS_TABLES: [&str; 21] = [
+const ANALYSIS_TABLES: [&str; 22] = [
     "classification",
     "activation_gaps",
     "neighbor_snapshot_outdegree",
@@ -48,9 +48,10 @@ const ANALYSIS_TABLES: [&str; 21] = [
     "clients_coverage",
     "clients_overlap",
     "clients_paper_comparison",
+    "clients_fits",
 ];
 /// The figures of an analysis (`<name>.png` and `<name>.svg`).
-const ANALYSIS_FIGURES: [&str; 8] = [
+const ANALYSIS_FIGURES: [&str; 15] = [
     "fig2_activation",
     "fig3_neighbor_accumulated",
     "fig4_neighbor_mean_outdegree",
@@ -59,6 +60,13 @@ const ANALYSIS_FIGURES: [&str; 8] = [
     "fig6_video_outdegree",
     "fig7_throughput",
     "source_children",
+    "clients_inter_activity",
+    "clients_inter_arrival_s",
+    "clients_sessions_per_client",
+    "clients_on_percent",
+    "clients_off_percent",
+    "clients_partners",
+    "clients_partnership_fraction",
 ];
 
 /// What the marker says.
