@@ -70,8 +70,9 @@ def make_capture(root: pathlib.Path, exe: pathlib.Path, work: pathlib.Path) -> p
         sys.exit("no --capture given and cannot capture one: run as root with tcpdump installed")
     run = work / "run"
     shutil.rmtree(run, ignore_errors=True)
-    (run / "pcap").mkdir(parents=True)
-    pcap = run / "pcap" / "lo.pcap"
+    work.mkdir(parents=True, exist_ok=True)
+    # Outside the run directory: soplab refuses an --out that holds files it did not write.
+    pcap = work / "lo.pcap"
     td = subprocess.Popen(["tcpdump", "-i", "lo", "-w", str(pcap), "-U", "-n", "udp"],
                           stderr=subprocess.DEVNULL)
     time.sleep(1)
