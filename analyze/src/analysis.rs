@@ -351,6 +351,8 @@ pub fn report(ing: &Ingest, opts: &AnalyzeOptions) -> Result<Report> {
 /// of unknown vantage (a bridge, a file given by name) sees every client's partners.
 pub(crate) fn client_layer(ing: &Ingest, roles: &Roles, opts: &ClientOptions) -> Clients {
     let mut vantage: Vec<u128> = ing.vantage.iter().flatten().map(|a| Endpoint::from_socket_addr(*a).ip).collect();
+    // And those run.json names (a bridge capture alone cannot tell them).
+    vantage.extend(opts.vantage.iter().map(|&ip| Endpoint::from_socket_addr(std::net::SocketAddr::new(ip, 0)).ip));
     vantage.sort_unstable();
     vantage.dedup();
     let full_view =

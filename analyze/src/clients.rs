@@ -40,6 +40,10 @@ pub struct ClientOptions {
     /// The workload preset that drove the run (run.json's `workload_preset`), to pick the
     /// paper's column.
     pub preset: Option<String>,
+    /// Vantage peers known from the run directory (run.json's hosts marked `vantage`): they
+    /// stay all along, like the paper's crawlers, so the session quantities leave them out
+    /// even when only a bridge captured the run.
+    pub vantage: Vec<std::net::IpAddr>,
     /// Vantage sets per k in the coverage table, and groups per size in the overlap table.
     pub coverage_draws: u32,
     pub overlap_draws: u32,
@@ -59,6 +63,12 @@ impl ClientOptions {
         if self.preset.is_none() {
             self.preset = info.and_then(|r| r.workload_preset.clone());
         }
+        if self.vantage.is_empty() {
+            let hosts = info.map(|r| r.hosts.as_slice()).unwrap_or_default();
+            let vantage = hosts.iter().filter(|h| h.vantage && h.role == soplab_rundir::truth::Role::Peer);
+            self.vantage =
+                vantage.filter_map(|h| h.address.parse::<std::net::SocketAddr>().ok()).map(|a| a.ip()).collect();
+        }
     }
 }
 
@@ -70,6 +80,7 @@ impl Default for ClientOptions {
             time_scale_from: "default",
             transmission_length_s: None,
             preset: None,
+            vantage: Vec::new(),
             coverage_draws: 200,
             overlap_draws: 1000,
         }

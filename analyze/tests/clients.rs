@@ -373,3 +373,31 @@ fn client_figures_are_written_even_without_samples() {
         }
     }
 }
+
+/// run.json's hosts marked `vantage` are the crawlers even when only a bridge captured the
+/// run: the session quantities leave them out.
+#[test]
+fn run_json_names_the_vantage_peers_of_a_bridge_capture() {
+    let dir = TempDir::new("clients-vantage");
+    dir.file("run/pcap/bridge.pcap", &pcap_of(&scenario()));
+    dir.file(
+        "run/run.json",
+        br#"{"started_us": 0, "hosts": [
+            {"name": "b", "role": "peer", "address": "198.18.1.2:3908", "vantage": true},
+            {"name": "a", "role": "peer", "address": "198.18.1.1:3908", "vantage": false}]}"#,
+    );
+    let run = dir.0.join("run");
+    let analyse = |name: &str, input: &PathBuf| {
+        let out = dir.0.join(name);
+        soplab_analyze::cli::analyze_into(std::slice::from_ref(input), &out, opts(ClientOptions::default()), false)
+            .unwrap()
+            .report
+            .clients
+    };
+    let c = analyse("out", &run);
+    assert_eq!((c.view, c.vantage.clone()), ("full", vec!["198.18.1.2".to_string()]));
+    // The same capture given as a file: b is one more client with sessions.
+    let plain = analyse("out-file", &run.join("pcap/bridge.pcap"));
+    assert!(plain.vantage.is_empty());
+    assert_eq!(plain.characterized_clients, c.characterized_clients + 1);
+}
