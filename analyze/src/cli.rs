@@ -413,13 +413,26 @@ pub fn validation_lines(v: &validate::Validation) -> Vec<String> {
     let recovered: Vec<String> = c
         .recovery
         .iter()
-        .map(|r| match r.measured {
-            Some(x) => format!("{} {x:.3} (model {:.3})", r.key, r.model),
-            None => format!("{} - (model {:.3})", r.key, r.model),
-        })
+        .map(|r| format!("{} {} (model {:.3})", r.key, r.measured.map_or("-".into(), |x| format!("{x:.3}")), r.model))
         .collect();
     if !recovered.is_empty() {
         lines.push(format!("model ({}): {}", c.preset.as_deref().unwrap_or("?"), recovered.join(", ")));
+    }
+    if let Some(p) = &c.played {
+        let rows: Vec<String> = p
+            .recovery
+            .iter()
+            .map(|r| {
+                format!("{} {} (played {:.3})", r.key, r.measured.map_or("-".into(), |x| format!("{x:.3}")), r.model)
+            })
+            .collect();
+        lines.push(format!(
+            "played schedule: sessions recall {:.4}, precision {:.4} ({} played); {}",
+            p.sessions.recall,
+            p.sessions.precision,
+            p.sessions.truth,
+            rows.join(", ")
+        ));
     }
     lines
 }

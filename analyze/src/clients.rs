@@ -860,7 +860,13 @@ fn overlap_groups(pl: &PartnerLists, g: usize, draws: u32) -> (OverlapStat, Over
             });
         }
     } else {
-        let cum: Vec<u64> = weights.iter().scan(0u64, |acc, &w| Some(*acc + w)).collect();
+        let cum: Vec<u64> = weights
+            .iter()
+            .scan(0u64, |acc, &w| {
+                *acc = acc.saturating_add(w);
+                Some(*acc)
+            })
+            .collect();
         let mut rng = coverage::Rng(0x0fe7_1a95 ^ g as u64);
         // The first `draws` groups are the random sample; the partner groups among all the
         // groups drawn are a uniform sample of the partner groups (rejection, at most 50 tries
@@ -869,7 +875,9 @@ fn overlap_groups(pl: &PartnerLists, g: usize, draws: u32) -> (OverlapStat, Over
             if t >= u64::from(draws) && partners.len() >= draws as usize {
                 break;
             }
-            let s = cum.partition_point(|&c| c <= rng.next_u64() % total);
+            // One draw: the predicate must not draw at every comparison.
+            let r = rng.next_u64() % total;
+            let s = cum.partition_point(|&c| c <= r);
             let group: Vec<usize> = rng.subset(active[s].len(), g).into_iter().map(|i| active[s][i]).collect();
             let (x, partner) = look(s, &group);
             if t < u64::from(draws) {
@@ -919,6 +927,22 @@ mod tests {
         assert!((120.0..=180.0).contains(&k), "knee at {k} s");
         assert_eq!(knee(&[10.0, 10.0, 20.0]), None, "two distinct values have no knee");
         assert_eq!(knee(&[]), None);
+    }
+
+    /// More groups than draws: groups are sampled, each snapshot by its weight. The weights'
+    /// running sum did not accumulate, and the snapshot was drawn inside the search's
+    /// predicate (a new number at every comparison): the draw landed past the last snapshot,
+    /// an index panic `soplab validate` hit on a churned run.
+    #[test]
+    fn sampled_overlap_groups_stay_within_the_snapshots() {
+        let vantage: Vec<u32> = (0..4).collect();
+        let lists: Vec<(u64, Vec<Vec<u32>>)> =
+            (0..300).map(|k| (k, (0..4).map(|v| vec![10 + v, 20 + (k % 7) as u32]).collect())).collect();
+        let pl = PartnerLists { vantage, lists };
+        for g in 2..=4 {
+            let (random, _) = overlap_groups(&pl, g, 50);
+            assert_eq!(random.groups, 50, "g {g}: {random:?}");
+        }
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub enum Error {
     /// A run directory without ground truth was given to `validate`.
     #[error("no ground truth in {}: validate needs RUN_DIR/truth/*.jsonl as written by `soplab swarm`", path.display())]
     NoTruth { path: PathBuf },
+    /// A run's workload.csv could not be read (its message says which line and why).
+    #[error(transparent)]
+    Schedule(#[from] soplab_rundir::schedule::ScheduleError),
     /// An option has a value the analyzer cannot use.
     #[error("{0}")]
     Option(String),

@@ -115,6 +115,48 @@ pub fn truth_spans(truth: &crate::truth::Truth) -> Vec<Span> {
         .collect()
 }
 
+/// The client layer's session quantities of `spans` (merged already), as
+/// [`crate::clients`] computes them from captures: inter-arrival times of all starts in model
+/// seconds (× `time_scale`), sessions per client, ON and OFF in percent of `transmission_s`.
+pub fn quantities(spans: &[Span], time_scale: f64, transmission_s: f64) -> crate::clients::Samples {
+    let mut s = crate::clients::Samples::default();
+    let pct = |us: i64| us as f64 / 1e6 / transmission_s * 100.0;
+    let mut starts: Vec<i64> = spans.iter().map(|x| x.start_us).collect();
+    starts.sort_unstable();
+    s.inter_arrival_s = starts.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e6 * time_scale).collect();
+    for client in spans.chunk_by(|a, b| a.client == b.client) {
+        s.sessions_per_client.push(client.len() as f64);
+        for (i, x) in client.iter().enumerate() {
+            s.on_percent.push(pct(x.end_us - x.start_us));
+            if let Some(next) = client.get(i + 1) {
+                s.off_percent.push(pct(next.start_us - x.end_us));
+            }
+        }
+    }
+    s
+}
+
+/// The sessions of a played schedule on the run's clock: client `c` of `schedule` is the
+/// `c`-th churned peer (`peers`, in run.json's order), its times count from `epoch_us`, and
+/// sessions are cut at `end_us` (the run stopped every peer then; later ones never played).
+pub fn played_spans(
+    schedule: &soplab_rundir::schedule::Schedule,
+    peers: &[IpAddr],
+    epoch_us: i64,
+    end_us: i64,
+) -> Vec<Span> {
+    let at = |s: f64| epoch_us.saturating_add((s * 1e6).round() as i64);
+    schedule
+        .sessions
+        .iter()
+        .filter_map(|x| {
+            let client = *peers.get(x.client as usize)?;
+            let (start, end) = (at(x.start), at(x.end).min(end_us));
+            (start < end).then_some(Span { client, start_us: start, end_us: end })
+        })
+        .collect()
+}
+
 /// How the sessions found match the true ones.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionMatch {

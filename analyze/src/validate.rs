@@ -671,6 +671,7 @@ pub fn validate(dir: &Path, opts: &ValidateOptions) -> Result<Validation> {
     let mut client_opts = opts.analyze.clients.clone();
     client_opts.apply_run(&run);
     let clients = crate::analysis::client_layer(&ing, &roles, &client_opts);
+    let played = played_schedule(&run, &truth)?;
     Ok(Validation {
         tool: format!("soplab-analyze {}", env!("CARGO_PKG_VERSION")),
         run_dir: dir.to_path_buf(),
@@ -684,10 +685,28 @@ pub fn validate(dir: &Path, opts: &ValidateOptions) -> Result<Validation> {
         degrees,
         peers: peers_seen(trace, &truth, &truth_peers),
         coverage,
-        clients: crate::validate_clients::validate_clients(&clients, &truth),
+        clients: crate::validate_clients::validate_clients(&clients, &truth, played.as_deref()),
         inputs: ing.files.clone(),
         merge: ing.merge.clone(),
     })
+}
+
+/// The schedule a churned run's peers played (workload.csv, as run.json names it), on the
+/// run's clock; `None` for a run without churn.
+fn played_schedule(run: &RunDir, truth: &Truth) -> Result<Option<Vec<crate::sessions::Span>>> {
+    let Some(info) = &run.run else { return Ok(None) };
+    let Some(file) = &info.workload else { return Ok(None) };
+    let path = run.root.join(file);
+    let schedule = soplab_rundir::schedule::Schedule::read_csv(&path)?;
+    let peers: Vec<std::net::IpAddr> = info
+        .hosts
+        .iter()
+        .filter(|h| h.churned)
+        .filter_map(|h| h.address.parse::<SocketAddr>().ok())
+        .map(|a| a.ip())
+        .collect();
+    let end_us = if info.ended_us > 0 { info.ended_us as i64 } else { truth.last_us };
+    Ok(Some(crate::sessions::played_spans(&schedule, &peers, info.epoch_us as i64, end_us)))
 }
 
 /// The run's captures read with the tracker and the source named.

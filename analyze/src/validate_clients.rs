@@ -37,13 +37,17 @@ pub struct ClientValidation {
     pub logged: sessions::Logged,
     /// The model's parameters against what the captures give; empty without a preset.
     pub recovery: Vec<Recovery>,
+    /// The played schedule against the captures, for a churned run (workload.csv).
+    pub played: Option<PlayedCheck>,
 }
 
-/// One parameter of the model and its value recovered from the captures.
+/// One parameter of the model (or of the played schedule) and its value recovered from the
+/// captures.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recovery {
     pub key: &'static str,
     pub description: &'static str,
+    /// What the model (or the played schedule) says.
     pub model: f64,
     /// `None` when the captures give no sample for it.
     pub measured: Option<f64>,
@@ -103,8 +107,9 @@ impl ClientModel {
     }
 }
 
-/// The client layer of `clients` against the truth's sessions and the model of `preset`.
-pub fn validate_clients(clients: &Clients, truth: &Truth) -> ClientValidation {
+/// The client layer of `clients` against the truth's sessions, the model of `preset`, and,
+/// for a churned run, the schedule the peers played (`played`).
+pub fn validate_clients(clients: &Clients, truth: &Truth, played: Option<&[sessions::Span]>) -> ClientValidation {
     let gap_us = (clients.session_gap_capture_s * 1e6).round() as i64;
     let vantage: HashSet<IpAddr> = clients.vantage.iter().filter_map(|v| v.parse().ok()).collect();
     let logged: Vec<sessions::Span> =
@@ -112,6 +117,8 @@ pub fn validate_clients(clients: &Clients, truth: &Truth) -> ClientValidation {
     let data_spans: Vec<sessions::Span> =
         sessions::truth_data_spans(truth, gap_us).into_iter().filter(|s| !vantage.contains(&s.client)).collect();
     let found = &clients.samples.sessions;
+    let measured = Estimates::of_samples(&clients.samples);
+    let model = clients.preset.as_deref().and_then(ClientModel::of);
     ClientValidation {
         session_gap_s: clients.session_gap_s,
         session_gap_capture_s: clients.session_gap_capture_s,
@@ -119,59 +126,100 @@ pub fn validate_clients(clients: &Clients, truth: &Truth) -> ClientValidation {
         preset: clients.preset.clone(),
         sessions: sessions::match_sessions(found, &data_spans, gap_us),
         logged: sessions::logged(&logged, &sessions::data_times(truth)),
-        recovery: clients
-            .preset
-            .as_deref()
-            .and_then(ClientModel::of)
-            .map(|m| recovery(clients, &m))
-            .unwrap_or_default(),
+        recovery: model.map(|m| compare(&Estimates::of_model(&m), &measured)).unwrap_or_default(),
+        played: played.map(|spans| {
+            let merged = sessions::merge_close(spans, gap_us);
+            let s = sessions::quantities(&merged, clients.time_scale, clients.transmission_length_s);
+            PlayedCheck {
+                sessions: sessions::match_sessions(found, &merged, gap_us),
+                recovery: compare(&Estimates::of_samples(&s), &measured),
+            }
+        }),
     }
 }
 
-/// The model's inter-arrival LogNormal (by maximum likelihood), P_off, and mean ON and OFF,
-/// against the captures'.
-fn recovery(c: &Clients, model: &ClientModel) -> Vec<Recovery> {
-    let s = &c.samples;
-    // Starts in the same slot give inter-arrival times of 0, which no LogNormal has: the fit
-    // takes the positive ones (a finer `--resolution` leaves fewer zeros).
-    let lognormal = fit::fit(s.inter_arrival_s.iter().copied().filter(|&x| x > 0.0), &[Family::LogNormal]);
-    let (m, sigma) = match lognormal.mle.as_ref().map(|f| f.params) {
-        Some(Params::LogNormal { m, sigma }) => (Some(m), Some(sigma)),
-        _ => (None, None),
-    };
-    let mean = |xs: &[f64]| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
-    // Sessions per client are Geometric from 1: P_off = 1 − 1 / mean.
-    let p_off = mean(&s.sessions_per_client).map(|k| 1.0 - 1.0 / k);
-    let row = |key, description, model: f64, measured: Option<f64>| Recovery {
-        key,
-        description,
-        model,
-        measured,
-        difference: measured.map(|x| x - model),
-        relative: measured.filter(|_| model != 0.0).map(|x| (x - model) / model),
-    };
-    vec![
-        row(
+/// The schedule the peers played (workload.csv), processed as the captures are: a client's
+/// sessions closer than the session gap merged.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayedCheck {
+    /// Found sessions against the played ones (start and end within the session gap).
+    pub sessions: SessionMatch,
+    /// The played schedule's estimates (`model` here) against the captures'.
+    pub recovery: Vec<Recovery>,
+}
+
+/// What the model comparisons are made of: the inter-arrival LogNormal (by maximum
+/// likelihood over the positive times: starts in one slot give 0, which no LogNormal has),
+/// P_off = 1 - 1 / (mean sessions per client), and the mean ON and OFF.
+#[derive(Debug, Clone, Copy, Default)]
+struct Estimates {
+    m: Option<f64>,
+    sigma: Option<f64>,
+    p_off: Option<f64>,
+    on_mean: Option<f64>,
+    off_mean: Option<f64>,
+}
+
+impl Estimates {
+    fn of_samples(s: &crate::clients::Samples) -> Estimates {
+        let lognormal = fit::fit(s.inter_arrival_s.iter().copied().filter(|&x| x > 0.0), &[Family::LogNormal]);
+        let (m, sigma) = match lognormal.mle.as_ref().map(|f| f.params) {
+            Some(Params::LogNormal { m, sigma }) => (Some(m), Some(sigma)),
+            _ => (None, None),
+        };
+        let mean = |xs: &[f64]| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
+        Estimates {
+            m,
+            sigma,
+            p_off: mean(&s.sessions_per_client).map(|k| 1.0 - 1.0 / k),
+            on_mean: mean(&s.on_percent),
+            off_mean: mean(&s.off_percent),
+        }
+    }
+
+    fn of_model(m: &ClientModel) -> Estimates {
+        Estimates {
+            m: Some(m.inter_arrival.0),
+            sigma: Some(m.inter_arrival.1),
+            p_off: Some(m.p_off),
+            on_mean: Some(m.on_mean_percent()),
+            off_mean: Some(m.off_mean_percent()),
+        }
+    }
+}
+
+/// One row per estimate that `expected` has.
+fn compare(expected: &Estimates, measured: &Estimates) -> Vec<Recovery> {
+    let rows = [
+        (
             "inter_arrival_m",
             "LogNormal m of the positive session inter-arrival times (MLE), ln s",
-            model.inter_arrival.0,
-            m,
+            expected.m,
+            measured.m,
         ),
-        row(
+        (
             "inter_arrival_sigma",
             "LogNormal sigma of the positive session inter-arrival times (MLE)",
-            model.inter_arrival.1,
-            sigma,
+            expected.sigma,
+            measured.sigma,
         ),
-        row("p_off", "P_off = 1 - 1 / mean sessions per client", model.p_off, p_off),
-        row(
-            "on_mean_percent",
-            "mean ON time, % of the transmission (capped at 100%)",
-            model.on_mean_percent(),
-            mean(&s.on_percent),
-        ),
-        row("off_mean_percent", "mean OFF time, % of the transmission", model.off_mean_percent(), mean(&s.off_percent)),
-    ]
+        ("p_off", "P_off = 1 - 1 / mean sessions per client", expected.p_off, measured.p_off),
+        ("on_mean_percent", "mean ON time, % of the transmission", expected.on_mean, measured.on_mean),
+        ("off_mean_percent", "mean OFF time, % of the transmission", expected.off_mean, measured.off_mean),
+    ];
+    rows.into_iter()
+        .filter_map(|(key, description, model, measured)| {
+            let model = model?;
+            Some(Recovery {
+                key,
+                description,
+                model,
+                measured,
+                difference: measured.map(|x| x - model),
+                relative: measured.filter(|_| model != 0.0).map(|x| (x - model) / model),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -216,4 +216,9 @@ fn a_churned_runs_sessions_are_found_in_its_capture() {
     assert!(l.without_data * 2 < l.sessions && l.join_delay_s.samples + l.without_data == l.sessions, "{l:?}");
     assert!(l.join_delay_s.p50 < 0.5, "{l:?}");
     assert_eq!(c.recovery.len(), 5, "the event model's parameters: {:?}", c.recovery);
+    // The played schedule (workload.csv) against the captures: every session found was
+    // played (a found session no peer played would be a bug of either side).
+    let played = c.played.as_ref().expect("a churned run has a played schedule");
+    assert_eq!(played.recovery.len(), 5);
+    assert!(played.sessions.truth >= s.found && played.sessions.precision >= 0.95, "{:?}", played.sessions);
 }
