@@ -80,6 +80,21 @@ pub struct Ingest {
     pub seconds: f64,
 }
 
+impl Ingest {
+    /// A trace built some other way (tests, benchmarks, a simulator's datagrams): no files, one
+    /// view of the whole network.
+    pub fn from_trace(trace: Trace) -> Ingest {
+        Ingest {
+            trace,
+            files: Vec::new(),
+            merge: MergeStats::default(),
+            vantage_match: Vec::new(),
+            vantage: Vec::new(),
+            seconds: 0.0,
+        }
+    }
+}
+
 /// Reads `paths` into a [`Trace`]. `vantage[i]` is the address a capture was taken at, if it
 /// was taken at one host (to check that it only holds that host's traffic).
 pub fn ingest(paths: &[PathBuf], opts: &AnalyzeOptions, vantage: &[Option<SocketAddr>]) -> Result<Ingest> {

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use soplab_analyze::analysis::{self, AnalyzeOptions, Ingest, Report};
-use soplab_analyze::capture::{Datagram, Endpoint, HEAD, MergeStats};
+use soplab_analyze::capture::{Datagram, Endpoint, HEAD};
 use soplab_analyze::paper::{PaperValue, Row};
 use soplab_analyze::trace::{Trace, TraceOptions};
 
@@ -33,14 +33,7 @@ fn analysed_in_memory(swarm: &Swarm, opts: &AnalyzeOptions) -> Report {
         ..TraceOptions::default()
     });
     swarm.for_each_datagram(|ts, s, d, p| trace.add(&datagram(ts, s, d, p)));
-    let ing = Ingest {
-        trace,
-        files: Vec::new(),
-        merge: MergeStats::default(),
-        vantage_match: Vec::new(),
-        vantage: Vec::new(),
-        seconds: 0.0,
-    };
+    let ing = Ingest::from_trace(trace);
     analysis::report(&ing, opts).unwrap()
 }
 
@@ -227,14 +220,7 @@ fn gaps_beyond_the_histogram_are_reported_as_such() {
     for k in 0..10 {
         trace.add(&datagram(t0 + i64::from(k) * 40_000_000, peer(1), peer(2), &request(k, k + 1)));
     }
-    let ing = Ingest {
-        trace,
-        files: Vec::new(),
-        merge: MergeStats::default(),
-        vantage_match: Vec::new(),
-        vantage: Vec::new(),
-        seconds: 0.0,
-    };
+    let ing = Ingest::from_trace(trace);
     let r = analysis::report(&ing, &quiet()).unwrap();
     let row = row(&r, "request_gap_p95_s");
     assert_eq!(row.measured, None);
