@@ -77,6 +77,11 @@ fi
 read -r -a extra <<<"${FUZZ_ARGS:-}"
 read -r -a build_args <<<"${FUZZ_BUILD_ARGS:-}"
 
+# The commit the targets are built from (taken now: the tree may move on during a long run).
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
+if [[ -n $(git status --porcelain -- .. 2>/dev/null) ]]; then
+    commit="$commit+changes"
+fi
 logs=target/run-all
 mkdir -p "$logs"
 echo "building ${targets[*]} (sanitizer $sanitizer)"
@@ -131,10 +136,6 @@ for t in "${targets[@]}"; do
     rows+=("$t|$seconds|${execs:-?}|${rate:-?}|$per_cpu|${cov:-?}|${corp:-?}|$crashes")
 done
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
-if [[ -n $(git status --porcelain -- .. 2>/dev/null) ]]; then
-    commit="$commit+changes"
-fi
 echo
 echo "summary: $(date -u +%Y-%m-%d), commit $commit, $(rustc "${toolchain[@]}" --version), sanitizer $sanitizer," \
     "lax: ${SOPLAB_FUZZ_LAX:-none}"
