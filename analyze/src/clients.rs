@@ -227,7 +227,12 @@ pub struct Samples {
     pub inter_arrival_s: Vec<f64>,
     pub on_percent: Vec<f64>,
     pub off_percent: Vec<f64>,
+    /// Partners per snapshot: at most [`FIT_SAMPLES`] order statistics evenly spaced in rank
+    /// of `partners_counts` (a snapshot per value would make the samples follow the sessions'
+    /// length, not the capture's size).
     pub partners: Vec<f64>,
+    /// `partners_counts[k]`: snapshots of ON time with k partners, zeros included.
+    pub partners_counts: Vec<u64>,
     pub partnership_fraction: Vec<f64>,
     pub sessions_per_client: Vec<f64>,
     /// Inter-activity gaps of 5 s and more (model seconds).
@@ -508,7 +513,7 @@ impl Frame<'_> {
             }
         });
         if self.partners_counted(c) {
-            self.partners(c, &list, &mut out.samples.partners);
+            self.partners(c, &list, &mut out.samples.partners_counts);
         }
         if !characterized || list.is_empty() {
             return;
@@ -539,8 +544,11 @@ impl Frame<'_> {
         out.per_client.push(list.len() as u64);
     }
 
-    /// Partners per snapshot of each session of `c` (zeros included).
-    fn partners(&self, c: usize, list: &[Session], out: &mut Vec<f64>) {
+    /// Partners per snapshot of each session of `c` (zeros included), added to `counts`
+    /// (`counts[k]`: snapshots with k partners). Only the snapshots with a partner are visited;
+    /// the silent ones of a session are counted, not walked, so the cost follows the activity,
+    /// not the timestamps.
+    fn partners(&self, c: usize, list: &[Session], counts: &mut Vec<u64>) {
         let g = &self.grid;
         let snap = |slot: u64| slot.saturating_sub(g.first) / g.tau;
         let (Some(first), Some(last)) = (list.first(), list.last()) else { return };
@@ -548,7 +556,8 @@ impl Frame<'_> {
         if g.count == 0 || k1 < k0 {
             return;
         }
-        let mut counts = vec![0u32; (k1 - k0 + 1) as usize];
+        // Every (snapshot, partner) with data, then the partners per snapshot, in order.
+        let mut all: Vec<u64> = Vec::new();
         let mut ks: Vec<u64> = Vec::new();
         for pairs in &self.model.links[c].pairs {
             ks.clear();
@@ -557,13 +566,24 @@ impl Frame<'_> {
             }
             ks.sort_unstable();
             ks.dedup();
-            for &k in &ks {
-                counts[k as usize] += 1;
-            }
+            all.extend(ks.iter().map(|&k| k + k0));
         }
+        all.sort_unstable();
+        let busy: Vec<(u64, u64)> = all.chunk_by(|a, b| a == b).map(|run| (run[0], run.len() as u64)).collect();
         for s in list {
             let (a, b) = (snap(s.first).max(k0), snap(s.last).min(k1));
-            out.extend((a..=b).map(|k| f64::from(counts[(k - k0) as usize])));
+            if b < a {
+                continue;
+            }
+            let (lo, hi) = (busy.partition_point(|x| x.0 < a), busy.partition_point(|x| x.0 <= b));
+            for &(_, n) in &busy[lo..hi] {
+                Distribution::push_count(counts, n as usize);
+            }
+            let silent = (b - a + 1) - (hi - lo) as u64;
+            if silent > 0 {
+                Distribution::push_count(counts, 0);
+                counts[0] += silent - 1;
+            }
         }
     }
 
@@ -592,6 +612,7 @@ pub fn clients(trace: &Trace, roles: &Roles, vantage: &[u128], full_view: bool, 
     got.starts.sort_unstable();
     got.samples.inter_arrival_s = got.starts.windows(2).map(|w| (w[1] - w[0]) as f64 * frame.model_slot_s).collect();
     got.samples.sessions_per_client = got.per_client.iter().map(|&n| n as f64).collect();
+    got.samples.partners = crate::stats::spaced_order_statistics(&got.samples.partners_counts, FIT_SAMPLES);
     let (coverage, overlap) = vantage_tables(&frame, opts);
     let mut c = report(&frame, roles, opts, got);
     c.coverage = coverage;
@@ -682,7 +703,7 @@ fn report(f: &Frame, roles: &Roles, opts: &ClientOptions, got: Collected) -> Cli
         },
         on_percent: Summary::of(&s.on_percent),
         off_percent: Summary::of(&s.off_percent),
-        partners: Summary::of(&s.partners),
+        partners: Summary::of_counts(&s.partners_counts),
         partners_snapshot_s: f.grid.tau as f64 * f.slot_s,
         partnership_fraction: Summary::of(&s.partnership_fraction),
         coverage: ClientCoverage::default(),

@@ -61,6 +61,79 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// Of integer samples given as `counts[k]` = how many equal k: exactly what
+    /// [`Summary::of`] gives on the samples themselves, in memory that follows the largest
+    /// value, not the number of samples.
+    pub fn of_counts(counts: &[u64]) -> Summary {
+        let n: u64 = counts.iter().sum();
+        if n == 0 {
+            return Summary::default();
+        }
+        let mean = counts.iter().enumerate().map(|(k, &c)| k as f64 * c as f64).sum::<f64>() / n as f64;
+        let var = counts.iter().enumerate().map(|(k, &c)| c as f64 * (k as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        let at = |rank: u64| value_at_rank(counts, rank);
+        let q = |p: f64| {
+            let h = p.clamp(0.0, 1.0) * (n - 1) as f64;
+            let lo = h.floor() as u64;
+            at(lo) + (h - h.floor()) * (at((lo + 1).min(n - 1)) - at(lo))
+        };
+        Summary {
+            samples: n,
+            mean,
+            sd: var.sqrt(),
+            min: at(0),
+            max: at(n - 1),
+            p5: q(0.05),
+            p10: q(0.10),
+            p25: q(0.25),
+            p50: q(0.50),
+            p75: q(0.75),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+        }
+    }
+}
+
+/// The value of rank `rank` (from 0) among integer samples given as counts.
+fn value_at_rank(counts: &[u64], rank: u64) -> f64 {
+    let mut seen = 0u64;
+    for (k, &c) in counts.iter().enumerate() {
+        seen += c;
+        if rank < seen {
+            return k as f64;
+        }
+    }
+    counts.len().saturating_sub(1) as f64
+}
+
+/// At most `max` order statistics, evenly spaced in rank (the smallest and largest included),
+/// of integer samples given as counts: what `fit::thin` keeps of the samples themselves (a
+/// `max` under 2 counts as 2).
+pub fn spaced_order_statistics(counts: &[u64], max: usize) -> Vec<f64> {
+    let n: u64 = counts.iter().sum();
+    if n == 0 {
+        return Vec::new();
+    }
+    let m = n.min(max.max(2) as u64) as usize;
+    let ranks: Vec<u64> = if n as usize <= m {
+        (0..n).collect()
+    } else {
+        (0..m).map(|j| (j as f64 * (n - 1) as f64 / (m - 1) as f64).round() as u64).collect()
+    };
+    // One walk: the ranks ascend.
+    let (mut out, mut k, mut below) = (Vec::with_capacity(m), 0usize, 0u64);
+    for r in ranks {
+        while k < counts.len() && below + counts[k] <= r {
+            below += counts[k];
+            k += 1;
+        }
+        out.push(k.min(counts.len().saturating_sub(1)) as f64);
+    }
+    out
+}
+
 /// The q-quantile of sorted samples, linear between order statistics; 0 without samples.
 pub fn quantile_sorted(v: &[f64], q: f64) -> f64 {
     if v.is_empty() {
@@ -260,6 +333,25 @@ pub fn spearman(xs: &[f64], ys: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts give what the samples themselves give: the summary, and the spaced order
+    /// statistics `fit::thin` keeps.
+    #[test]
+    fn counts_summarise_as_their_samples_do() {
+        for counts in [vec![5u64, 0, 3, 1, 0, 7], vec![0, 0, 1], vec![100_000, 1, 2, 50_000], vec![]] {
+            let samples: Vec<f64> =
+                counts.iter().enumerate().flat_map(|(k, &c)| std::iter::repeat_n(k as f64, c as usize)).collect();
+            let (a, b) = (Summary::of_counts(&counts), Summary::of(&samples));
+            for (x, y) in [(a.mean, b.mean), (a.sd, b.sd), (a.p5, b.p5), (a.p50, b.p50), (a.p99, b.p99), (a.max, b.max)]
+            {
+                assert!((x - y).abs() < 1e-9, "{counts:?}: {a:?} against {b:?}");
+            }
+            assert_eq!(a.samples, b.samples);
+            for max in [2, 7, 1000] {
+                assert_eq!(spaced_order_statistics(&counts, max), crate::fit::thin(&samples, max), "{counts:?}, {max}");
+            }
+        }
+    }
 
     #[test]
     fn summary_percentiles() {

@@ -98,6 +98,36 @@ fn a_span_of_146000_years_costs_three_keepalives() {
     assert!(json <= 256 * 1024, "report.json: {json} bytes");
 }
 
+/// Video between two peers at 1 s and 146,000 years later: two sessions of each client, the
+/// client layer's partners per snapshot must not walk (or allocate) the silence between them.
+/// Found by the `analyze` fuzz target: a vector over every 1 s snapshot from a client's first
+/// session to its last asked for 286 GB.
+#[test]
+fn client_sessions_146000_years_apart_cost_two_sessions() {
+    if !bounded_child("client_sessions_146000_years_apart_cost_two_sessions", 1024, 300) {
+        return;
+    }
+    let dir = TempDir::new("far-clients");
+    let second = (1i64 << 62) - 20_000_000;
+    let packets: Vec<(u32, Rec)> = [1_000_000i64, 1_500_000, second, second + 500_000]
+        .iter()
+        .enumerate()
+        .map(|(i, &ts)| {
+            let (a, b) = if i % 2 == 0 { (1, 2) } else { (2, 1) };
+            (0, Rec::new(ts, frame(101, &ip_udp(peer(a), peer(b), &video(i as u32, 1, 1)[0]))))
+        })
+        .collect();
+    let bytes = pcapng(&[(101, None)], &packets);
+    let p = dir.file("far.pcapng", &bytes);
+    // The source is named (elsewhere): neither peer is taken for it from the traffic.
+    let opts = AnalyzeOptions { source: Some(peer(9)), ..quiet() };
+    let r = cli::analyze_into(&[p], &dir.0.join("out"), opts, true).unwrap().report;
+    let c = &r.clients;
+    assert_eq!((c.clients, c.sessions), (2, 4), "two sessions of each client");
+    // A snapshot with the partner at each session's start (the last one's is not whole).
+    assert!(c.partners.samples <= 4 && c.partners.max == 1.0, "{:?}", c.partners);
+}
+
 /// The capture: the second keep-alive 2^62 us after the first, beyond the timestamps the
 /// analyzer takes (2^62 us after 1970): it and the third are dropped and counted, not wrapped.
 #[test]
