@@ -42,22 +42,7 @@ impl Summary {
         let mut v = xs.to_vec();
         v.sort_by(f64::total_cmp);
         let (mean, sd) = mean_sd(&v);
-        let q = |p: f64| quantile_sorted(&v, p);
-        Summary {
-            samples: v.len() as u64,
-            mean,
-            sd,
-            min: v[0],
-            max: v[v.len() - 1],
-            p5: q(0.05),
-            p10: q(0.10),
-            p25: q(0.25),
-            p50: q(0.50),
-            p75: q(0.75),
-            p90: q(0.90),
-            p95: q(0.95),
-            p99: q(0.99),
-        }
+        Summary::from_quantiles(v.len() as u64, mean, sd, |p| quantile_sorted(&v, p))
     }
 }
 
@@ -78,12 +63,18 @@ impl Summary {
             let lo = h.floor() as u64;
             at(lo) + (h - h.floor()) * (at((lo + 1).min(n - 1)) - at(lo))
         };
+        Summary::from_quantiles(n, mean, var.sqrt(), q)
+    }
+
+    /// The summary of `samples` values with this mean and sd, whose p-quantile is `q(p)` (the
+    /// minimum and maximum are q(0) and q(1)).
+    fn from_quantiles(samples: u64, mean: f64, sd: f64, q: impl Fn(f64) -> f64) -> Summary {
         Summary {
-            samples: n,
+            samples,
             mean,
-            sd: var.sqrt(),
-            min: at(0),
-            max: at(n - 1),
+            sd,
+            min: q(0.0),
+            max: q(1.0),
             p5: q(0.05),
             p10: q(0.10),
             p25: q(0.25),
