@@ -75,12 +75,15 @@ def make_capture(root: pathlib.Path, exe: pathlib.Path, work: pathlib.Path) -> p
     pcap = work / "lo.pcap"
     td = subprocess.Popen(["tcpdump", "-i", "lo", "-w", str(pcap), "-U", "-n", "udp"],
                           stderr=subprocess.DEVNULL)
-    time.sleep(1)
-    subprocess.run([str(exe), "swarm", "--loopback", "--peers", "20", "--duration", "60s",
-                    "--out", str(run), "--http-port", "0"], cwd=root, check=True,
-                   stdout=subprocess.DEVNULL)
-    td.send_signal(signal.SIGINT)
-    td.wait()
+    try:
+        time.sleep(1)
+        subprocess.run([str(exe), "swarm", "--loopback", "--peers", "20", "--duration", "60s",
+                        "--out", str(run), "--http-port", "0"], cwd=root, check=True,
+                       stdout=subprocess.DEVNULL)
+    finally:
+        # Also when the swarm fails: a tcpdump left running would capture loopback for good.
+        td.send_signal(signal.SIGINT)
+        td.wait()
     return pcap
 
 
