@@ -232,7 +232,7 @@ mod tests {
         let event = ClientModel::of("event").unwrap();
         assert!((event.on_mean_percent() - 20.4).abs() < 0.1, "{}", event.on_mean_percent());
         // Non-event LogNormal: mean e^(m + σ²/2) = 6.60% uncapped; the cap takes the tail
-        // above 100% (closed form: 6.22%).
+        // above 100% (closed form: 6.23%).
         let non_event = ClientModel::of("non-event").unwrap();
         let (m, s) = (0.823f64, 1.459f64);
         let phi = |z: f64| crate::stats::normal_cdf(z, 0.0, 1.0);
