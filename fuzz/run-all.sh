@@ -24,7 +24,7 @@ Environment:
   FUZZ_TOOLCHAIN=NAME  rustup toolchain to build with (default: the active one), e.g. nightly
   FUZZ_ARGS="..."      more libFuzzer options for every target
   FUZZ_BUILD_ARGS="..." more `cargo fuzz build`/`run` options, e.g. --no-trace-compares (no
-                       comparison tracing: 2-3 times the executions per second, coarser
+                       comparison tracing: 1.6 times the executions per second on tracker, coarser
                        guidance; the record runs in fuzz/README.md say which they used)
   SOPLAB_FUZZ_LAX=a,b  invariants of the peer and tracker targets to report once instead of
                        failing on (fuzz/README.md lists them)
