@@ -57,14 +57,16 @@ pub struct Recovery {
     pub relative: Option<f64>,
 }
 
-/// The client model `soplab workload` draws from, by preset (Borges et al.'s Tables 2-4).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The client model `soplab workload` draws from, by preset: Borges et al.'s fits
+/// ([`crate::paper::BORGES_FITS`], Tables 2-4; the ON time's first fit, the one the workload
+/// draws from).
+#[derive(Clone, Copy)]
 pub struct ClientModel {
     /// LogNormal of the session inter-arrival time, seconds.
     pub inter_arrival: (f64, f64),
     pub p_off: f64,
     /// ON time in percent of the transmission, before the cap at 100%.
-    pub on_percent: Params,
+    pub on_percent: &'static crate::paper::BorgesFit,
     /// Rate of the Exponential OFF time, per percent of the transmission.
     pub off_rate_per_percent: f64,
 }
@@ -72,20 +74,19 @@ pub struct ClientModel {
 impl ClientModel {
     /// The model of `preset` (`event` or `non-event`).
     pub fn of(preset: &str) -> Option<ClientModel> {
-        let common = |inter_arrival, on_percent| ClientModel {
-            inter_arrival,
-            p_off: 0.398,
-            on_percent,
-            off_rate_per_percent: 0.054,
-        };
-        match preset {
-            // F(x) = 1 − exp(−2.032 x^0.233) on the fraction x: α (100)^(−β) in percent.
-            "event" => {
-                Some(common((0.108, 0.693), Params::Weibull { alpha: 2.032 * 100f64.powf(-0.233), beta: 0.233 }))
-            }
-            "non-event" => Some(common((-0.166, 1.318), Params::LogNormal { m: 0.823, sigma: 1.459 })),
-            _ => None,
+        if !matches!(preset, "event" | "non-event") {
+            return None;
         }
+        let first = |quantity| crate::paper::borges_fits(quantity, preset).into_iter().next();
+        let Params::LogNormal { m, sigma } = first("inter_arrival_s")?.params else { return None };
+        let Params::Geometric { p_off } = first("sessions_per_client")?.params else { return None };
+        let Params::Exponential { lambda } = first("off_percent")?.params else { return None };
+        Some(ClientModel {
+            inter_arrival: (m, sigma),
+            p_off,
+            on_percent: first("on_percent")?,
+            off_rate_per_percent: lambda,
+        })
     }
 
     /// Mean ON time in percent, the cap at 100% (a session cannot outlast its transmission)
